@@ -1,0 +1,91 @@
+//! Runs a parsed command line: calls the operation, prints JSON or tables, picks the exit code.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::exit_codes::Exit;
+use crate::heal;
+use crate::ops::{self, Host};
+use crate::render;
+use crate::verdict::Verdict;
+
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("results always serialise")
+        );
+    } else {
+        print!("{}", human(value));
+    }
+}
+
+pub fn config_of(cli: &Cli) -> Config {
+    Config::resolve(
+        cli.journal.clone(),
+        cli.lock_timeout.map(Duration::from_secs_f64),
+    )
+}
+
+pub fn run(cli: &Cli) -> Result<Exit> {
+    let config = config_of(cli);
+    match &cli.command {
+        Command::Journal => {
+            let entries = ops::journal_entries(&config)?;
+            print(cli.json, &entries, |e| render::journal(e));
+            Ok(Exit::Ok)
+        }
+        Command::Inspect { target } => {
+            let i = Host::open(config)?.inspect(target)?;
+            print(cli.json, &i, render::inspection);
+            Ok(Exit::of_verdict(i.verdict))
+        }
+        Command::Scan => {
+            let s = Host::open(config)?.scan()?;
+            print(cli.json, &s, render::scan);
+            Ok(if s.counts.ghost > 0 {
+                Exit::GhostFound
+            } else if s.counts.suspicious > 0 {
+                Exit::Suspicious
+            } else {
+                Exit::Ok
+            })
+        }
+        Command::Heal { target, apply } => {
+            let o = heal::heal(&Host::open(config)?, target, *apply)?;
+            print(cli.json, &o, render::heal);
+            Ok(Exit::of_heal(o.action, o.inspection.verdict))
+        }
+        Command::Restore { id } => {
+            let r = heal::restore(&Host::open(config)?, *id)?;
+            print(cli.json, &r, render::restore);
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// The exit code of an error.
+pub fn exit_of(e: &Error) -> Exit {
+    match e {
+        Error::Input(_) => Exit::BadInput,
+        _ => Exit::Error,
+    }
+}
+
+/// An error as JSON: `{"error": {"kind": ..., "message": ...}}`.
+pub fn error_json(e: &Error) -> String {
+    serde_json::json!({"error": {"kind": e.kind(), "message": e.chain()}}).to_string()
+}
+
+/// Verdict names, for documentation and tests.
+pub const VERDICTS: [Verdict; 5] = [
+    Verdict::Absent,
+    Verdict::Healthy,
+    Verdict::Ghost,
+    Verdict::InUse,
+    Verdict::Suspicious,
+];

@@ -1,0 +1,81 @@
+//! Command-line arguments (clap). Targets are parsed into validated types here, at the
+//! boundary, so nothing hostile reaches a syscall.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::ids::Target;
+
+const EXIT_CODES: &str = "Exit codes: 0 nothing to do or done; 1 error; 2 bad input; \
+3 ghost found, not removed; 4 refused, in use; 5 refused, needs a human.";
+
+/// Find device-mapper ghosts of XenServer / XCP-ng VDIs, prove them unused, heal them safely.
+#[derive(Debug, Parser)]
+#[command(name = "dmheal", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Print JSON instead of tables (same content as the Python module returns).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The journal file [env: DMHEAL_JOURNAL] [default: /var/lib/dmheal/journal.jsonl]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+
+    /// Seconds to wait for SM's lock and the journal lock.
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub lock_timeout: Option<f64>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show every layer's view of one volume and the verdict.
+    Inspect {
+        /// /dev/<vg>/<lv>, /dev/mapper/<name>, a DM name, or a VDI uuid
+        #[arg(value_parser = parse_target)]
+        target: Target,
+    },
+    /// Inspect every SR-VG mapping and every SR LV on this host.
+    Scan,
+    /// Remove a proven ghost (dry run unless --apply).
+    Heal {
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        /// Really remove it (journalled first; `dmheal restore` undoes it).
+        #[arg(long)]
+        apply: bool,
+    },
+    /// List the journal.
+    Journal,
+    /// Recreate the mapping a journalled removal removed.
+    Restore {
+        /// The journal entry id of the removal
+        #[arg(value_parser = parse_id)]
+        id: u64,
+    },
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    Target::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_id(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(crate::error::InputError::BadJournalId(s.escape_default().to_string()).to_string()),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+    }
+}

@@ -1,0 +1,264 @@
+//! The kernel's device-mapper view, through the `devicemapper` crate (every ioctl goes through
+//! its `DM::do_ioctl`; we add no unsafe). Behind the `DeviceMapper` trait so the verdict and
+//! the heal can be exercised without a kernel.
+
+use std::fmt;
+use std::path::Path;
+
+use devicemapper::{DevId, DmFlags, DmName as CrateDmName, DmOptions, DmUuid as CrateDmUuid, DM};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::DmName;
+
+pub const CONTROL_PATH: &str = "/dev/mapper/control";
+
+/// A block device number, as `major:minor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DevNum {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl DevNum {
+    pub fn from_rdev(rdev: u64) -> Self {
+        DevNum {
+            major: libc::major(rdev),
+            minor: libc::minor(rdev),
+        }
+    }
+}
+
+impl fmt::Display for DevNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.major, self.minor)
+    }
+}
+
+/// One line of a table, exactly as `dmsetup table` prints it: `start length target params`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableLine {
+    pub start: u64,
+    pub length: u64,
+    pub target: String,
+    pub params: String,
+}
+
+impl fmt::Display for TableLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}",
+            self.start, self.length, self.target, self.params
+        )
+    }
+}
+
+/// Everything DM_DEV_STATUS and DM_TABLE_STATUS tell about one mapping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmDevice {
+    pub name: DmNameString,
+    /// Empty when the mapping has no uuid (the seed ghost).
+    pub uuid: String,
+    pub dev: DevNum,
+    pub open_count: i32,
+    pub event_nr: u32,
+    pub suspended: bool,
+    pub read_only: bool,
+    pub live_table: bool,
+    pub inactive_table: bool,
+    pub deferred_remove: bool,
+    /// The live table (empty when none is loaded).
+    pub table: Vec<TableLine>,
+}
+
+/// DM names as stored in facts and the journal (already validated when they came in).
+pub type DmNameString = String;
+
+/// A listed mapping: name and device number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub dev: DevNum,
+}
+
+/// The operations dmheal needs from device-mapper, no more.
+pub trait DeviceMapper {
+    fn list(&self) -> Result<Vec<Listed>>;
+    /// `None` when no mapping has that name.
+    fn device(&self, name: &DmName) -> Result<Option<DmDevice>>;
+    /// Plain remove: never forced, never deferred. Retries on EBUSY are bounded.
+    fn remove(&self, name: &DmName) -> Result<()>;
+    /// Create `name` with `uuid`, load `table` and resume it.
+    fn create(&self, name: &DmName, uuid: &str, table: &[TableLine], read_only: bool)
+        -> Result<()>;
+}
+
+/// The real kernel, through /dev/mapper/control.
+pub struct KernelDm {
+    dm: DM,
+}
+
+impl KernelDm {
+    pub fn open() -> Result<Self> {
+        // Check the control node ourselves first: the crate's error would only say "context".
+        if let Err(source) = std::fs::File::open(Path::new(CONTROL_PATH)) {
+            return Err(Error::NoDeviceMapper {
+                path: CONTROL_PATH.into(),
+                source,
+            });
+        }
+        let dm = DM::new().map_err(|source| Error::Dm {
+            operation: "open",
+            name: CONTROL_PATH.into(),
+            source,
+        })?;
+        Ok(KernelDm { dm })
+    }
+}
+
+fn crate_name(name: &DmName) -> &CrateDmName {
+    // Our DmName is a strict subset of what the crate accepts (LVM charset, <= 127 bytes).
+    CrateDmName::new(name.as_str()).expect("validated DM name")
+}
+
+/// True when a devicemapper error is the kernel's ENXIO: no such device.
+fn is_no_such_device(err: &devicemapper::DmError) -> bool {
+    errno_of(err) == Some(nix::errno::Errno::ENXIO)
+}
+
+fn errno_of(err: &devicemapper::DmError) -> Option<nix::errno::Errno> {
+    use devicemapper::{errors::Error as CoreError, DmError};
+    match err {
+        DmError::Core(CoreError::Ioctl(_, _, _, errno)) => Some(**errno),
+        _ => None,
+    }
+}
+
+impl DeviceMapper for KernelDm {
+    fn list(&self) -> Result<Vec<Listed>> {
+        let devices = self.dm.list_devices().map_err(|source| Error::Dm {
+            operation: "list",
+            name: "(all)".into(),
+            source,
+        })?;
+        Ok(devices
+            .into_iter()
+            .map(|(name, dev, _)| Listed {
+                name: name.to_string(),
+                dev: DevNum {
+                    major: dev.major,
+                    minor: dev.minor,
+                },
+            })
+            .collect())
+    }
+
+    fn device(&self, name: &DmName) -> Result<Option<DmDevice>> {
+        let id = DevId::Name(crate_name(name));
+        let status = self
+            .dm
+            .table_status(&id, DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE));
+        let (info, table) = match status {
+            Ok(found) => found,
+            Err(e) if is_no_such_device(&e) => return Ok(None),
+            Err(source) => {
+                return Err(Error::Dm {
+                    operation: "table status",
+                    name: name.to_string(),
+                    source,
+                })
+            }
+        };
+        let flags = info.flags();
+        let dev = info.device();
+        Ok(Some(DmDevice {
+            name: name.to_string(),
+            uuid: info.uuid().map(|u| u.to_string()).unwrap_or_default(),
+            dev: DevNum {
+                major: dev.major,
+                minor: dev.minor,
+            },
+            open_count: info.open_count(),
+            event_nr: info.event_nr(),
+            suspended: flags.contains(DmFlags::DM_SUSPEND),
+            read_only: flags.contains(DmFlags::DM_READONLY),
+            live_table: flags.contains(DmFlags::DM_ACTIVE_PRESENT),
+            inactive_table: flags.contains(DmFlags::DM_INACTIVE_PRESENT),
+            deferred_remove: flags.contains(DmFlags::DM_DEFERRED_REMOVE),
+            table: table
+                .into_iter()
+                .map(|(start, length, target, params)| TableLine {
+                    start,
+                    length,
+                    target,
+                    params,
+                })
+                .collect(),
+        }))
+    }
+
+    fn remove(&self, name: &DmName) -> Result<()> {
+        // DmOptions::default(): no DM_DEFERRED_REMOVE; the crate has no forced remove at all.
+        // The crate retries EBUSY 5 times, 200 ms apart (udev may hold the node briefly),
+        // and returns any other errno at once.
+        self.dm
+            .device_remove(&DevId::Name(crate_name(name)), DmOptions::default())
+            .map(|_| ())
+            .map_err(|source| Error::Dm {
+                operation: "remove",
+                name: name.to_string(),
+                source,
+            })
+    }
+
+    fn create(
+        &self,
+        name: &DmName,
+        uuid: &str,
+        table: &[TableLine],
+        read_only: bool,
+    ) -> Result<()> {
+        let dm_err = |operation: &'static str| {
+            let name = name.to_string();
+            move |source| Error::Dm {
+                operation,
+                name,
+                source,
+            }
+        };
+        let uuid = if uuid.is_empty() {
+            None
+        } else {
+            Some(CrateDmUuid::new(uuid).map_err(dm_err("create"))?)
+        };
+        let flags = if read_only {
+            DmFlags::DM_READONLY
+        } else {
+            DmFlags::empty()
+        };
+        self.dm
+            .device_create(crate_name(name), uuid, DmOptions::default().set_flags(flags))
+            .map_err(dm_err("create"))?;
+        let id = DevId::Name(crate_name(name));
+        let targets: Vec<(u64, u64, String, String)> = table
+            .iter()
+            .map(|l| (l.start, l.length, l.target.clone(), l.params.clone()))
+            .collect();
+        let loaded = self
+            .dm
+            .table_load(&id, &targets, DmOptions::default().set_flags(flags))
+            .and_then(|_| self.dm.device_suspend(&id, DmOptions::default()));
+        if let Err(source) = loaded {
+            // Leave nothing half-made behind: the empty device we just created goes again.
+            let _ = self.dm.device_remove(&id, DmOptions::default());
+            return Err(dm_err("load table")(source));
+        }
+        Ok(())
+    }
+}
+
+/// Whether an error from `remove` was the kernel saying "busy" (after the bounded retries).
+pub fn is_busy(err: &Error) -> bool {
+    matches!(err, Error::Dm { source, .. } if errno_of(source) == Some(nix::errno::Errno::EBUSY))
+}

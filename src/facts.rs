@@ -1,0 +1,168 @@
+//! An immutable picture of what every local layer says about some mappings. Gathered first,
+//! decided on afterwards (`verdict`), acted on last (`heal`): a dry run is "stop after deciding".
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::dm::{DevNum, DeviceMapper, DmDevice};
+use crate::error::Result;
+use crate::ids::{DmName, Uuid, VgName};
+use crate::kernel::{self, Holder, Mount, Opener};
+use crate::lvm::{self, LvmDmName, LvmView, VgReport};
+use crate::sm::refcount::{self, Refcount};
+use crate::tapdisk::{self, Tapdisk, TapdiskView};
+
+/// tapdisk's layer, reduced to what concerns this volume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TapdiskFacts {
+    /// tap-ctl answered; these tapdisks name this volume (paused or not).
+    Listed { naming_this: Vec<Tapdisk> },
+    NotInstalled,
+    Failed { why: String },
+    /// Not asked: no mapping, or not an SR volume.
+    NotChecked,
+}
+
+/// Everything known about one DM name.
+#[derive(Clone, Debug, Serialize)]
+pub struct Facts {
+    pub dm_name: DmName,
+    /// The name split back into VG / LV (None when it is not LVM-shaped).
+    pub lvm_name: Option<LvmDmName>,
+    pub sr: Option<Uuid>,
+    pub vdi: Option<Uuid>,
+    /// The mapping in the kernel; None: no mapping of that name.
+    pub device: Option<DmDevice>,
+    pub holders: Vec<Holder>,
+    pub openers: Vec<Opener>,
+    pub mounts: Vec<Mount>,
+    /// LVM's view; None when not asked (no mapping, or not an SR volume).
+    pub lvm: Option<LvmView>,
+    /// DM uuids LVM would give the other LVs of the same VG.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_lvm_uuids: Vec<String>,
+    pub tapdisk: TapdiskFacts,
+    pub refcount: Refcount,
+}
+
+impl Facts {
+    /// Whether this name is an SR volume that dmheal may consider at all.
+    pub fn is_sr_volume(&self) -> bool {
+        self.sr.is_some() && self.lvm_name.as_ref().is_some_and(|n| n.layer.is_none())
+    }
+}
+
+/// How LVM facts are obtained: by one `lvs` over the VGs concerned, or from a report the
+/// caller already has (a host scan runs `lvs` once for everything).
+pub enum LvmSource<'a> {
+    Query,
+    Report(&'a VgReport),
+}
+
+/// Gather the facts for each name, sharing one tap-ctl run, one `lvs` run and one /proc pass.
+pub fn gather(
+    config: &Config,
+    dm: &dyn DeviceMapper,
+    names: &[DmName],
+    lvm_source: LvmSource<'_>,
+) -> Result<Vec<Facts>> {
+    let mut all: Vec<Facts> = Vec::with_capacity(names.len());
+    for name in names {
+        let lvm_name = lvm::split_dm_name(name);
+        let sr = lvm_name.as_ref().and_then(|n| lvm::sr_of_vg(&n.vg));
+        let vdi = lvm_name.as_ref().and_then(|n| lvm::vdi_of_lv(&n.lv));
+        all.push(Facts {
+            dm_name: name.clone(),
+            device: dm.device(name)?,
+            lvm_name,
+            sr,
+            vdi,
+            holders: Vec::new(),
+            openers: Vec::new(),
+            mounts: Vec::new(),
+            lvm: None,
+            other_lvm_uuids: Vec::new(),
+            tapdisk: TapdiskFacts::NotChecked,
+            refcount: Refcount::NotApplicable,
+        });
+    }
+
+    // Only mappings that exist and belong to an SR need the other layers: the common case in
+    // the activation path (no mapping) costs one ioctl and nothing more.
+    let wanted: Vec<usize> = (0..all.len())
+        .filter(|i| all[*i].device.is_some() && all[*i].is_sr_volume())
+        .collect();
+    let present: BTreeSet<DevNum> = all
+        .iter()
+        .filter_map(|f| f.device.as_ref().map(|d| d.dev))
+        .collect();
+
+    // Kernel: holders per device; openers and mounts in one /proc pass.
+    let usage = kernel::scan(&config.proc_root, &present);
+    for f in all.iter_mut() {
+        if let Some(d) = &f.device {
+            f.holders = kernel::holders_of(&config.sys_root, d.dev);
+            f.openers = usage.openers.get(&d.dev).cloned().unwrap_or_default();
+            f.mounts = usage.mounts.get(&d.dev).cloned().unwrap_or_default();
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+
+    // LVM.
+    let queried;
+    let report = match lvm_source {
+        LvmSource::Report(r) => r,
+        LvmSource::Query => {
+            let vgs: BTreeSet<&VgName> = wanted
+                .iter()
+                .filter_map(|i| all[*i].lvm_name.as_ref().map(|n| &n.vg))
+                .collect();
+            queried = config.lvs.of_vgs(&vgs.into_iter().collect::<Vec<_>>());
+            &queried
+        }
+    };
+    // tapdisk.
+    let taps = tapdisk::list(&config.tap_ctl, config.tool_timeout);
+
+    for i in wanted {
+        let f = &mut all[i];
+        let n = f.lvm_name.clone().expect("SR volumes are LVM-shaped");
+        f.lvm = Some(report.view(&n.vg, &n.lv));
+        f.other_lvm_uuids = report.other_dm_uuids(&n.vg, &n.lv);
+        f.tapdisk = match &taps {
+            TapdiskView::Listed { tapdisks } => TapdiskFacts::Listed {
+                naming_this: tapdisks
+                    .iter()
+                    .filter(|t| names_volume(t, f))
+                    .cloned()
+                    .collect(),
+            },
+            TapdiskView::NotInstalled => TapdiskFacts::NotInstalled,
+            TapdiskView::Failed { why } => TapdiskFacts::Failed { why: why.clone() },
+        };
+        f.refcount = match (&f.sr, &f.vdi) {
+            (Some(sr), Some(vdi)) => refcount::read(&config.refcount_dir, sr, vdi),
+            _ => Refcount::NotApplicable,
+        };
+    }
+    Ok(all)
+}
+
+/// Whether a tapdisk's image path names this volume: by /dev/<vg>/<lv>, by /dev/mapper/<dm>,
+/// or — erring on the side of "in use" — by containing the VDI's uuid at all.
+fn names_volume(t: &Tapdisk, f: &Facts) -> bool {
+    let Some(path) = t.path.as_deref() else {
+        return false;
+    };
+    let by_vdi = f.vdi.as_ref().is_some_and(|v| path.contains(v.as_str()));
+    let by_lv = f
+        .lvm_name
+        .as_ref()
+        .is_some_and(|n| path == format!("/dev/{}/{}", n.vg, n.lv));
+    by_vdi || by_lv || path == format!("/dev/mapper/{}", f.dm_name)
+}

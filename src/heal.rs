@@ -1,0 +1,240 @@
+//! The guarded action. Plan on the facts; with `apply`, take SM's lock and the journal lock,
+//! gather every fact again and decide again, require that the device has not moved (same dev_t,
+//! uuid and event number), journal the removal and flush it, remove without force, and verify
+//! the name is gone. `restore` undoes a journalled removal exactly.
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::dm::DmDevice;
+use crate::error::{Error, Result};
+use crate::ids::{DmName, Target};
+use crate::journal::{Event, Journal};
+use crate::ops::{Host, Inspection};
+use crate::sm::lock::{self, SmLockKind};
+use crate::verdict::Verdict;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Absent or healthy: nothing to heal.
+    NothingToDo,
+    /// Dry run: a ghost that `--apply` would remove.
+    WouldRemove,
+    Removed,
+    /// In use or suspicious (at planning or at the re-check): left untouched.
+    Refused,
+    /// The kernel refused the remove; the mapping is still there.
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HealOutcome {
+    pub action: Action,
+    pub message: String,
+    /// The journal entry of the removal, when one was written.
+    pub journal_id: Option<u64>,
+    /// The SM lock held around the re-check and remove.
+    pub lock: Option<String>,
+    /// The inspection the outcome rests on (the re-check's when there was one).
+    pub inspection: Inspection,
+}
+
+fn outcome(action: Action, message: String, inspection: Inspection) -> HealOutcome {
+    HealOutcome {
+        action,
+        message,
+        journal_id: None,
+        lock: None,
+        inspection,
+    }
+}
+
+/// Why a re-read device is not the one the plan was made on, if it is not.
+fn moved(plan: &DmDevice, now: &DmDevice) -> Option<String> {
+    if plan.dev != now.dev {
+        return Some(format!("its device number changed from {} to {}", plan.dev, now.dev));
+    }
+    if plan.uuid != now.uuid {
+        return Some(format!("its uuid changed from {:?} to {:?}", plan.uuid, now.uuid));
+    }
+    if plan.event_nr != now.event_nr {
+        return Some(format!(
+            "its event number changed from {} to {} (a table was loaded)",
+            plan.event_nr, now.event_nr
+        ));
+    }
+    if plan.table != now.table {
+        return Some("its table changed".into());
+    }
+    None
+}
+
+pub fn heal(host: &Host, target: &Target, apply: bool) -> Result<HealOutcome> {
+    let name = host.resolve(target)?;
+    let plan = host.inspect_name(target.to_string(), &name)?;
+    match plan.verdict {
+        Verdict::Absent | Verdict::Healthy => {
+            let msg = plan.summary.clone();
+            return Ok(outcome(Action::NothingToDo, msg, plan));
+        }
+        Verdict::InUse | Verdict::Suspicious => {
+            let msg = format!("refused: {}", plan.summary);
+            return Ok(outcome(Action::Refused, msg, plan));
+        }
+        Verdict::Ghost => {}
+    }
+    if !apply {
+        let msg = format!("dry run: would remove {name} ({}); run again with --apply", plan.summary);
+        return Ok(outcome(Action::WouldRemove, msg, plan));
+    }
+    remove_guarded(host, target, &name, plan)
+}
+
+fn remove_guarded(host: &Host, target: &Target, name: &DmName, plan: Inspection) -> Result<HealOutcome> {
+    let cfg = &host.config;
+    let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
+    let _sm_lock = lock::acquire(&kind, cfg.lock_timeout)?;
+    let mut journal = Journal::new(&cfg.journal).writer(cfg.lock_timeout)?;
+
+    // Everything again, under the locks, immediately before acting.
+    let now = host.inspect_name(target.to_string(), name)?;
+    let lock_name = Some(kind.describe());
+    if now.verdict != Verdict::Ghost {
+        let mut o = outcome(
+            Action::Refused,
+            format!("refused at the re-check under the lock: {}", now.summary),
+            now,
+        );
+        o.lock = lock_name;
+        return Ok(o);
+    }
+    let (Some(planned), Some(device)) = (&plan.facts.device, now.facts.device.clone()) else {
+        unreachable!("a ghost verdict has a device");
+    };
+    if let Some(why) = moved(planned, &device) {
+        let mut o = outcome(
+            Action::Refused,
+            format!("refused: {name} changed between planning and the re-check: {why}; run again"),
+            now,
+        );
+        o.lock = lock_name;
+        return Ok(o);
+    }
+
+    let inspection_json = serde_json::to_value(&now).unwrap_or(serde_json::Value::Null);
+    let id = journal
+        .append(Event::Removal {
+            dm_name: name.to_string(),
+            uuid: device.uuid.clone(),
+            dev: device.dev,
+            read_only: device.read_only,
+            table: device.table.clone(),
+            inspection: inspection_json,
+        })
+        .map_err(|source| Error::Journal {
+            path: cfg.journal.clone(),
+            source,
+        })?;
+    info!(dm_name = %name, journal_id = id, dev = %device.dev, "removing ghost mapping");
+
+    let removal = host.dm.remove(name);
+    let still_there = host.dm.device(name)?;
+    let (action, result, message) = match (&removal, &still_there) {
+        (Ok(()), None) => (
+            Action::Removed,
+            "removed",
+            format!("removed ghost {name} (journal entry {id}; `dmheal restore {id}` recreates it)"),
+        ),
+        (Ok(()), Some(_)) => (
+            Action::Failed,
+            "failed",
+            format!("the kernel accepted the remove of {name} but the name is still registered"),
+        ),
+        (Err(e), _) => (Action::Failed, "failed", format!("removing {name} failed: {}", e.chain())),
+    };
+    if action == Action::Failed {
+        warn!(dm_name = %name, "{message}");
+    }
+    journal
+        .append(Event::Outcome {
+            of: id,
+            result: result.into(),
+            detail: message.clone(),
+        })
+        .map_err(|source| Error::Journal {
+            path: cfg.journal.clone(),
+            source,
+        })?;
+    Ok(HealOutcome {
+        action,
+        message,
+        journal_id: Some(id),
+        lock: lock_name,
+        inspection: now,
+    })
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoreOutcome {
+    pub restored: u64,
+    pub dm_name: String,
+    pub uuid: String,
+    pub table: Vec<String>,
+    pub journal_id: u64,
+    pub message: String,
+}
+
+/// Recreate the mapping journal entry `id` removed: same name, uuid and table.
+pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
+    let cfg = &host.config;
+    let journal = Journal::new(&cfg.journal);
+    let entries = journal.entries()?;
+    let Some(Event::Removal {
+        dm_name,
+        uuid,
+        table,
+        read_only,
+        ..
+    }) = entries.iter().find(|e| e.id == id).map(|e| e.event.clone())
+    else {
+        return Err(Error::NoSuchEntry(id));
+    };
+    let name = DmName::new(&dm_name)?;
+
+    let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
+    let _sm_lock = lock::acquire(&kind, cfg.lock_timeout)?;
+    let mut writer = journal.writer(cfg.lock_timeout)?;
+    if host.dm.device(&name)?.is_some() {
+        return Err(Error::RestoreRefused {
+            id,
+            why: format!("a mapping named {name} exists now (LVM may have activated the LV); restoring would collide"),
+        });
+    }
+    host.dm.create(&name, &uuid, &table, read_only)?;
+    let made = host.dm.device(&name)?;
+    let exact = made.as_ref().is_some_and(|d| d.table == table && d.uuid == uuid);
+    let message = if exact {
+        format!("recreated {name} exactly as journal entry {id} recorded it")
+    } else {
+        format!("recreated {name}, but the kernel reports a different table or uuid than entry {id}")
+    };
+    let journal_id = writer
+        .append(Event::Restore {
+            of: id,
+            result: if exact { "restored" } else { "restored-differently" }.into(),
+            detail: message.clone(),
+        })
+        .map_err(|source| Error::Journal {
+            path: cfg.journal.clone(),
+            source,
+        })?;
+    Ok(RestoreOutcome {
+        restored: id,
+        dm_name: name.to_string(),
+        uuid,
+        table: table.iter().map(|l| l.to_string()).collect(),
+        journal_id,
+        message,
+    })
+}

@@ -1,0 +1,244 @@
+//! Validated identifiers. Every name that can reach a syscall or a command line is parsed here
+//! first, so hostile input (shell metacharacters, `..`, paths outside /dev, over-long names)
+//! is refused at the boundary with a message that says why.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::error::InputError;
+
+/// Longest DM name the kernel accepts (DM_NAME_LEN is 128 including the NUL).
+const DM_NAME_MAX: usize = 127;
+/// LVM refuses VG and LV names longer than this.
+const LVM_NAME_MAX: usize = 127;
+
+/// Characters LVM allows in VG and LV names; LVM-made DM names use only these too.
+fn is_lvm_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-')
+}
+
+fn check_name(kind: &'static str, value: &str, max: usize) -> Result<(), InputError> {
+    let bad = |why: &str| InputError::BadName {
+        kind,
+        value: value.escape_default().to_string(),
+        why: why.to_string(),
+    };
+    if value.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if value.len() > max {
+        return Err(bad(&format!("it is longer than {max} characters")));
+    }
+    if let Some(c) = value.chars().find(|c| !is_lvm_char(*c)) {
+        return Err(bad(&format!(
+            "character {:?} is not allowed (only letters, digits and + _ . -)",
+            c
+        )));
+    }
+    if value.contains("..") {
+        return Err(bad("it contains '..'"));
+    }
+    if value.starts_with('-') {
+        return Err(bad("it starts with '-'"));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(value: &str) -> Result<Self, InputError> {
+                check_name($kind, value, $max)?;
+                Ok(Self(value.to_string()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A device-mapper device name as LVM makes them (`vg-lv` with hyphens doubled).
+    DmName, "device-mapper name", DM_NAME_MAX
+);
+name_type!(
+    /// An LVM volume group name.
+    VgName, "volume group name", LVM_NAME_MAX
+);
+name_type!(
+    /// An LVM logical volume name.
+    LvName, "logical volume name", LVM_NAME_MAX
+);
+
+/// A xapi / SM object uuid (SR, VDI, host): 8-4-4-4-12 hexadecimal digits, stored lower-case.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Uuid(String);
+
+impl Uuid {
+    pub fn new(value: &str) -> Result<Self, InputError> {
+        if Self::is_well_formed(value) {
+            Ok(Self(value.to_ascii_lowercase()))
+        } else {
+            Err(InputError::BadUuid(value.escape_default().to_string()))
+        }
+    }
+
+    /// True for the 36-character 8-4-4-4-12 form.
+    pub fn is_well_formed(value: &str) -> bool {
+        let bytes = value.as_bytes();
+        bytes.len() == 36
+            && bytes.iter().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => *b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the operator asked about: a VDI, an LV path or a DM name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `/dev/<vg>/<lv>`
+    LvPath(VgName, LvName),
+    /// `/dev/mapper/<name>` or a bare DM name
+    DmName(DmName),
+    /// a VDI uuid, resolved to its LV through the SR volume groups
+    Vdi(Uuid),
+}
+
+impl Target {
+    /// Parse what the operator typed. Paths must be `/dev/<vg>/<lv>` or `/dev/mapper/<name>`.
+    pub fn parse(input: &str) -> Result<Self, InputError> {
+        if input.starts_with('/') {
+            return Self::parse_path(input);
+        }
+        if Uuid::is_well_formed(input) {
+            return Ok(Target::Vdi(Uuid::new(input)?));
+        }
+        if input.len() == 36 && input.chars().filter(|c| *c == '-').count() == 4 {
+            // Shaped like a uuid but not one: say so rather than treat it as a DM name.
+            return Err(InputError::BadUuid(input.escape_default().to_string()));
+        }
+        Ok(Target::DmName(DmName::new(input)?))
+    }
+
+    fn parse_path(input: &str) -> Result<Self, InputError> {
+        let outside = || InputError::BadPath(input.escape_default().to_string());
+        let rest = input.strip_prefix("/dev/").ok_or_else(outside)?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        match parts.as_slice() {
+            ["mapper", name] => Ok(Target::DmName(DmName::new(name)?)),
+            [vg, lv] => Ok(Target::LvPath(VgName::new(vg)?, LvName::new(lv)?)),
+            _ => Err(outside()),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::LvPath(vg, lv) => write!(f, "/dev/{vg}/{lv}"),
+            Target::DmName(name) => write!(f, "{name}"),
+            Target::Vdi(uuid) => write!(f, "VDI {uuid}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_accepts_only_the_canonical_form() {
+        assert!(Uuid::new("3f0b7a8e-5c3d-4c1e-9b7a-0d2e4f6a8b1c").is_ok());
+        assert_eq!(
+            Uuid::new("3F0B7A8E-5C3D-4C1E-9B7A-0D2E4F6A8B1C")
+                .unwrap()
+                .as_str(),
+            "3f0b7a8e-5c3d-4c1e-9b7a-0d2e4f6a8b1c"
+        );
+        for bad in [
+            "",
+            "3f0b7a8e",
+            "3f0b7a8e-5c3d-4c1e-9b7a-0d2e4f6a8b1",
+            "3f0b7a8e-5c3d-4c1e-9b7a-0d2e4f6a8b1g",
+            "3f0b7a8e_5c3d-4c1e-9b7a-0d2e4f6a8b1c",
+        ] {
+            assert!(Uuid::new(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn names_refuse_hostile_input() {
+        for bad in [
+            "a;rm -rf /",
+            "$(reboot)",
+            "a b",
+            "..",
+            "a..b",
+            "-flag",
+            "",
+            "é",
+            "a/b",
+            "a`b`",
+        ] {
+            assert!(DmName::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(DmName::new(&"a".repeat(128)).is_err());
+        assert!(DmName::new(&"a".repeat(127)).is_ok());
+        assert!(DmName::new("VG_XenStorage--a-VHD--b").is_ok());
+    }
+
+    #[test]
+    fn targets_parse_by_shape() {
+        assert_eq!(
+            Target::parse("/dev/VG_XenStorage-x/VHD-y").unwrap(),
+            Target::LvPath(
+                VgName::new("VG_XenStorage-x").unwrap(),
+                LvName::new("VHD-y").unwrap()
+            )
+        );
+        assert_eq!(
+            Target::parse("/dev/mapper/a--b-c").unwrap(),
+            Target::DmName(DmName::new("a--b-c").unwrap())
+        );
+        assert!(matches!(
+            Target::parse("3f0b7a8e-5c3d-4c1e-9b7a-0d2e4f6a8b1c").unwrap(),
+            Target::Vdi(_)
+        ));
+        for bad in [
+            "/etc/passwd",
+            "/dev/../etc/x",
+            "/dev/vg/../lv",
+            "/dev/a/b/c",
+            "/dev/sda",
+            "/dev//x",
+            "3f0b7a8e-5c3d-4c1e-9b7a-0d2e4f6a8bzz",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

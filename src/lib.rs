@@ -1,0 +1,29 @@
+//! dmheal: find device-mapper "ghosts" of XenServer / XCP-ng VDIs, prove from every layer that
+//! nothing uses them, and remove them safely, journalled and reversibly.
+//!
+//! Layers, one module each: `dm` (kernel device-mapper), `kernel` (holders, openers, mounts),
+//! `lvm` (names, `lvs`), `tapdisk` (`tap-ctl list`), `sm` (refcounts, locks). `facts` gathers
+//! them, `verdict` decides (pure), `heal` acts under the locks, `journal` records.
+
+pub mod app;
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod dm;
+pub mod error;
+pub mod exit_codes;
+pub mod facts;
+pub mod heal;
+pub mod ids;
+pub mod journal;
+pub mod kernel;
+pub mod logging;
+pub mod lvm;
+pub mod ops;
+pub mod render;
+pub mod sm;
+pub mod tapdisk;
+pub mod verdict;
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,134 @@
+//! LVM's naming rules: how a VG/LV pair becomes a device-mapper name and uuid, and which
+//! volume groups belong to XenServer SRs. Pure functions, no I/O.
+
+use serde::Serialize;
+
+use crate::error::InputError;
+use crate::ids::{DmName, LvName, Uuid, VgName};
+
+/// Prefix of the VG of an LVM-based SR (LVHD over local disk, iSCSI, HBA).
+pub const SR_VG_PREFIX: &str = "VG_XenStorage-";
+/// Prefix of the VG under a local EXT SR.
+pub const EXT_SR_VG_PREFIX: &str = "XSLocalEXT-";
+
+/// The DM name LVM gives `/dev/<vg>/<lv>`: each `-` doubled, the two joined by one `-`.
+/// Fails only when the mangled name is longer than the kernel allows.
+pub fn dm_name_for(vg: &VgName, lv: &LvName) -> Result<DmName, InputError> {
+    DmName::new(&format!(
+        "{}-{}",
+        vg.as_str().replace('-', "--"),
+        lv.as_str().replace('-', "--")
+    ))
+}
+
+/// A DM name split back into LVM's parts. `layer` is LVM's suffix for hidden sub-devices
+/// (`-real`, `-cow`, `-tpool` ...), absent for a plain LV.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LvmDmName {
+    pub vg: VgName,
+    pub lv: LvName,
+    pub layer: Option<String>,
+}
+
+/// Undo LVM's mangling. `None` when the name is not LVM-shaped (no single `-` separator).
+pub fn split_dm_name(name: &DmName) -> Option<LvmDmName> {
+    let mut parts: Vec<String> = vec![String::new()];
+    let mut chars = name.as_str().chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '-' {
+            if chars.peek() == Some(&'-') {
+                chars.next();
+                parts.last_mut()?.push('-');
+            } else {
+                parts.push(String::new());
+            }
+        } else {
+            parts.last_mut()?.push(c);
+        }
+    }
+    let (vg, lv, layer) = match parts.as_slice() {
+        [vg, lv] => (vg, lv, None),
+        [vg, lv, layer] => (vg, lv, Some(layer.clone())),
+        _ => return None,
+    };
+    Some(LvmDmName {
+        vg: VgName::new(vg).ok()?,
+        lv: LvName::new(lv).ok()?,
+        layer,
+    })
+}
+
+/// The DM uuid LVM sets on an active LV: `LVM-` + VG uuid + LV uuid, dashes removed.
+pub fn lvm_dm_uuid(vg_uuid: &str, lv_uuid: &str) -> String {
+    format!("LVM-{}{}", vg_uuid.replace('-', ""), lv_uuid.replace('-', ""))
+}
+
+/// The SR a volume group belongs to, if it is an SR's VG at all.
+pub fn sr_of_vg(vg: &VgName) -> Option<Uuid> {
+    let s = vg.as_str();
+    let uuid = s
+        .strip_prefix(SR_VG_PREFIX)
+        .or_else(|| s.strip_prefix(EXT_SR_VG_PREFIX))?;
+    Uuid::new(uuid).ok()
+}
+
+/// The VDI an LV in an SR VG stores: `VHD-<uuid>` (VHD format) or `LV-<uuid>` (raw).
+pub fn vdi_of_lv(lv: &LvName) -> Option<Uuid> {
+    let s = lv.as_str();
+    let uuid = s.strip_prefix("VHD-").or_else(|| s.strip_prefix("LV-"))?;
+    Uuid::new(uuid).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
+    const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
+
+    #[test]
+    fn mangling_round_trips() {
+        let vg = VgName::new(&format!("VG_XenStorage-{SR}")).unwrap();
+        let lv = LvName::new(&format!("VHD-{VDI}")).unwrap();
+        let dm = dm_name_for(&vg, &lv).unwrap();
+        assert_eq!(
+            dm.as_str(),
+            "VG_XenStorage--9a3c6ed4--8f0e--4f57--a6c2--1b2d3e4f5a6b-VHD--0c1d2e3f--4a5b--4c6d--8e7f--8091a2b3c4d5"
+        );
+        let back = split_dm_name(&dm).unwrap();
+        assert_eq!((back.vg, back.lv, back.layer), (vg, lv, None));
+    }
+
+    #[test]
+    fn layers_and_non_lvm_names() {
+        let s = split_dm_name(&DmName::new("vg-lv-real").unwrap()).unwrap();
+        assert_eq!(s.layer.as_deref(), Some("real"));
+        assert!(split_dm_name(&DmName::new("plainname").unwrap()).is_none());
+        assert!(split_dm_name(&DmName::new("a-b-c-d").unwrap()).is_none());
+    }
+
+    #[test]
+    fn sr_and_vdi_recognition() {
+        let vg = VgName::new(&format!("VG_XenStorage-{SR}")).unwrap();
+        assert_eq!(sr_of_vg(&vg).unwrap().as_str(), SR);
+        let ext = VgName::new(&format!("XSLocalEXT-{SR}")).unwrap();
+        assert_eq!(sr_of_vg(&ext).unwrap().as_str(), SR);
+        assert!(sr_of_vg(&VgName::new("vg_data").unwrap()).is_none());
+        assert!(sr_of_vg(&VgName::new("VG_XenStorage-notauuid").unwrap()).is_none());
+        assert_eq!(
+            vdi_of_lv(&LvName::new(&format!("LV-{VDI}")).unwrap())
+                .unwrap()
+                .as_str(),
+            VDI
+        );
+        assert!(vdi_of_lv(&LvName::new("MGT").unwrap()).is_none());
+    }
+
+    #[test]
+    fn dm_uuid_drops_dashes() {
+        assert_eq!(
+            lvm_dm_uuid("K2BweQ-UkrI-fD5b", "X4HzXT-jZRq"),
+            "LVM-K2BweQUkrIfD5bX4HzXTjZRq"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! What LVM itself says about logical volumes, from `lvs --reportformat json`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{self, CommandError};
+use crate::ids::{LvName, VgName};
+
+use super::names::lvm_dm_uuid;
+
+const FIELDS: &str = "vg_name,lv_name,lv_uuid,vg_uuid,lv_attr";
+
+/// One LV as `lvs` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvRecord {
+    pub vg_name: String,
+    pub lv_name: String,
+    pub lv_uuid: String,
+    pub vg_uuid: String,
+    pub lv_attr: String,
+}
+
+impl LvRecord {
+    /// LVM calls an LV active when the 5th attribute character is `a`.
+    pub fn active(&self) -> bool {
+        self.lv_attr.chars().nth(4) == Some('a')
+    }
+
+    /// The DM uuid LVM would give this LV's mapping today.
+    pub fn expected_dm_uuid(&self) -> String {
+        lvm_dm_uuid(&self.vg_uuid, &self.lv_uuid)
+    }
+}
+
+#[derive(Deserialize)]
+struct Report {
+    report: Vec<ReportSection>,
+}
+
+#[derive(Deserialize)]
+struct ReportSection {
+    #[serde(default)]
+    lv: Vec<LvRecord>,
+}
+
+/// Parse `lvs --reportformat json` output.
+pub fn parse(json: &str) -> Result<Vec<LvRecord>, String> {
+    let report: Report =
+        serde_json::from_str(json).map_err(|e| format!("unexpected lvs JSON: {e}"))?;
+    Ok(report.report.into_iter().flat_map(|s| s.lv).collect())
+}
+
+/// LVM's view of one LV, or why there is none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LvmView {
+    Lv(LvRecord),
+    /// LVM reads the VG but it has no LV of that name (the volume was deleted or renamed).
+    LvMissing,
+    /// LVM does not see the VG on this host.
+    VgMissing,
+    /// `lvs` failed or printed something we cannot read: nothing can be proven from LVM.
+    Unreadable { why: String },
+}
+
+/// The `lvs` front end, with the program name and deadline to use.
+#[derive(Clone, Debug)]
+pub struct Lvs {
+    pub program: String,
+    pub timeout: Duration,
+}
+
+impl Lvs {
+    fn run(&self, vgs: &[&str]) -> Result<command::Output, CommandError> {
+        let mut args = vec!["--reportformat", "json", "--units", "b", "-o", FIELDS];
+        args.extend_from_slice(vgs);
+        command::run(&self.program, &args, self.timeout)
+    }
+
+    /// Every LV LVM can see (one `lvs` run for the whole host).
+    pub fn all(&self) -> Result<Vec<LvRecord>, CommandError> {
+        let out = self.run(&[])?.success(&self.program)?;
+        parse(&out.stdout).map_err(|why| CommandError::Failed {
+            program: self.program.clone(),
+            status: 0,
+            stderr: why,
+        })
+    }
+
+    /// Every LV of the named VGs, in one `lvs` run. Records of the VGs LVM found, and the
+    /// outcome for the rest: LVM may print some VGs and fail on others in the same run.
+    pub fn of_vgs(&self, vgs: &[&VgName]) -> VgReport {
+        let names: Vec<&str> = vgs.iter().map(|v| v.as_str()).collect();
+        match self.run(&names) {
+            Err(e) => VgReport {
+                records: Vec::new(),
+                status: 1,
+                stderr: String::new(),
+                failure: Some(e.to_string()),
+            },
+            Ok(out) => match parse(&out.stdout) {
+                Ok(records) => VgReport {
+                    records,
+                    status: out.status,
+                    stderr: out.stderr,
+                    failure: None,
+                },
+                Err(why) => VgReport {
+                    records: Vec::new(),
+                    status: out.status,
+                    failure: Some(format!("{why}; stderr: {}", out.stderr.trim())),
+                    stderr: out.stderr,
+                },
+            },
+        }
+    }
+}
+
+/// The outcome of one `lvs` run over some VGs.
+#[derive(Clone, Debug, Default)]
+pub struct VgReport {
+    pub records: Vec<LvRecord>,
+    pub status: i32,
+    pub stderr: String,
+    /// Set when nothing at all could be read.
+    pub failure: Option<String>,
+}
+
+impl VgReport {
+    /// A report built from a whole-host `lvs` run.
+    pub fn from_all(result: &Result<Vec<LvRecord>, CommandError>) -> Self {
+        match result {
+            Ok(records) => VgReport {
+                records: records.clone(),
+                ..Default::default()
+            },
+            Err(e) => VgReport {
+                failure: Some(e.to_string()),
+                status: 1,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// LVM's view of one LV, as far as this run tells.
+    pub fn view(&self, vg: &VgName, lv: &LvName) -> LvmView {
+        if let Some(why) = &self.failure {
+            return LvmView::Unreadable { why: why.clone() };
+        }
+        if let Some(r) = self
+            .records
+            .iter()
+            .find(|r| r.vg_name == vg.as_str() && r.lv_name == lv.as_str())
+        {
+            return LvmView::Lv(r.clone());
+        }
+        if self.records.iter().any(|r| r.vg_name == vg.as_str()) {
+            return LvmView::LvMissing;
+        }
+        if self
+            .stderr
+            .contains(&format!("Volume group \"{}\" not found", vg.as_str()))
+        {
+            return LvmView::VgMissing;
+        }
+        if self.status == 0 {
+            // LVM read the VG without complaint and listed no LV in it: the VG is empty.
+            return LvmView::LvMissing;
+        }
+        LvmView::Unreadable {
+            why: format!("lvs exited with status {}: {}", self.status, self.stderr.trim()),
+        }
+    }
+
+    /// DM uuids LVM would give the other LVs of `vg` (to recognise a mapping that carries
+    /// another volume's identity).
+    pub fn other_dm_uuids(&self, vg: &VgName, lv: &LvName) -> Vec<String> {
+        self.records
+            .iter()
+            .filter(|r| r.vg_name == vg.as_str() && r.lv_name != lv.as_str())
+            .map(LvRecord::expected_dm_uuid)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"  {
+      "report": [
+          {
+              "lv": [
+                  {"vg_name":"VG_XenStorage-aaaa", "lv_name":"VHD-cc", "lv_uuid":"X4HzXT-jZRq-DfaP", "vg_uuid":"K2BweQ-UkrI", "lv_attr":"-wi-a-----"},
+                  {"vg_name":"VG_XenStorage-aaaa", "lv_name":"VHD-dd", "lv_uuid":"AAAA-BBBB", "vg_uuid":"K2BweQ-UkrI", "lv_attr":"-wi-------"}
+              ]
+          }
+      ]
+  }"#;
+
+    #[test]
+    fn parses_lvs_json_and_attributes() {
+        let lvs = parse(SAMPLE).unwrap();
+        assert_eq!(lvs.len(), 2);
+        assert!(lvs[0].active());
+        assert!(!lvs[1].active());
+        assert_eq!(lvs[0].expected_dm_uuid(), "LVM-K2BweQUkrIX4HzXTjZRqDfaP");
+    }
+
+    #[test]
+    fn views_distinguish_missing_lv_missing_vg_and_failure() {
+        let vg = VgName::new("VG_XenStorage-aaaa").unwrap();
+        let report = VgReport {
+            records: parse(SAMPLE).unwrap(),
+            status: 5,
+            stderr: "  Volume group \"VG_XenStorage-zzzz\" not found\n".into(),
+            failure: None,
+        };
+        let lv = |n: &str| LvName::new(n).unwrap();
+        assert!(matches!(report.view(&vg, &lv("VHD-cc")), LvmView::Lv(_)));
+        assert_eq!(report.view(&vg, &lv("VHD-zz")), LvmView::LvMissing);
+        let gone = VgName::new("VG_XenStorage-zzzz").unwrap();
+        assert_eq!(report.view(&gone, &lv("VHD-cc")), LvmView::VgMissing);
+        let other = VgName::new("VG_XenStorage-yyyy").unwrap();
+        assert!(matches!(report.view(&other, &lv("VHD-cc")), LvmView::Unreadable { .. }));
+        assert_eq!(report.other_dm_uuids(&vg, &lv("VHD-cc")), vec!["LVM-K2BweQUkrIAAAABBBB"]);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(parse("not json").is_err());
+        assert!(parse("{}").is_err());
+    }
+}

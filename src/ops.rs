@@ -1,0 +1,208 @@
+//! The operations dmheal offers — inspect, scan, heal, journal, restore — with results as
+//! plain serialisable values. The CLI and the Python module both call these, so `--json`
+//! and `dmheal._core` return the same content.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::dm::{DeviceMapper, KernelDm};
+use crate::error::{Error, Result};
+use crate::facts::{self, Facts, LvmSource};
+use crate::ids::{DmName, LvName, Target, Uuid};
+use crate::journal::{Entry, Journal};
+use crate::lvm::{self, VgReport};
+use crate::verdict::{self, Reason, Verdict};
+
+/// One DM name, every layer's facts, and the verdict with its reasons.
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    pub target: String,
+    pub dm_name: String,
+    pub verdict: Verdict,
+    pub summary: String,
+    pub reasons: Vec<Reason>,
+    pub facts: Facts,
+}
+
+impl Inspection {
+    pub fn new(target: String, facts: Facts) -> Self {
+        let d = verdict::decide(&facts);
+        Inspection {
+            target,
+            dm_name: facts.dm_name.to_string(),
+            verdict: d.verdict,
+            summary: d.summary,
+            reasons: d.reasons,
+            facts,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScanCounts {
+    pub mappings: usize,
+    pub ghost: usize,
+    pub in_use: usize,
+    pub suspicious: usize,
+    pub healthy: usize,
+    pub inactive_lvs: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Scan {
+    pub counts: ScanCounts,
+    /// Every SR-VG mapping in the kernel, inspected.
+    pub mappings: Vec<Inspection>,
+    /// SR LVs with no mapping (what `lvs` lists as inactive, and nothing in the kernel).
+    pub inactive_lvs: Vec<String>,
+    /// Set when `lvs` could not be read: LVM-based verdicts are then suspicious.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lvm_error: Option<String>,
+}
+
+/// A host: its configuration and its device-mapper.
+pub struct Host {
+    pub config: Config,
+    pub dm: Box<dyn DeviceMapper>,
+}
+
+impl Host {
+    /// The real host: opens /dev/mapper/control.
+    pub fn open(config: Config) -> Result<Self> {
+        Ok(Host {
+            config,
+            dm: Box::new(KernelDm::open()?),
+        })
+    }
+
+    /// The DM name a target stands for.
+    pub fn resolve(&self, target: &Target) -> Result<DmName> {
+        match target {
+            Target::DmName(name) => Ok(name.clone()),
+            Target::LvPath(vg, lv) => Ok(lvm::dm_name_for(vg, lv)?),
+            Target::Vdi(vdi) => self.resolve_vdi(vdi),
+        }
+    }
+
+    /// A VDI's LV: first among the kernel's mappings (cheap), then among the SR LVs LVM knows.
+    fn resolve_vdi(&self, vdi: &Uuid) -> Result<DmName> {
+        for listed in self.dm.list()? {
+            let Ok(name) = DmName::new(&listed.name) else {
+                continue;
+            };
+            if let Some(n) = lvm::split_dm_name(&name) {
+                if n.layer.is_none()
+                    && lvm::sr_of_vg(&n.vg).is_some()
+                    && lvm::vdi_of_lv(&n.lv).as_ref() == Some(vdi)
+                {
+                    return Ok(name);
+                }
+            }
+        }
+        let records = self.config.lvs.all().map_err(|source| Error::Command {
+            what: "listing logical volumes (lvs)",
+            source,
+        })?;
+        for r in records {
+            let (Ok(vg), Ok(lv)) = (
+                crate::ids::VgName::new(&r.vg_name),
+                LvName::new(&r.lv_name),
+            ) else {
+                continue;
+            };
+            if lvm::sr_of_vg(&vg).is_some() && lvm::vdi_of_lv(&lv).as_ref() == Some(vdi) {
+                return Ok(lvm::dm_name_for(&vg, &lv)?);
+            }
+        }
+        Err(Error::VdiNotFound(vdi.to_string()))
+    }
+
+    /// Facts and verdict for one name.
+    pub fn inspect_name(&self, target: String, name: &DmName) -> Result<Inspection> {
+        let mut facts = facts::gather(
+            &self.config,
+            self.dm.as_ref(),
+            std::slice::from_ref(name),
+            LvmSource::Query,
+        )?;
+        Ok(Inspection::new(target, facts.remove(0)))
+    }
+
+    pub fn inspect(&self, target: &Target) -> Result<Inspection> {
+        let name = self.resolve(target)?;
+        self.inspect_name(target.to_string(), &name)
+    }
+
+    /// Every SR-VG mapping in the kernel and every SR LV LVM knows, one pass per layer.
+    pub fn scan(&self) -> Result<Scan> {
+        let all_lvs = self.config.lvs.all();
+        let lvm_error = all_lvs.as_ref().err().map(|e| e.to_string());
+        let report = VgReport::from_all(&all_lvs);
+
+        let mut names: Vec<DmName> = Vec::new();
+        for listed in self.dm.list()? {
+            let Ok(name) = DmName::new(&listed.name) else {
+                continue; // not an LVM-charset name: certainly not an SR volume
+            };
+            if lvm::split_dm_name(&name).is_some_and(|n| lvm::sr_of_vg(&n.vg).is_some()) {
+                names.push(name);
+            }
+        }
+        let mapped: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut inactive_lvs = Vec::new();
+        for r in &report.records {
+            let (Ok(vg), Ok(lv)) = (
+                crate::ids::VgName::new(&r.vg_name),
+                LvName::new(&r.lv_name),
+            ) else {
+                continue;
+            };
+            if lvm::sr_of_vg(&vg).is_none() {
+                continue;
+            }
+            if let Ok(name) = lvm::dm_name_for(&vg, &lv) {
+                if !mapped.contains(name.as_str()) {
+                    inactive_lvs.push(format!("/dev/{vg}/{lv}"));
+                }
+            }
+        }
+
+        let facts = facts::gather(
+            &self.config,
+            self.dm.as_ref(),
+            &names,
+            LvmSource::Report(&report),
+        )?;
+        let mappings: Vec<Inspection> = facts
+            .into_iter()
+            .map(|f| Inspection::new(f.dm_name.to_string(), f))
+            .collect();
+        let mut counts = ScanCounts {
+            mappings: mappings.len(),
+            inactive_lvs: inactive_lvs.len(),
+            ..Default::default()
+        };
+        for m in &mappings {
+            match m.verdict {
+                Verdict::Ghost => counts.ghost += 1,
+                Verdict::InUse => counts.in_use += 1,
+                Verdict::Suspicious => counts.suspicious += 1,
+                Verdict::Healthy => counts.healthy += 1,
+                Verdict::Absent => {}
+            }
+        }
+        Ok(Scan {
+            counts,
+            mappings,
+            inactive_lvs,
+            lvm_error,
+        })
+    }
+}
+
+/// The journal's entries (needs no device-mapper).
+pub fn journal_entries(config: &Config) -> Result<Vec<Entry>> {
+    Journal::new(&config.journal).entries()
+}

@@ -1,0 +1,111 @@
+//! Human output: the layer table the seed incident was diagnosed with
+//! (layer | state | what it means), and one line per mapping for a scan.
+
+use std::fmt::Write;
+
+use crate::heal::{HealOutcome, RestoreOutcome};
+use crate::journal::{Entry, Event};
+use crate::ops::{Inspection, Scan};
+
+fn table(rows: &[[String; 3]]) -> String {
+    let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in rows {
+        let _ = writeln!(out, "  {:<w0$}  {:<w1$}  {}", r[0], r[1], r[2]);
+    }
+    out
+}
+
+pub fn inspection(i: &Inspection) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", i.dm_name);
+    if i.target != i.dm_name {
+        let _ = writeln!(out, "  target: {}", i.target);
+    }
+    let _ = writeln!(out, "verdict: {} — {}\n", i.verdict.as_str().to_uppercase(), i.summary);
+    let mut rows = vec![[
+        "LAYER".to_string(),
+        "STATE".to_string(),
+        "WHAT IT MEANS".to_string(),
+    ]];
+    rows.extend(i.reasons.iter().map(|r| {
+        [
+            r.layer.as_str().to_string(),
+            r.state.clone(),
+            r.message.clone(),
+        ]
+    }));
+    out.push_str(&table(&rows));
+    out
+}
+
+pub fn heal(o: &HealOutcome) -> String {
+    let mut out = inspection(&o.inspection);
+    let _ = writeln!(out, "\n{}", o.message);
+    if let Some(lock) = &o.lock {
+        let _ = writeln!(out, "lock: {lock}");
+    }
+    out
+}
+
+pub fn scan(s: &Scan) -> String {
+    let c = &s.counts;
+    let mut out = format!(
+        "{} SR mappings: {} ghost, {} in use, {} suspicious, {} healthy; {} inactive SR LVs\n",
+        c.mappings, c.ghost, c.in_use, c.suspicious, c.healthy, c.inactive_lvs
+    );
+    if let Some(e) = &s.lvm_error {
+        let _ = writeln!(out, "warning: lvs failed: {e}");
+    }
+    if !s.mappings.is_empty() {
+        out.push('\n');
+        let mut rows = vec![["VERDICT".to_string(), "MAPPING".to_string(), "WHY".to_string()]];
+        rows.extend(s.mappings.iter().map(|m| {
+            let why = m
+                .reasons
+                .iter()
+                .find(|r| r.signal != crate::verdict::Signal::Clear)
+                .map(|r| r.message.clone())
+                .unwrap_or_else(|| "no layer uses it; LVM does not own it".into());
+            [m.verdict.as_str().to_string(), m.dm_name.clone(), why]
+        }));
+        out.push_str(&table(&rows));
+    }
+    out
+}
+
+pub fn journal(entries: &[Entry]) -> String {
+    if entries.is_empty() {
+        return "the journal is empty\n".into();
+    }
+    let mut rows = vec![[
+        "ID".to_string(),
+        "TIME / HOST".to_string(),
+        "EVENT".to_string(),
+    ]];
+    for e in entries {
+        let what = match &e.event {
+            Event::Removal {
+                dm_name, uuid, dev, table, ..
+            } => format!(
+                "removal of {dm_name} ({dev}, uuid {}, {} table line(s))",
+                if uuid.is_empty() { "none" } else { uuid },
+                table.len()
+            ),
+            Event::Outcome { of, result, .. } => format!("removal {of}: {result}"),
+            Event::Restore { of, result, .. } => format!("restore of {of}: {result}"),
+        };
+        rows.push([e.id.to_string(), format!("{} {}", e.time, e.host), what]);
+    }
+    table(&rows)
+}
+
+pub fn restore(r: &RestoreOutcome) -> String {
+    let mut out = format!("{}\n", r.message);
+    for line in &r.table {
+        let _ = writeln!(out, "  {line}");
+    }
+    let _ = writeln!(out, "journal entry {}", r.journal_id);
+    out
+}

@@ -1,0 +1,73 @@
+//! SM's persistent reference counts: /run/sm/refcount/lvm-<sr>/<vdi> holds "count binaryCount".
+//! SM deletes the file when both reach zero, so an absent file means zero.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::ids::Uuid;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Refcount {
+    Absent,
+    Counts { count: u64, binary: u64 },
+    Unreadable { why: String },
+    /// The LV is not a VDI of an SR (e.g. the SR's MGT volume): SM keeps no count for it.
+    NotApplicable,
+}
+
+impl Refcount {
+    pub fn is_zero(&self) -> bool {
+        matches!(
+            self,
+            Refcount::Absent | Refcount::Counts { count: 0, binary: 0 }
+        )
+    }
+}
+
+/// Read the count SM keeps for a VDI of an LVM SR.
+pub fn read(base: &Path, sr: &Uuid, vdi: &Uuid) -> Refcount {
+    let path = base.join(format!("lvm-{sr}")).join(vdi.as_str());
+    match fs::read_to_string(&path) {
+        Ok(text) => parse(&text).unwrap_or_else(|| Refcount::Unreadable {
+            why: format!("{} holds {:?}", path.display(), text.trim()),
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Refcount::Absent,
+        Err(e) => Refcount::Unreadable {
+            why: format!("{}: {e}", path.display()),
+        },
+    }
+}
+
+fn parse(text: &str) -> Option<Refcount> {
+    let mut nums = text.split_whitespace().map(|n| n.parse::<u64>());
+    let count = nums.next()?.ok()?;
+    let binary = nums.next()?.ok()?;
+    Some(Refcount::Counts { count, binary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_sm_refcount_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let sr = Uuid::new("9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b").unwrap();
+        let vdi = Uuid::new("0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5").unwrap();
+        assert_eq!(read(dir.path(), &sr, &vdi), Refcount::Absent);
+        let ns = dir.path().join(format!("lvm-{sr}"));
+        fs::create_dir_all(&ns).unwrap();
+        fs::write(ns.join(vdi.as_str()), "1 0\n").unwrap();
+        let r = read(dir.path(), &sr, &vdi);
+        assert_eq!(r, Refcount::Counts { count: 1, binary: 0 });
+        assert!(!r.is_zero());
+        fs::write(ns.join(vdi.as_str()), "0 0\n").unwrap();
+        assert!(read(dir.path(), &sr, &vdi).is_zero());
+        fs::write(ns.join(vdi.as_str()), "garbage").unwrap();
+        assert!(matches!(read(dir.path(), &sr, &vdi), Refcount::Unreadable { .. }));
+    }
+}
