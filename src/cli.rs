@@ -69,13 +69,17 @@ fn parse_target(s: &str) -> Result<Target, String> {
 fn parse_id(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => Err(crate::error::InputError::BadJournalId(s.escape_default().to_string()).to_string()),
+        _ => {
+            Err(crate::error::InputError::BadJournalId(s.escape_default().to_string()).to_string())
+        }
     }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
     }
 }

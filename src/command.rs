@@ -141,7 +141,12 @@ mod tests {
 
     #[test]
     fn failure_keeps_stderr() {
-        let out = run("sh", &["-c", "echo oops >&2; exit 3"], Duration::from_secs(5)).unwrap();
+        let out = run(
+            "sh",
+            &["-c", "echo oops >&2; exit 3"],
+            Duration::from_secs(5),
+        )
+        .unwrap();
         let err = out.success("sh").err().unwrap();
         assert_eq!(err.to_string(), "sh exited with status 3: oops");
     }

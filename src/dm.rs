@@ -156,9 +156,10 @@ impl DeviceMapper for KernelDm {
 
     fn device(&self, name: &DmName) -> Result<Option<DmDevice>> {
         let id = DevId::Name(crate_name(name));
-        let status = self
-            .dm
-            .table_status(&id, DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE));
+        let status = self.dm.table_status(
+            &id,
+            DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
+        );
         let (info, table) = match status {
             Ok(found) => found,
             Err(e) if is_no_such_device(&e) => return Ok(None),
@@ -238,7 +239,11 @@ impl DeviceMapper for KernelDm {
             DmFlags::empty()
         };
         self.dm
-            .device_create(crate_name(name), uuid, DmOptions::default().set_flags(flags))
+            .device_create(
+                crate_name(name),
+                uuid,
+                DmOptions::default().set_flags(flags),
+            )
             .map_err(dm_err("create"))?;
         let id = DevId::Name(crate_name(name));
         let targets: Vec<(u64, u64, String, String)> = table

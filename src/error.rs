@@ -30,7 +30,9 @@ pub enum Error {
     #[error(transparent)]
     Input(#[from] InputError),
 
-    #[error("device-mapper is not available: {path} cannot be opened (is dm-mod loaded? are you root?)")]
+    #[error(
+        "device-mapper is not available: {path} cannot be opened (is dm-mod loaded? are you root?)"
+    )]
     NoDeviceMapper {
         path: PathBuf,
         #[source]

@@ -19,9 +19,13 @@ use crate::tapdisk::{self, Tapdisk, TapdiskView};
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum TapdiskFacts {
     /// tap-ctl answered; these tapdisks name this volume (paused or not).
-    Listed { naming_this: Vec<Tapdisk> },
+    Listed {
+        naming_this: Vec<Tapdisk>,
+    },
     NotInstalled,
-    Failed { why: String },
+    Failed {
+        why: String,
+    },
     /// Not asked: no mapping, or not an SR volume.
     NotChecked,
 }

@@ -53,10 +53,16 @@ fn outcome(action: Action, message: String, inspection: Inspection) -> HealOutco
 /// Why a re-read device is not the one the plan was made on, if it is not.
 fn moved(plan: &DmDevice, now: &DmDevice) -> Option<String> {
     if plan.dev != now.dev {
-        return Some(format!("its device number changed from {} to {}", plan.dev, now.dev));
+        return Some(format!(
+            "its device number changed from {} to {}",
+            plan.dev, now.dev
+        ));
     }
     if plan.uuid != now.uuid {
-        return Some(format!("its uuid changed from {:?} to {:?}", plan.uuid, now.uuid));
+        return Some(format!(
+            "its uuid changed from {:?} to {:?}",
+            plan.uuid, now.uuid
+        ));
     }
     if plan.event_nr != now.event_nr {
         return Some(format!(
@@ -85,13 +91,21 @@ pub fn heal(host: &Host, target: &Target, apply: bool) -> Result<HealOutcome> {
         Verdict::Ghost => {}
     }
     if !apply {
-        let msg = format!("dry run: would remove {name} ({}); run again with --apply", plan.summary);
+        let msg = format!(
+            "dry run: would remove {name} ({}); run again with --apply",
+            plan.summary
+        );
         return Ok(outcome(Action::WouldRemove, msg, plan));
     }
     remove_guarded(host, target, &name, plan)
 }
 
-fn remove_guarded(host: &Host, target: &Target, name: &DmName, plan: Inspection) -> Result<HealOutcome> {
+fn remove_guarded(
+    host: &Host,
+    target: &Target,
+    name: &DmName,
+    plan: Inspection,
+) -> Result<HealOutcome> {
     let cfg = &host.config;
     let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
     let _sm_lock = lock::acquire(&kind, cfg.lock_timeout)?;
@@ -144,14 +158,20 @@ fn remove_guarded(host: &Host, target: &Target, name: &DmName, plan: Inspection)
         (Ok(()), None) => (
             Action::Removed,
             "removed",
-            format!("removed ghost {name} (journal entry {id}; `dmheal restore {id}` recreates it)"),
+            format!(
+                "removed ghost {name} (journal entry {id}; `dmheal restore {id}` recreates it)"
+            ),
         ),
         (Ok(()), Some(_)) => (
             Action::Failed,
             "failed",
             format!("the kernel accepted the remove of {name} but the name is still registered"),
         ),
-        (Err(e), _) => (Action::Failed, "failed", format!("removing {name} failed: {}", e.chain())),
+        (Err(e), _) => (
+            Action::Failed,
+            "failed",
+            format!("removing {name} failed: {}", e.chain()),
+        ),
     };
     if action == Action::Failed {
         warn!(dm_name = %name, "{message}");
@@ -213,16 +233,25 @@ pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
     }
     host.dm.create(&name, &uuid, &table, read_only)?;
     let made = host.dm.device(&name)?;
-    let exact = made.as_ref().is_some_and(|d| d.table == table && d.uuid == uuid);
+    let exact = made
+        .as_ref()
+        .is_some_and(|d| d.table == table && d.uuid == uuid);
     let message = if exact {
         format!("recreated {name} exactly as journal entry {id} recorded it")
     } else {
-        format!("recreated {name}, but the kernel reports a different table or uuid than entry {id}")
+        format!(
+            "recreated {name}, but the kernel reports a different table or uuid than entry {id}"
+        )
     };
     let journal_id = writer
         .append(Event::Restore {
             of: id,
-            result: if exact { "restored" } else { "restored-differently" }.into(),
+            result: if exact {
+                "restored"
+            } else {
+                "restored-differently"
+            }
+            .into(),
             detail: message.clone(),
         })
         .map_err(|source| Error::Journal {

@@ -186,7 +186,10 @@ mod tests {
         Event::Removal {
             dm_name: "vg-lv".into(),
             uuid: String::new(),
-            dev: DevNum { major: 254, minor: 0 },
+            dev: DevNum {
+                major: 254,
+                minor: 0,
+            },
             read_only: false,
             table: vec![TableLine {
                 start: 0,
@@ -203,7 +206,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(&dir.path().join("sub/journal.jsonl"));
         assert!(j.entries().unwrap().is_empty());
-        let a = j.writer(Duration::from_secs(1)).unwrap().append(removal()).unwrap();
+        let a = j
+            .writer(Duration::from_secs(1))
+            .unwrap()
+            .append(removal())
+            .unwrap();
         let b = j
             .writer(Duration::from_secs(1))
             .unwrap()
@@ -233,7 +240,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         fs::write(&path, "{\"id\":1}\nnot json\n").unwrap();
-        let err = Journal::new(&path).writer(Duration::from_secs(1)).err().unwrap();
-        assert!(matches!(err, Error::JournalCorrupt { line: 1, .. }), "{err}");
+        let err = Journal::new(&path)
+            .writer(Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, Error::JournalCorrupt { line: 1, .. }),
+            "{err}"
+        );
     }
 }

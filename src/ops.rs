@@ -106,10 +106,8 @@ impl Host {
             source,
         })?;
         for r in records {
-            let (Ok(vg), Ok(lv)) = (
-                crate::ids::VgName::new(&r.vg_name),
-                LvName::new(&r.lv_name),
-            ) else {
+            let (Ok(vg), Ok(lv)) = (crate::ids::VgName::new(&r.vg_name), LvName::new(&r.lv_name))
+            else {
                 continue;
             };
             if lvm::sr_of_vg(&vg).is_some() && lvm::vdi_of_lv(&lv).as_ref() == Some(vdi) {
@@ -153,10 +151,8 @@ impl Host {
         let mapped: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
         let mut inactive_lvs = Vec::new();
         for r in &report.records {
-            let (Ok(vg), Ok(lv)) = (
-                crate::ids::VgName::new(&r.vg_name),
-                LvName::new(&r.lv_name),
-            ) else {
+            let (Ok(vg), Ok(lv)) = (crate::ids::VgName::new(&r.vg_name), LvName::new(&r.lv_name))
+            else {
                 continue;
             };
             if lvm::sr_of_vg(&vg).is_none() {

@@ -23,7 +23,12 @@ pub fn inspection(i: &Inspection) -> String {
     if i.target != i.dm_name {
         let _ = writeln!(out, "  target: {}", i.target);
     }
-    let _ = writeln!(out, "verdict: {} — {}\n", i.verdict.as_str().to_uppercase(), i.summary);
+    let _ = writeln!(
+        out,
+        "verdict: {} — {}\n",
+        i.verdict.as_str().to_uppercase(),
+        i.summary
+    );
     let mut rows = vec![[
         "LAYER".to_string(),
         "STATE".to_string(),
@@ -60,7 +65,11 @@ pub fn scan(s: &Scan) -> String {
     }
     if !s.mappings.is_empty() {
         out.push('\n');
-        let mut rows = vec![["VERDICT".to_string(), "MAPPING".to_string(), "WHY".to_string()]];
+        let mut rows = vec![[
+            "VERDICT".to_string(),
+            "MAPPING".to_string(),
+            "WHY".to_string(),
+        ]];
         rows.extend(s.mappings.iter().map(|m| {
             let why = m
                 .reasons
@@ -87,7 +96,11 @@ pub fn journal(entries: &[Entry]) -> String {
     for e in entries {
         let what = match &e.event {
             Event::Removal {
-                dm_name, uuid, dev, table, ..
+                dm_name,
+                uuid,
+                dev,
+                table,
+                ..
             } => format!(
                 "removal of {dm_name} ({dev}, uuid {}, {} table line(s))",
                 if uuid.is_empty() { "none" } else { uuid },

@@ -30,11 +30,15 @@ impl Tapdisk {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum TapdiskView {
-    Listed { tapdisks: Vec<Tapdisk> },
+    Listed {
+        tapdisks: Vec<Tapdisk>,
+    },
     /// No tap-ctl on this host: not a XenServer dom0, so no tapdisk can hold anything.
     NotInstalled,
     /// tap-ctl exists but failed: nothing can be proven from this layer.
-    Failed { why: String },
+    Failed {
+        why: String,
+    },
 }
 
 fn parse_number(s: &str) -> Option<u32> {

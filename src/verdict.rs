@@ -97,7 +97,13 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
 }
 
-fn reason(layer: Layer, signal: Signal, code: &'static str, state: String, message: String) -> Reason {
+fn reason(
+    layer: Layer,
+    signal: Signal,
+    code: &'static str,
+    state: String,
+    message: String,
+) -> Reason {
     Reason {
         layer,
         signal,
@@ -129,43 +135,103 @@ pub fn decide(f: &Facts) -> Decision {
 
     // Naming: dmheal only ever considers plain LVs of SR volume groups.
     match &f.lvm_name {
-        None => rs.push(reason(Layer::Naming, Suspicious, "not_lvm", "not an LVM name".into(),
-            "the name is not vg-lv shaped: not an LVM volume, dmheal never touches it".into())),
-        Some(n) if n.layer.is_some() => rs.push(reason(Layer::Naming, Suspicious, "lvm_layer",
+        None => rs.push(reason(
+            Layer::Naming,
+            Suspicious,
+            "not_lvm",
+            "not an LVM name".into(),
+            "the name is not vg-lv shaped: not an LVM volume, dmheal never touches it".into(),
+        )),
+        Some(n) if n.layer.is_some() => rs.push(reason(
+            Layer::Naming,
+            Suspicious,
+            "lvm_layer",
             format!("LVM sub-device -{}", n.layer.as_deref().unwrap_or_default()),
-            "an LVM internal layer (snapshot, pool); never a VDI's ghost".into())),
-        Some(n) if f.sr.is_none() => rs.push(reason(Layer::Naming, Suspicious, "foreign_vg",
+            "an LVM internal layer (snapshot, pool); never a VDI's ghost".into(),
+        )),
+        Some(n) if f.sr.is_none() => rs.push(reason(
+            Layer::Naming,
+            Suspicious,
+            "foreign_vg",
             format!("VG {}", n.vg),
-            format!("VG {} is not an SR's (VG_XenStorage-<sr>, XSLocalEXT-<sr>): never touched", n.vg))),
-        Some(n) => rs.push(reason(Layer::Naming, Clear, "sr_volume",
-            format!("SR {}", f.sr.as_ref().map(|s| s.as_str()).unwrap_or_default()),
+            format!(
+                "VG {} is not an SR's (VG_XenStorage-<sr>, XSLocalEXT-<sr>): never touched",
+                n.vg
+            ),
+        )),
+        Some(n) => rs.push(reason(
+            Layer::Naming,
+            Clear,
+            "sr_volume",
+            format!(
+                "SR {}",
+                f.sr.as_ref().map(|s| s.as_str()).unwrap_or_default()
+            ),
             match &f.vdi {
                 Some(v) => format!("LV {} of SR volume group {} stores VDI {v}", n.lv, n.vg),
                 None => format!("LV {} of SR volume group {}", n.lv, n.vg),
-            })),
+            },
+        )),
     }
 
     // Device-mapper.
-    let uuid_text = if dev.uuid.is_empty() { "none".to_string() } else { dev.uuid.clone() };
+    let uuid_text = if dev.uuid.is_empty() {
+        "none".to_string()
+    } else {
+        dev.uuid.clone()
+    };
     let dm_state = format!("{} open {}, uuid {}", dev.dev, dev.open_count, uuid_text);
     if dev.open_count > 0 {
-        rs.push(reason(Layer::DeviceMapper, InUse, "dm_open", dm_state,
-            format!("the kernel counts {} open(s) of this mapping", dev.open_count)));
+        rs.push(reason(
+            Layer::DeviceMapper,
+            InUse,
+            "dm_open",
+            dm_state,
+            format!(
+                "the kernel counts {} open(s) of this mapping",
+                dev.open_count
+            ),
+        ));
     } else if dev.suspended {
-        rs.push(reason(Layer::DeviceMapper, Suspicious, "dm_suspended", format!("{dm_state}, suspended"),
-            "the mapping is suspended: someone is in the middle of changing it".into()));
+        rs.push(reason(
+            Layer::DeviceMapper,
+            Suspicious,
+            "dm_suspended",
+            format!("{dm_state}, suspended"),
+            "the mapping is suspended: someone is in the middle of changing it".into(),
+        ));
     } else if dev.deferred_remove {
-        rs.push(reason(Layer::DeviceMapper, Suspicious, "dm_deferred_remove", format!("{dm_state}, deferred remove"),
-            "a deferred remove is already pending on this mapping".into()));
+        rs.push(reason(
+            Layer::DeviceMapper,
+            Suspicious,
+            "dm_deferred_remove",
+            format!("{dm_state}, deferred remove"),
+            "a deferred remove is already pending on this mapping".into(),
+        ));
     } else if dev.inactive_table {
-        rs.push(reason(Layer::DeviceMapper, Suspicious, "dm_inactive_table", format!("{dm_state}, inactive table"),
-            "an inactive table is loaded: a reload is in progress".into()));
+        rs.push(reason(
+            Layer::DeviceMapper,
+            Suspicious,
+            "dm_inactive_table",
+            format!("{dm_state}, inactive table"),
+            "an inactive table is loaded: a reload is in progress".into(),
+        ));
     } else if !dev.live_table {
-        rs.push(reason(Layer::DeviceMapper, Suspicious, "dm_no_table", format!("{dm_state}, no table"),
-            "the mapping has no live table".into()));
+        rs.push(reason(
+            Layer::DeviceMapper,
+            Suspicious,
+            "dm_no_table",
+            format!("{dm_state}, no table"),
+            "the mapping has no live table".into(),
+        ));
     } else {
-        rs.push(reason(Layer::DeviceMapper, Clear, "dm_idle", dm_state,
-            "registered in the kernel, open count 0, live table, not suspended".into()));
+        rs.push(reason(
+            Layer::DeviceMapper,
+            Clear,
+            "dm_idle",
+            dm_state,
+            "registered in the kernel, open count 0, live table, not suspended".into(),
+        ));
     }
 
     // LVM.
@@ -176,65 +242,161 @@ pub fn decide(f: &Facts) -> Decision {
             let expected = lv.expected_dm_uuid();
             if dev.uuid == expected {
                 healthy = true;
-                rs.push(reason(Layer::Lvm, Healthy, "lvm_owns", format!("LV active ({})", lv.lv_attr),
-                    "the mapping carries the uuid LVM gives this LV: it is LVM's own, live mapping".into()));
+                rs.push(reason(
+                    Layer::Lvm,
+                    Healthy,
+                    "lvm_owns",
+                    format!("LV active ({})", lv.lv_attr),
+                    "the mapping carries the uuid LVM gives this LV: it is LVM's own, live mapping"
+                        .into(),
+                ));
             } else if dev.uuid.starts_with(&expected) {
-                rs.push(reason(Layer::Lvm, Suspicious, "lvm_sub_uuid", format!("uuid {}", dev.uuid),
-                    "the uuid is LVM's for this LV plus a suffix: an LVM internal layer".into()));
+                rs.push(reason(
+                    Layer::Lvm,
+                    Suspicious,
+                    "lvm_sub_uuid",
+                    format!("uuid {}", dev.uuid),
+                    "the uuid is LVM's for this LV plus a suffix: an LVM internal layer".into(),
+                ));
             } else if f.other_lvm_uuids.contains(&dev.uuid) {
                 rs.push(reason(Layer::Lvm, Suspicious, "lvm_other_lv", "uuid of another LV".into(),
                     "the mapping carries the identity of another LV of this VG: a rename in progress?".into()));
             } else if lv.active() {
-                rs.push(reason(Layer::Lvm, Suspicious, "lvm_active_elsewhere", format!("LV active ({})", lv.lv_attr),
-                    "LVM reports the LV active, yet not through this mapping".into()));
+                rs.push(reason(
+                    Layer::Lvm,
+                    Suspicious,
+                    "lvm_active_elsewhere",
+                    format!("LV active ({})", lv.lv_attr),
+                    "LVM reports the LV active, yet not through this mapping".into(),
+                ));
             } else {
                 rs.push(reason(Layer::Lvm, Clear, "lvm_inactive", format!("LV inactive ({})", lv.lv_attr),
                     format!("LVM says the LV is inactive; it would create this name with uuid {expected}, which the kernel refuses while this mapping exists")));
             }
         }
-        Some(LvmView::LvMissing) => rs.push(reason(Layer::Lvm, Clear, "lvm_no_lv", "no such LV".into(),
-            "the VG has no LV of this name any more: the mapping outlived its volume".into())),
-        Some(LvmView::VgMissing) => rs.push(reason(Layer::Lvm, Suspicious, "lvm_no_vg", "VG not found".into(),
-            "LVM does not see this VG on this host: nothing can be proven from LVM".into())),
-        Some(LvmView::Unreadable { why }) => rs.push(reason(Layer::Lvm, Suspicious, "lvm_unreadable", "unreadable".into(),
-            format!("LVM could not be read: {why}"))),
+        Some(LvmView::LvMissing) => rs.push(reason(
+            Layer::Lvm,
+            Clear,
+            "lvm_no_lv",
+            "no such LV".into(),
+            "the VG has no LV of this name any more: the mapping outlived its volume".into(),
+        )),
+        Some(LvmView::VgMissing) => rs.push(reason(
+            Layer::Lvm,
+            Suspicious,
+            "lvm_no_vg",
+            "VG not found".into(),
+            "LVM does not see this VG on this host: nothing can be proven from LVM".into(),
+        )),
+        Some(LvmView::Unreadable { why }) => rs.push(reason(
+            Layer::Lvm,
+            Suspicious,
+            "lvm_unreadable",
+            "unreadable".into(),
+            format!("LVM could not be read: {why}"),
+        )),
     }
 
     // Kernel users.
     rs.push(if f.holders.is_empty() {
-        reason(Layer::Holders, Clear, "no_holders", "none".into(), "no device is stacked on it".into())
+        reason(
+            Layer::Holders,
+            Clear,
+            "no_holders",
+            "none".into(),
+            "no device is stacked on it".into(),
+        )
     } else {
         let names: Vec<String> = f.holders.iter().map(|h| h.name.clone()).collect();
-        reason(Layer::Holders, InUse, "holders", names.join(", "),
-            format!("stacked under {}", names.join(", ")))
+        reason(
+            Layer::Holders,
+            InUse,
+            "holders",
+            names.join(", "),
+            format!("stacked under {}", names.join(", ")),
+        )
     });
     rs.push(if f.openers.is_empty() {
-        reason(Layer::Openers, Clear, "no_openers", "none".into(), "no process has it open".into())
+        reason(
+            Layer::Openers,
+            Clear,
+            "no_openers",
+            "none".into(),
+            "no process has it open".into(),
+        )
     } else {
-        let who: Vec<String> = f.openers.iter().map(|o| format!("pid {} ({})", o.pid, o.command)).collect();
-        reason(Layer::Openers, InUse, "openers", who.join(", "), format!("held open by {}", who.join(", ")))
+        let who: Vec<String> = f
+            .openers
+            .iter()
+            .map(|o| format!("pid {} ({})", o.pid, o.command))
+            .collect();
+        reason(
+            Layer::Openers,
+            InUse,
+            "openers",
+            who.join(", "),
+            format!("held open by {}", who.join(", ")),
+        )
     });
     rs.push(if f.mounts.is_empty() {
-        reason(Layer::Mounts, Clear, "no_mounts", "none".into(), "not mounted in any mount namespace".into())
+        reason(
+            Layer::Mounts,
+            Clear,
+            "no_mounts",
+            "none".into(),
+            "not mounted in any mount namespace".into(),
+        )
     } else {
-        let at: Vec<String> = f.mounts.iter().map(|m| format!("{} (ns of pid {})", m.mount_point, m.pid)).collect();
-        reason(Layer::Mounts, InUse, "mounted", at.join(", "), format!("mounted at {}", at.join(", ")))
+        let at: Vec<String> = f
+            .mounts
+            .iter()
+            .map(|m| format!("{} (ns of pid {})", m.mount_point, m.pid))
+            .collect();
+        reason(
+            Layer::Mounts,
+            InUse,
+            "mounted",
+            at.join(", "),
+            format!("mounted at {}", at.join(", ")),
+        )
     });
 
     // tapdisk.
     match &f.tapdisk {
         TapdiskFacts::NotChecked => {}
-        TapdiskFacts::NotInstalled => rs.push(reason(Layer::Tapdisk, Clear, "no_tap_ctl", "no tap-ctl".into(),
-            "tap-ctl is not installed: no tapdisk facts on this host".into())),
-        TapdiskFacts::Failed { why } => rs.push(reason(Layer::Tapdisk, Suspicious, "tap_ctl_failed", "tap-ctl failed".into(),
-            format!("tapdisk could not be asked: {why}"))),
-        TapdiskFacts::Listed { naming_this } if naming_this.is_empty() => rs.push(reason(Layer::Tapdisk, Clear,
-            "no_tapdisk", "not listed".into(), "no tapdisk serves this volume".into())),
+        TapdiskFacts::NotInstalled => rs.push(reason(
+            Layer::Tapdisk,
+            Clear,
+            "no_tap_ctl",
+            "no tap-ctl".into(),
+            "tap-ctl is not installed: no tapdisk facts on this host".into(),
+        )),
+        TapdiskFacts::Failed { why } => rs.push(reason(
+            Layer::Tapdisk,
+            Suspicious,
+            "tap_ctl_failed",
+            "tap-ctl failed".into(),
+            format!("tapdisk could not be asked: {why}"),
+        )),
+        TapdiskFacts::Listed { naming_this } if naming_this.is_empty() => rs.push(reason(
+            Layer::Tapdisk,
+            Clear,
+            "no_tapdisk",
+            "not listed".into(),
+            "no tapdisk serves this volume".into(),
+        )),
         TapdiskFacts::Listed { naming_this } => {
-            let who: Vec<String> = naming_this.iter().map(|t| {
-                let pid = t.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
-                if t.paused() { format!("pid {pid} (paused)") } else { format!("pid {pid}") }
-            }).collect();
+            let who: Vec<String> = naming_this
+                .iter()
+                .map(|t| {
+                    let pid = t.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+                    if t.paused() {
+                        format!("pid {pid} (paused)")
+                    } else {
+                        format!("pid {pid}")
+                    }
+                })
+                .collect();
             let paused = naming_this.iter().any(|t| t.paused());
             rs.push(reason(Layer::Tapdisk, InUse, if paused { "tapdisk_paused" } else { "tapdisk" }, who.join(", "),
                 if paused {
@@ -260,19 +422,34 @@ pub fn decide(f: &Facts) -> Decision {
     }
 
     let first = |s: Signal| rs.iter().find(|r| r.signal == s).cloned();
-    let naming_blocks = rs.iter().any(|r| r.layer == Layer::Naming && r.signal == Suspicious);
+    let naming_blocks = rs
+        .iter()
+        .any(|r| r.layer == Layer::Naming && r.signal == Suspicious);
     let (verdict, summary) = if naming_blocks {
-        (Verdict::Suspicious, format!("{name} is not an SR volume: left alone"))
+        (
+            Verdict::Suspicious,
+            format!("{name} is not an SR volume: left alone"),
+        )
     } else if healthy {
-        (Verdict::Healthy, format!("{name} is LVM's live mapping: nothing to do"))
+        (
+            Verdict::Healthy,
+            format!("{name} is LVM's live mapping: nothing to do"),
+        )
     } else if let Some(r) = first(InUse) {
         (Verdict::InUse, format!("{name} is in use: {}", r.message))
     } else if let Some(r) = first(Suspicious) {
-        (Verdict::Suspicious, format!("{name} needs a human: {}", r.message))
+        (
+            Verdict::Suspicious,
+            format!("{name} needs a human: {}", r.message),
+        )
     } else {
         (Verdict::Ghost, format!("{name} is a ghost: registered in the kernel, used by nothing, unknown to LVM; removing it lets lvchange -ay succeed"))
     };
-    Decision { verdict, summary, reasons: rs }
+    Decision {
+        verdict,
+        summary,
+        reasons: rs,
+    }
 }
 
 #[cfg(test)]
@@ -309,7 +486,10 @@ mod tests {
             device: Some(DmDevice {
                 name: name.to_string(),
                 uuid: String::new(),
-                dev: DevNum { major: 254, minor: 0 },
+                dev: DevNum {
+                    major: 254,
+                    minor: 0,
+                },
                 open_count: 0,
                 event_nr: 0,
                 suspended: false,
@@ -317,7 +497,12 @@ mod tests {
                 live_table: true,
                 inactive_table: false,
                 deferred_remove: false,
-                table: vec![TableLine { start: 0, length: 16384, target: "linear".into(), params: "98:0 2048".into() }],
+                table: vec![TableLine {
+                    start: 0,
+                    length: 16384,
+                    target: "linear".into(),
+                    params: "98:0 2048".into(),
+                }],
             }),
             dm_name: name,
             holders: vec![],
@@ -325,7 +510,9 @@ mod tests {
             mounts: vec![],
             lvm: Some(LvmView::Lv(lv_record("-wi-------"))),
             other_lvm_uuids: vec![],
-            tapdisk: TapdiskFacts::Listed { naming_this: vec![] },
+            tapdisk: TapdiskFacts::Listed {
+                naming_this: vec![],
+            },
             refcount: Refcount::Absent,
         }
     }
@@ -368,37 +555,144 @@ mod tests {
     #[test]
     fn each_user_makes_it_in_use() {
         let cases: Vec<(&str, Change)> = vec![
-            ("dm_open", Box::new(|f: &mut Facts| device(f).open_count = 1)),
-            ("holders", Box::new(|f: &mut Facts| f.holders = vec![Holder { name: "dm-1".into(), dev: None, depth: 1 }])),
-            ("openers", Box::new(|f: &mut Facts| f.openers = vec![Opener { pid: 42, command: "qemu".into(), fd: 3, path: "/dev/dm-0".into() }])),
-            ("mounted", Box::new(|f: &mut Facts| f.mounts = vec![Mount { pid: 1, command: "init".into(), mount_point: "/mnt".into(), namespace: "mnt:[1]".into() }])),
-            ("tapdisk_paused", Box::new(|f: &mut Facts| f.tapdisk = TapdiskFacts::Listed { naming_this: vec![Tapdisk { pid: Some(7), minor: Some(0), state: Some(0x20), kind: Some("vhd".into()), path: Some("/dev/x".into()) }] })),
-            ("tapdisk", Box::new(|f: &mut Facts| f.tapdisk = TapdiskFacts::Listed { naming_this: vec![Tapdisk { pid: Some(7), minor: Some(0), state: Some(0), kind: Some("vhd".into()), path: Some("/dev/x".into()) }] })),
-            ("refcount", Box::new(|f: &mut Facts| f.refcount = Refcount::Counts { count: 1, binary: 0 })),
+            (
+                "dm_open",
+                Box::new(|f: &mut Facts| device(f).open_count = 1),
+            ),
+            (
+                "holders",
+                Box::new(|f: &mut Facts| {
+                    f.holders = vec![Holder {
+                        name: "dm-1".into(),
+                        dev: None,
+                        depth: 1,
+                    }]
+                }),
+            ),
+            (
+                "openers",
+                Box::new(|f: &mut Facts| {
+                    f.openers = vec![Opener {
+                        pid: 42,
+                        command: "qemu".into(),
+                        fd: 3,
+                        path: "/dev/dm-0".into(),
+                    }]
+                }),
+            ),
+            (
+                "mounted",
+                Box::new(|f: &mut Facts| {
+                    f.mounts = vec![Mount {
+                        pid: 1,
+                        command: "init".into(),
+                        mount_point: "/mnt".into(),
+                        namespace: "mnt:[1]".into(),
+                    }]
+                }),
+            ),
+            (
+                "tapdisk_paused",
+                Box::new(|f: &mut Facts| {
+                    f.tapdisk = TapdiskFacts::Listed {
+                        naming_this: vec![Tapdisk {
+                            pid: Some(7),
+                            minor: Some(0),
+                            state: Some(0x20),
+                            kind: Some("vhd".into()),
+                            path: Some("/dev/x".into()),
+                        }],
+                    }
+                }),
+            ),
+            (
+                "tapdisk",
+                Box::new(|f: &mut Facts| {
+                    f.tapdisk = TapdiskFacts::Listed {
+                        naming_this: vec![Tapdisk {
+                            pid: Some(7),
+                            minor: Some(0),
+                            state: Some(0),
+                            kind: Some("vhd".into()),
+                            path: Some("/dev/x".into()),
+                        }],
+                    }
+                }),
+            ),
+            (
+                "refcount",
+                Box::new(|f: &mut Facts| {
+                    f.refcount = Refcount::Counts {
+                        count: 1,
+                        binary: 0,
+                    }
+                }),
+            ),
         ];
         for (code, change) in cases {
             let mut f = ghost();
             change(&mut f);
             let d = decide(&f);
             assert_eq!(d.verdict, Verdict::InUse, "{code}");
-            assert!(d.reasons.iter().any(|r| r.code == code && r.signal == Signal::InUse), "{code}: {d:#?}");
+            assert!(
+                d.reasons
+                    .iter()
+                    .any(|r| r.code == code && r.signal == Signal::InUse),
+                "{code}: {d:#?}"
+            );
         }
     }
 
     #[test]
     fn oddities_make_it_suspicious() {
         let cases: Vec<(&str, Change)> = vec![
-            ("dm_suspended", Box::new(|f: &mut Facts| device(f).suspended = true)),
-            ("dm_deferred_remove", Box::new(|f: &mut Facts| device(f).deferred_remove = true)),
-            ("dm_inactive_table", Box::new(|f: &mut Facts| device(f).inactive_table = true)),
-            ("dm_no_table", Box::new(|f: &mut Facts| device(f).live_table = false)),
-            ("lvm_no_vg", Box::new(|f: &mut Facts| f.lvm = Some(LvmView::VgMissing))),
-            ("lvm_unreadable", Box::new(|f: &mut Facts| f.lvm = Some(LvmView::Unreadable { why: "x".into() }))),
-            ("lvm_active_elsewhere", Box::new(|f: &mut Facts| f.lvm = Some(LvmView::Lv(lv_record("-wi-a-----"))))),
-            ("lvm_sub_uuid", Box::new(|f: &mut Facts| device(f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq-real".into())),
-            ("lvm_other_lv", Box::new(|f: &mut Facts| { device(f).uuid = "LVM-other".into(); f.other_lvm_uuids = vec!["LVM-other".into()]; })),
-            ("tap_ctl_failed", Box::new(|f: &mut Facts| f.tapdisk = TapdiskFacts::Failed { why: "x".into() })),
-            ("refcount_unreadable", Box::new(|f: &mut Facts| f.refcount = Refcount::Unreadable { why: "x".into() })),
+            (
+                "dm_suspended",
+                Box::new(|f: &mut Facts| device(f).suspended = true),
+            ),
+            (
+                "dm_deferred_remove",
+                Box::new(|f: &mut Facts| device(f).deferred_remove = true),
+            ),
+            (
+                "dm_inactive_table",
+                Box::new(|f: &mut Facts| device(f).inactive_table = true),
+            ),
+            (
+                "dm_no_table",
+                Box::new(|f: &mut Facts| device(f).live_table = false),
+            ),
+            (
+                "lvm_no_vg",
+                Box::new(|f: &mut Facts| f.lvm = Some(LvmView::VgMissing)),
+            ),
+            (
+                "lvm_unreadable",
+                Box::new(|f: &mut Facts| f.lvm = Some(LvmView::Unreadable { why: "x".into() })),
+            ),
+            (
+                "lvm_active_elsewhere",
+                Box::new(|f: &mut Facts| f.lvm = Some(LvmView::Lv(lv_record("-wi-a-----")))),
+            ),
+            (
+                "lvm_sub_uuid",
+                Box::new(|f: &mut Facts| device(f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq-real".into()),
+            ),
+            (
+                "lvm_other_lv",
+                Box::new(|f: &mut Facts| {
+                    device(f).uuid = "LVM-other".into();
+                    f.other_lvm_uuids = vec!["LVM-other".into()];
+                }),
+            ),
+            (
+                "tap_ctl_failed",
+                Box::new(|f: &mut Facts| f.tapdisk = TapdiskFacts::Failed { why: "x".into() }),
+            ),
+            (
+                "refcount_unreadable",
+                Box::new(|f: &mut Facts| f.refcount = Refcount::Unreadable { why: "x".into() }),
+            ),
         ];
         for (code, change) in cases {
             let mut f = ghost();
@@ -413,7 +707,10 @@ mod tests {
     fn in_use_outranks_suspicious() {
         let mut f = ghost();
         device(&mut f).suspended = true;
-        f.refcount = Refcount::Counts { count: 0, binary: 1 };
+        f.refcount = Refcount::Counts {
+            count: 0,
+            binary: 1,
+        };
         assert_eq!(decide(&f).verdict, Verdict::InUse);
     }
 
@@ -434,7 +731,10 @@ mod tests {
         let mut f = ghost();
         f.lvm = Some(LvmView::LvMissing);
         f.tapdisk = TapdiskFacts::NotInstalled;
-        f.refcount = Refcount::Counts { count: 0, binary: 0 };
+        f.refcount = Refcount::Counts {
+            count: 0,
+            binary: 0,
+        };
         assert_eq!(decide(&f).verdict, Verdict::Ghost);
     }
 }

@@ -103,11 +103,30 @@ mod tests {
             sys.join("class/block/dm-1/holders/dm-2"),
         )
         .unwrap();
-        let h = holders_of(sys, DevNum { major: 254, minor: 0 });
+        let h = holders_of(
+            sys,
+            DevNum {
+                major: 254,
+                minor: 0,
+            },
+        );
         assert_eq!(h.len(), 2);
         assert_eq!((h[0].name.as_str(), h[0].depth), ("dm-1", 1));
         assert_eq!((h[1].name.as_str(), h[1].depth), ("dm-2", 2));
-        assert_eq!(h[1].dev, Some(DevNum { major: 254, minor: 2 }));
-        assert!(holders_of(sys, DevNum { major: 254, minor: 9 }).is_empty());
+        assert_eq!(
+            h[1].dev,
+            Some(DevNum {
+                major: 254,
+                minor: 2
+            })
+        );
+        assert!(holders_of(
+            sys,
+            DevNum {
+                major: 254,
+                minor: 9
+            }
+        )
+        .is_empty());
     }
 }

@@ -161,13 +161,23 @@ mod tests {
                     37 35 254:3 / /run/sr\\040mount rw - ext3 /dev/dm-3 rw\n";
         let m = parse_mountinfo(text);
         assert_eq!(m.len(), 2);
-        assert_eq!(m[1].0, DevNum { major: 254, minor: 3 });
+        assert_eq!(
+            m[1].0,
+            DevNum {
+                major: 254,
+                minor: 3
+            }
+        );
         assert_eq!(m[1].1, "/run/sr mount");
     }
 
     #[test]
     fn scan_finds_nothing_for_an_unused_number() {
-        let devs: BTreeSet<DevNum> = [DevNum { major: 4095, minor: 1048575 }].into();
+        let devs: BTreeSet<DevNum> = [DevNum {
+            major: 4095,
+            minor: 1048575,
+        }]
+        .into();
         let u = scan(Path::new("/proc"), &devs);
         assert!(u.openers.is_empty());
         assert!(u.mounts.is_empty());

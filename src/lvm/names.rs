@@ -60,7 +60,11 @@ pub fn split_dm_name(name: &DmName) -> Option<LvmDmName> {
 
 /// The DM uuid LVM sets on an active LV: `LVM-` + VG uuid + LV uuid, dashes removed.
 pub fn lvm_dm_uuid(vg_uuid: &str, lv_uuid: &str) -> String {
-    format!("LVM-{}{}", vg_uuid.replace('-', ""), lv_uuid.replace('-', ""))
+    format!(
+        "LVM-{}{}",
+        vg_uuid.replace('-', ""),
+        lv_uuid.replace('-', "")
+    )
 }
 
 /// The SR a volume group belongs to, if it is an SR's VG at all.

@@ -61,7 +61,9 @@ pub enum LvmView {
     /// LVM does not see the VG on this host.
     VgMissing,
     /// `lvs` failed or printed something we cannot read: nothing can be proven from LVM.
-    Unreadable { why: String },
+    Unreadable {
+        why: String,
+    },
 }
 
 /// The `lvs` front end, with the program name and deadline to use.
@@ -169,7 +171,11 @@ impl VgReport {
             return LvmView::LvMissing;
         }
         LvmView::Unreadable {
-            why: format!("lvs exited with status {}: {}", self.status, self.stderr.trim()),
+            why: format!(
+                "lvs exited with status {}: {}",
+                self.status,
+                self.stderr.trim()
+            ),
         }
     }
 
@@ -223,8 +229,14 @@ mod tests {
         let gone = VgName::new("VG_XenStorage-zzzz").unwrap();
         assert_eq!(report.view(&gone, &lv("VHD-cc")), LvmView::VgMissing);
         let other = VgName::new("VG_XenStorage-yyyy").unwrap();
-        assert!(matches!(report.view(&other, &lv("VHD-cc")), LvmView::Unreadable { .. }));
-        assert_eq!(report.other_dm_uuids(&vg, &lv("VHD-cc")), vec!["LVM-K2BweQUkrIAAAABBBB"]);
+        assert!(matches!(
+            report.view(&other, &lv("VHD-cc")),
+            LvmView::Unreadable { .. }
+        ));
+        assert_eq!(
+            report.other_dm_uuids(&vg, &lv("VHD-cc")),
+            vec!["LVM-K2BweQUkrIAAAABBBB"]
+        );
     }
 
     #[test]

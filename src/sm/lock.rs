@@ -126,7 +126,10 @@ fn fairlock(path: &Path, deadline: Instant, timeout: Duration) -> Result<SmLock>
     if got != b"LOCK\0" {
         return Err(lock_err(std::io::Error::new(
             ErrorKind::InvalidData,
-            format!("unexpected Fairlock greeting {:?}", String::from_utf8_lossy(&got)),
+            format!(
+                "unexpected Fairlock greeting {:?}",
+                String::from_utf8_lossy(&got)
+            ),
         )));
     }
     Ok(SmLock::Fairlock(stream))
@@ -193,7 +196,10 @@ mod tests {
     fn fairlock_is_held_after_the_greeting_and_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("devicemapper");
-        let server = serve_one(UnixListener::bind(&sock).unwrap(), Duration::from_millis(50));
+        let server = serve_one(
+            UnixListener::bind(&sock).unwrap(),
+            Duration::from_millis(50),
+        );
         let kind = SmLockKind::detect(&sock, Path::new("/nonexistent/x"));
         assert_eq!(kind, SmLockKind::Fairlock(sock.clone()));
         let lock = acquire(&kind, Duration::from_secs(5)).unwrap();
@@ -231,8 +237,14 @@ mod tests {
             .spawn()
             .unwrap();
         let mut line = [0u8; 4];
-        holder.stdout.as_mut().unwrap().read_exact(&mut line).unwrap();
-        let err = acquire(&SmLockKind::Fcntl(path.clone()), Duration::from_millis(200)).unwrap_err();
+        holder
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut line)
+            .unwrap();
+        let err =
+            acquire(&SmLockKind::Fcntl(path.clone()), Duration::from_millis(200)).unwrap_err();
         assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
         holder.kill().unwrap();
         holder.wait().unwrap();

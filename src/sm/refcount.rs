@@ -13,8 +13,13 @@ use crate::ids::Uuid;
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Refcount {
     Absent,
-    Counts { count: u64, binary: u64 },
-    Unreadable { why: String },
+    Counts {
+        count: u64,
+        binary: u64,
+    },
+    Unreadable {
+        why: String,
+    },
     /// The LV is not a VDI of an SR (e.g. the SR's MGT volume): SM keeps no count for it.
     NotApplicable,
 }
@@ -23,7 +28,11 @@ impl Refcount {
     pub fn is_zero(&self) -> bool {
         matches!(
             self,
-            Refcount::Absent | Refcount::Counts { count: 0, binary: 0 }
+            Refcount::Absent
+                | Refcount::Counts {
+                    count: 0,
+                    binary: 0
+                }
         )
     }
 }
@@ -63,11 +72,20 @@ mod tests {
         fs::create_dir_all(&ns).unwrap();
         fs::write(ns.join(vdi.as_str()), "1 0\n").unwrap();
         let r = read(dir.path(), &sr, &vdi);
-        assert_eq!(r, Refcount::Counts { count: 1, binary: 0 });
+        assert_eq!(
+            r,
+            Refcount::Counts {
+                count: 1,
+                binary: 0
+            }
+        );
         assert!(!r.is_zero());
         fs::write(ns.join(vdi.as_str()), "0 0\n").unwrap();
         assert!(read(dir.path(), &sr, &vdi).is_zero());
         fs::write(ns.join(vdi.as_str()), "garbage").unwrap();
-        assert!(matches!(read(dir.path(), &sr, &vdi), Refcount::Unreadable { .. }));
+        assert!(matches!(
+            read(dir.path(), &sr, &vdi),
+            Refcount::Unreadable { .. }
+        ));
     }
 }

@@ -1,0 +1,103 @@
+//! `dmheal._core`: the same operations as the CLI, returning the same JSON the CLI prints with
+//! `--json`. Errors become `dmheal._core.CoreError(kind, message)`; the Python facade turns
+//! them into `dmheal.DmhealError`, as it does for the binary's JSON errors.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::heal as guarded;
+use crate::ids::Target;
+use crate::ops::{self, Host};
+
+create_exception!(_core, CoreError, PyException);
+
+fn to_py<T: Serialize>(result: Result<T>) -> PyResult<String> {
+    match result {
+        Ok(v) => Ok(serde_json::to_string(&v).expect("results always serialise")),
+        Err(e) => Err(CoreError::new_err((e.kind(), e.chain()))),
+    }
+}
+
+fn config(journal: Option<PathBuf>, lock_timeout: Option<f64>) -> Config {
+    Config::resolve(journal, lock_timeout.map(Duration::from_secs_f64))
+}
+
+fn target(s: &str) -> Result<Target> {
+    Ok(Target::parse(s)?)
+}
+
+/// Every layer's view of one volume and the verdict, as JSON.
+#[pyfunction]
+#[pyo3(signature = (target, journal=None))]
+fn inspect(py: Python<'_>, target: &str, journal: Option<PathBuf>) -> PyResult<String> {
+    let t = self::target(target);
+    to_py(py.detach(|| Host::open(config(journal, None))?.inspect(&t?)))
+}
+
+/// Every SR-VG mapping and SR LV on this host, as JSON.
+#[pyfunction]
+#[pyo3(signature = (journal=None))]
+fn scan(py: Python<'_>, journal: Option<PathBuf>) -> PyResult<String> {
+    to_py(py.detach(|| Host::open(config(journal, None))?.scan()))
+}
+
+/// Heal one volume (dry run unless `apply`), as JSON.
+#[pyfunction]
+#[pyo3(signature = (target, apply=false, journal=None, lock_timeout=None))]
+fn heal(
+    py: Python<'_>,
+    target: &str,
+    apply: bool,
+    journal: Option<PathBuf>,
+    lock_timeout: Option<f64>,
+) -> PyResult<String> {
+    let t = self::target(target);
+    to_py(py.detach(|| {
+        let host = Host::open(config(journal, lock_timeout))?;
+        guarded::heal(&host, &t?, apply)
+    }))
+}
+
+/// The journal's entries, as JSON.
+#[pyfunction]
+#[pyo3(signature = (journal=None))]
+fn journal(py: Python<'_>, journal: Option<PathBuf>) -> PyResult<String> {
+    to_py(py.detach(|| ops::journal_entries(&config(journal, None))))
+}
+
+/// Recreate the mapping journal entry `id` removed, as JSON.
+#[pyfunction]
+#[pyo3(signature = (id, journal=None, lock_timeout=None))]
+fn restore(
+    py: Python<'_>,
+    id: i64,
+    journal: Option<PathBuf>,
+    lock_timeout: Option<f64>,
+) -> PyResult<String> {
+    to_py(py.detach(|| {
+        let id = u64::try_from(id)
+            .ok()
+            .filter(|i| *i > 0)
+            .ok_or_else(|| Error::from(crate::error::InputError::BadJournalId(id.to_string())))?;
+        guarded::restore(&Host::open(config(journal, lock_timeout))?, id)
+    }))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CoreError", m.py().get_type::<CoreError>())?;
+    m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(heal, m)?)?;
+    m.add_function(wrap_pyfunction!(journal, m)?)?;
+    m.add_function(wrap_pyfunction!(restore, m)?)?;
+    Ok(())
+}
