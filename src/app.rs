@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{parse_id, Cli, Command};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exit_codes::Exit;
 use crate::heal;
+use crate::ids::Target;
 use crate::ops::{self, Host};
 use crate::render;
 use crate::verdict::Verdict;
@@ -40,7 +41,8 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Inspect { target } => {
-            let i = Host::open(config)?.inspect(target)?;
+            let target = Target::parse(target)?;
+            let i = Host::open(config)?.inspect(&target)?;
             print(cli.json, &i, render::inspection);
             Ok(Exit::of_verdict(i.verdict))
         }
@@ -56,12 +58,15 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             })
         }
         Command::Heal { target, apply } => {
-            let o = heal::heal(&Host::open(config)?, target, *apply)?;
+            let target = Target::parse(target)?;
+            let o = heal::heal(&Host::open(config)?, &target, *apply)?;
             print(cli.json, &o, render::heal);
             Ok(Exit::of_heal(o.action, o.inspection.verdict))
         }
         Command::Restore { id } => {
-            let r = heal::restore(&Host::open(config)?, *id)?;
+            let id = parse_id(id)?;
+            heal::find_removal(&config, id)?;
+            let r = heal::restore(&Host::open(config)?, id)?;
             print(cli.json, &r, render::restore);
             Ok(Exit::Ok)
         }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::ids::Target;
+use crate::error::InputError;
 
 const EXIT_CODES: &str = "Exit codes: 0 nothing to do or done; 1 error; 2 bad input; \
 3 ghost found, not removed; 4 refused, in use; 5 refused, needs a human.";
@@ -39,15 +39,14 @@ pub enum Command {
     /// Show every layer's view of one volume and the verdict.
     Inspect {
         /// /dev/<vg>/<lv>, /dev/mapper/<name>, a DM name, or a VDI uuid
-        #[arg(value_parser = parse_target)]
-        target: Target,
+        target: String,
     },
     /// Inspect every SR-VG mapping and every SR LV on this host.
     Scan,
     /// Remove a proven ghost (dry run unless --apply).
     Heal {
-        #[arg(value_parser = parse_target)]
-        target: Target,
+        /// /dev/<vg>/<lv>, /dev/mapper/<name>, a DM name, or a VDI uuid
+        target: String,
         /// Really remove it (journalled first; `dmheal restore` undoes it).
         #[arg(long)]
         apply: bool,
@@ -57,21 +56,18 @@ pub enum Command {
     /// Recreate the mapping a journalled removal removed.
     Restore {
         /// The journal entry id of the removal
-        #[arg(value_parser = parse_id)]
-        id: u64,
+        id: String,
     },
 }
 
-fn parse_target(s: &str) -> Result<Target, String> {
-    Target::parse(s).map_err(|e| e.to_string())
-}
+// Targets and journal ids are validated by `ids` (not by clap) so that `--json` reports bad
+// input as JSON, with the same message the Python module gives.
 
-fn parse_id(s: &str) -> Result<u64, String> {
+/// Parse a journal entry id: a positive number.
+pub fn parse_id(s: &str) -> Result<u64, InputError> {
     match s.parse::<u64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => {
-            Err(crate::error::InputError::BadJournalId(s.escape_default().to_string()).to_string())
-        }
+        _ => Err(InputError::BadJournalId(s.escape_default().to_string())),
     }
 }
 

@@ -6,7 +6,8 @@
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::dm::DmDevice;
+use crate::config::Config;
+use crate::dm::{DmDevice, TableLine};
 use crate::error::{Error, Result};
 use crate::ids::{DmName, Target};
 use crate::journal::{Event, Journal};
@@ -205,21 +206,48 @@ pub struct RestoreOutcome {
     pub message: String,
 }
 
+/// What a journalled removal recorded: enough to recreate the mapping exactly.
+pub struct Removed {
+    pub dm_name: String,
+    pub uuid: String,
+    pub table: Vec<TableLine>,
+    pub read_only: bool,
+}
+
+/// Find removal `id` in the journal (needs no device-mapper, so it is checked first).
+pub fn find_removal(config: &Config, id: u64) -> Result<Removed> {
+    Journal::new(&config.journal)
+        .entries()?
+        .into_iter()
+        .find(|e| e.id == id)
+        .and_then(|e| match e.event {
+            Event::Removal {
+                dm_name,
+                uuid,
+                table,
+                read_only,
+                ..
+            } => Some(Removed {
+                dm_name,
+                uuid,
+                table,
+                read_only,
+            }),
+            _ => None,
+        })
+        .ok_or(Error::NoSuchEntry(id))
+}
+
 /// Recreate the mapping journal entry `id` removed: same name, uuid and table.
 pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
     let cfg = &host.config;
-    let journal = Journal::new(&cfg.journal);
-    let entries = journal.entries()?;
-    let Some(Event::Removal {
+    let Removed {
         dm_name,
         uuid,
         table,
         read_only,
-        ..
-    }) = entries.iter().find(|e| e.id == id).map(|e| e.event.clone())
-    else {
-        return Err(Error::NoSuchEntry(id));
-    };
+    } = find_removal(cfg, id)?;
+    let journal = Journal::new(&cfg.journal);
     let name = DmName::new(&dm_name)?;
 
     let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::heal as guarded;
 use crate::ids::Target;
 use crate::ops::{self, Host};
@@ -38,7 +38,10 @@ fn target(s: &str) -> Result<Target> {
 #[pyo3(signature = (target, journal=None))]
 fn inspect(py: Python<'_>, target: &str, journal: Option<PathBuf>) -> PyResult<String> {
     let t = self::target(target);
-    to_py(py.detach(|| Host::open(config(journal, None))?.inspect(&t?)))
+    to_py(py.detach(|| {
+        let t = t?;
+        Host::open(config(journal, None))?.inspect(&t)
+    }))
 }
 
 /// Every SR-VG mapping and SR LV on this host, as JSON.
@@ -60,8 +63,9 @@ fn heal(
 ) -> PyResult<String> {
     let t = self::target(target);
     to_py(py.detach(|| {
+        let t = t?;
         let host = Host::open(config(journal, lock_timeout))?;
-        guarded::heal(&host, &t?, apply)
+        guarded::heal(&host, &t, apply)
     }))
 }
 
@@ -77,16 +81,15 @@ fn journal(py: Python<'_>, journal: Option<PathBuf>) -> PyResult<String> {
 #[pyo3(signature = (id, journal=None, lock_timeout=None))]
 fn restore(
     py: Python<'_>,
-    id: i64,
+    id: &str,
     journal: Option<PathBuf>,
     lock_timeout: Option<f64>,
 ) -> PyResult<String> {
     to_py(py.detach(|| {
-        let id = u64::try_from(id)
-            .ok()
-            .filter(|i| *i > 0)
-            .ok_or_else(|| Error::from(crate::error::InputError::BadJournalId(id.to_string())))?;
-        guarded::restore(&Host::open(config(journal, lock_timeout))?, id)
+        let id = crate::cli::parse_id(id)?;
+        let config = config(journal, lock_timeout);
+        guarded::find_removal(&config, id)?;
+        guarded::restore(&Host::open(config)?, id)
     }))
 }
 

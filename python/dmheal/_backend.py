@@ -122,4 +122,4 @@ def restore(entry_id, journal=None, lock_timeout=None):
     """Recreate the mapping that journal entry ``entry_id`` removed."""
     if _choose() is None:
         return _run_binary(["restore", "--", str(entry_id)], journal, lock_timeout)
-    return _call_native("restore", int(entry_id), journal=journal, lock_timeout=lock_timeout)
+    return _call_native("restore", str(entry_id), journal=journal, lock_timeout=lock_timeout)
