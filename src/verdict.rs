@@ -116,11 +116,10 @@ fn reason(
 /// Decide on the facts of one DM name.
 pub fn decide(f: &Facts) -> Decision {
     use Signal::*;
-    let name = &f.dm_name;
     let Some(dev) = &f.device else {
         return Decision {
             verdict: Verdict::Absent,
-            summary: format!("no mapping named {name}: nothing to do"),
+            summary: "no mapping of this name in the kernel: nothing to do".into(),
             reasons: vec![reason(
                 Layer::DeviceMapper,
                 Clear,
@@ -428,22 +427,19 @@ pub fn decide(f: &Facts) -> Decision {
     let (verdict, summary) = if naming_blocks {
         (
             Verdict::Suspicious,
-            format!("{name} is not an SR volume: left alone"),
+            "not a plain LV of an SR volume group: left alone".into(),
         )
     } else if healthy {
         (
             Verdict::Healthy,
-            format!("{name} is LVM's live mapping: nothing to do"),
+            "LVM's own live mapping: nothing to do".into(),
         )
     } else if let Some(r) = first(InUse) {
-        (Verdict::InUse, format!("{name} is in use: {}", r.message))
+        (Verdict::InUse, format!("in use: {}", r.message))
     } else if let Some(r) = first(Suspicious) {
-        (
-            Verdict::Suspicious,
-            format!("{name} needs a human: {}", r.message),
-        )
+        (Verdict::Suspicious, format!("needs a human: {}", r.message))
     } else {
-        (Verdict::Ghost, format!("{name} is a ghost: registered in the kernel, used by nothing, unknown to LVM; removing it lets lvchange -ay succeed"))
+        (Verdict::Ghost, "registered in the kernel, used by nothing, not LVM's: removing it lets lvchange -ay succeed".into())
     };
     Decision {
         verdict,
