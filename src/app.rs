@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cli::{parse_id, Cli, Command};
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit_codes::Exit;
 use crate::heal;
@@ -26,10 +26,12 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
 }
 
 pub fn config_of(cli: &Cli) -> Config {
-    Config::resolve(
-        cli.journal.clone(),
-        cli.lock_timeout.map(Duration::from_secs_f64),
-    )
+    Config::resolve(Overrides {
+        journal: cli.journal.clone(),
+        lock_timeout: cli.lock_timeout.map(Duration::from_secs_f64),
+        tool_timeout: cli.tool_timeout.map(Duration::from_secs_f64),
+        in_sm_process: false,
+    })
 }
 
 pub fn run(cli: &Cli) -> Result<Exit> {
@@ -57,12 +59,17 @@ pub fn run(cli: &Cli) -> Result<Exit> {
                 Exit::Ok
             })
         }
-        Command::Heal { target, apply } => {
+        Command::Heal {
+            target,
+            apply,
+            record,
+        } => {
             let target = Target::parse(target)?;
-            let o = heal::heal(&Host::open(config)?, &target, *apply)?;
+            let o = heal::heal(&Host::open(config)?, &target, *apply, *record)?;
             print(cli.json, &o, render::heal);
             Ok(Exit::of_heal(o.action, o.inspection.verdict))
         }
+        Command::Hook { args } => hook(cli.json, args),
         Command::Restore { id } => {
             let id = parse_id(id)?;
             heal::find_removal(&config, id)?;
@@ -94,3 +101,22 @@ pub const VERDICTS: [Verdict; 5] = [
     Verdict::InUse,
     Verdict::Suspicious,
 ];
+
+/// The hook lives in the Python package (it runs inside SM's Python); this forwards to it with
+/// the Python named by DMHEAL_PYTHON (default python3).
+fn hook(json: bool, args: &[String]) -> Result<Exit> {
+    let python = std::env::var("DMHEAL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut cmd = std::process::Command::new(&python);
+    cmd.args(["-m", "dmheal.sm_hook"]).args(args);
+    if json {
+        cmd.arg("--json");
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| Error::Io(format!("cannot run {python} -m dmheal.sm_hook"), e))?;
+    Ok(if status.success() {
+        Exit::Ok
+    } else {
+        Exit::Error
+    })
+}

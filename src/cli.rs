@@ -26,6 +26,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub lock_timeout: Option<f64>,
 
+    /// Seconds each external tool (lvs, tap-ctl) may take.
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub tool_timeout: Option<f64>,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -50,9 +54,18 @@ pub enum Command {
         /// Really remove it (journalled first; `dmheal restore` undoes it).
         #[arg(long)]
         apply: bool,
+        /// Also journal a dry run or a refusal (what the SM hook does for every decision).
+        #[arg(long)]
+        record: bool,
     },
     /// List the journal.
     Journal,
+    /// Install, remove or show the SM pre-activation hook (runs `python3 -m dmheal.sm_hook`).
+    Hook {
+        /// install | uninstall | status, then options (--site-dir, --sm-dir)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
     /// Recreate the mapping a journalled removal removed.
     Restore {
         /// The journal entry id of the removal

@@ -18,22 +18,35 @@ pub struct Config {
     pub refcount_dir: PathBuf,
     pub fairlock_socket: PathBuf,
     pub legacy_lock: PathBuf,
-    pub lvs: Lvs,
+    pub lvs_program: String,
     pub tap_ctl: String,
     /// Deadline for each external tool (lvs, tap-ctl).
     pub tool_timeout: Duration,
     /// Deadline for taking the SM lock and the journal lock.
     pub lock_timeout: Duration,
+    /// Running inside an SM process (the activation hook, native backend): SM's fcntl lock
+    /// files must not be opened, since any close() would drop SM's own lock.
+    pub in_sm_process: bool,
+}
+
+/// What a caller may override; everything else is the dom0 default.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub journal: Option<PathBuf>,
+    pub lock_timeout: Option<Duration>,
+    pub tool_timeout: Option<Duration>,
+    pub in_sm_process: bool,
 }
 
 impl Config {
     /// The defaults for a XenServer / XCP-ng dom0; `journal` overrides the journal path, else
     /// `DMHEAL_JOURNAL`, else /var/lib/dmheal/journal.jsonl.
-    pub fn resolve(journal: Option<PathBuf>, lock_timeout: Option<Duration>) -> Self {
-        let journal = journal
+    pub fn resolve(o: Overrides) -> Self {
+        let journal = o
+            .journal
             .or_else(|| std::env::var_os(JOURNAL_ENV).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_JOURNAL));
-        let tool_timeout = Duration::from_secs(20);
+        let tool_timeout = o.tool_timeout.unwrap_or(Duration::from_secs(20));
         Config {
             journal,
             proc_root: "/proc".into(),
@@ -41,13 +54,21 @@ impl Config {
             refcount_dir: "/run/sm/refcount".into(),
             fairlock_socket: crate::sm::lock::FAIRLOCK_SOCKET.into(),
             legacy_lock: crate::sm::lock::LEGACY_LOCK.into(),
-            lvs: Lvs {
-                program: "lvs".into(),
-                timeout: tool_timeout,
-            },
+            lvs_program: "lvs".into(),
             tap_ctl: "tap-ctl".into(),
             tool_timeout,
-            lock_timeout: lock_timeout.unwrap_or(Duration::from_secs(30)),
+            lock_timeout: o.lock_timeout.unwrap_or(Duration::from_secs(30)),
+            in_sm_process: o.in_sm_process,
+        }
+    }
+}
+
+impl Config {
+    /// The `lvs` front end with this configuration's program and deadline.
+    pub fn lvs(&self) -> Lvs {
+        Lvs {
+            program: self.lvs_program.clone(),
+            timeout: self.tool_timeout,
         }
     }
 }

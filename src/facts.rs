@@ -126,7 +126,7 @@ pub fn gather(
                 .iter()
                 .filter_map(|i| all[*i].lvm_name.as_ref().map(|n| &n.vg))
                 .collect();
-            queried = config.lvs.of_vgs(&vgs.into_iter().collect::<Vec<_>>());
+            queried = config.lvs().of_vgs(&vgs.into_iter().collect::<Vec<_>>());
             &queried
         }
     };

@@ -77,7 +77,42 @@ fn moved(plan: &DmDevice, now: &DmDevice) -> Option<String> {
     None
 }
 
-pub fn heal(host: &Host, target: &Target, apply: bool) -> Result<HealOutcome> {
+/// `record`: also journal decisions that change nothing (dry runs, refusals). Absent and
+/// healthy mappings are not recorded: the activation hot path never touches the journal.
+pub fn heal(host: &Host, target: &Target, apply: bool, record: bool) -> Result<HealOutcome> {
+    let o = decide_and_act(host, target, apply)?;
+    if record && o.journal_id.is_none() && o.action != Action::NothingToDo {
+        let mut o = o;
+        let id = Journal::new(&host.config.journal)
+            .writer(host.config.lock_timeout)?
+            .append(Event::Decision {
+                target: target.to_string(),
+                dm_name: o.inspection.dm_name.clone(),
+                verdict: o.inspection.verdict.as_str().into(),
+                action: action_name(o.action).into(),
+                summary: o.message.clone(),
+            })
+            .map_err(|source| Error::Journal {
+                path: host.config.journal.clone(),
+                source,
+            })?;
+        o.journal_id = Some(id);
+        return Ok(o);
+    }
+    Ok(o)
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::NothingToDo => "nothing-to-do",
+        Action::WouldRemove => "would-remove",
+        Action::Removed => "removed",
+        Action::Refused => "refused",
+        Action::Failed => "failed",
+    }
+}
+
+fn decide_and_act(host: &Host, target: &Target, apply: bool) -> Result<HealOutcome> {
     let name = host.resolve(target)?;
     let plan = host.inspect_name(target.to_string(), &name)?;
     match plan.verdict {
@@ -109,7 +144,7 @@ fn remove_guarded(
 ) -> Result<HealOutcome> {
     let cfg = &host.config;
     let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
-    let _sm_lock = lock::acquire(&kind, cfg.lock_timeout)?;
+    let _sm_lock = lock::acquire(&kind, cfg.lock_timeout, cfg.in_sm_process)?;
     let mut journal = Journal::new(&cfg.journal).writer(cfg.lock_timeout)?;
 
     // Everything again, under the locks, immediately before acting.
@@ -251,7 +286,7 @@ pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
     let name = DmName::new(&dm_name)?;
 
     let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
-    let _sm_lock = lock::acquire(&kind, cfg.lock_timeout)?;
+    let _sm_lock = lock::acquire(&kind, cfg.lock_timeout, cfg.in_sm_process)?;
     let mut writer = journal.writer(cfg.lock_timeout)?;
     if host.dm.device(&name)?.is_some() {
         return Err(Error::RestoreRefused {

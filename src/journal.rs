@@ -45,6 +45,15 @@ pub enum Event {
         result: String,
         detail: String,
     },
+    /// A decision that changed nothing (a dry run or a refusal), recorded on request — the SM
+    /// hook records every decision it makes about an existing mapping.
+    Decision {
+        target: String,
+        dm_name: String,
+        verdict: String,
+        action: String,
+        summary: String,
+    },
     /// Removal `of` was undone.
     Restore {
         of: u64,

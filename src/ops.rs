@@ -101,7 +101,7 @@ impl Host {
                 }
             }
         }
-        let records = self.config.lvs.all().map_err(|source| Error::Command {
+        let records = self.config.lvs().all().map_err(|source| Error::Command {
             what: "listing logical volumes (lvs)",
             source,
         })?;
@@ -135,7 +135,7 @@ impl Host {
 
     /// Every SR-VG mapping in the kernel and every SR LV LVM knows, one pass per layer.
     pub fn scan(&self) -> Result<Scan> {
-        let all_lvs = self.config.lvs.all();
+        let all_lvs = self.config.lvs().all();
         let lvm_error = all_lvs.as_ref().err().map(|e| e.to_string());
         let report = VgReport::from_all(&all_lvs);
 

@@ -10,7 +10,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::error::Result;
 use crate::heal as guarded;
 use crate::ids::Target;
@@ -26,7 +26,11 @@ fn to_py<T: Serialize>(result: Result<T>) -> PyResult<String> {
 }
 
 fn config(journal: Option<PathBuf>, lock_timeout: Option<f64>) -> Config {
-    Config::resolve(journal, lock_timeout.map(Duration::from_secs_f64))
+    Config::resolve(Overrides {
+        journal,
+        lock_timeout: lock_timeout.map(Duration::from_secs_f64),
+        ..Default::default()
+    })
 }
 
 fn target(s: &str) -> Result<Target> {
@@ -51,21 +55,32 @@ fn scan(py: Python<'_>, journal: Option<PathBuf>) -> PyResult<String> {
     to_py(py.detach(|| Host::open(config(journal, None))?.scan()))
 }
 
-/// Heal one volume (dry run unless `apply`), as JSON.
+/// Heal one volume (dry run unless `apply`), as JSON. `record` journals dry runs and
+/// refusals too; `in_sm_process` marks a caller inside SM (never open SM's fcntl lock file);
+/// `tool_timeout` bounds each external tool.
 #[pyfunction]
-#[pyo3(signature = (target, apply=false, journal=None, lock_timeout=None))]
+#[pyo3(signature = (target, apply=false, journal=None, lock_timeout=None, record=false, in_sm_process=false, tool_timeout=None))]
+#[allow(clippy::too_many_arguments)]
 fn heal(
     py: Python<'_>,
     target: &str,
     apply: bool,
     journal: Option<PathBuf>,
     lock_timeout: Option<f64>,
+    record: bool,
+    in_sm_process: bool,
+    tool_timeout: Option<f64>,
 ) -> PyResult<String> {
     let t = self::target(target);
     to_py(py.detach(|| {
         let t = t?;
-        let host = Host::open(config(journal, lock_timeout))?;
-        guarded::heal(&host, &t, apply)
+        let mut cfg = config(journal, lock_timeout);
+        cfg.in_sm_process = in_sm_process;
+        if let Some(s) = tool_timeout {
+            cfg.tool_timeout = Duration::from_secs_f64(s);
+        }
+        let host = Host::open(cfg)?;
+        guarded::heal(&host, &t, apply, record)
     }))
 }
 

@@ -108,6 +108,12 @@ pub fn journal(entries: &[Entry]) -> String {
             ),
             Event::Outcome { of, result, .. } => format!("removal {of}: {result}"),
             Event::Restore { of, result, .. } => format!("restore of {of}: {result}"),
+            Event::Decision {
+                dm_name,
+                verdict,
+                action,
+                ..
+            } => format!("decision on {dm_name}: {verdict}, {action}"),
         };
         rows.push([e.id.to_string(), format!("{} {}", e.time, e.host), what]);
     }

@@ -420,10 +420,18 @@ pub fn decide(f: &Facts) -> Decision {
             format!("SM's reference count cannot be read: {why}"))),
     }
 
-    let first = |s: Signal| rs.iter().find(|r| r.signal == s).cloned();
+    // The summary names every blocking layer, so a log line says who holds the mapping.
+    let all = |s: Signal| {
+        rs.iter()
+            .filter(|r| r.signal == s)
+            .map(|r| r.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     let naming_blocks = rs
         .iter()
         .any(|r| r.layer == Layer::Naming && r.signal == Suspicious);
+    let (in_use, odd) = (all(InUse), all(Suspicious));
     let (verdict, summary) = if naming_blocks {
         (
             Verdict::Suspicious,
@@ -434,10 +442,10 @@ pub fn decide(f: &Facts) -> Decision {
             Verdict::Healthy,
             "LVM's own live mapping: nothing to do".into(),
         )
-    } else if let Some(r) = first(InUse) {
-        (Verdict::InUse, format!("in use: {}", r.message))
-    } else if let Some(r) = first(Suspicious) {
-        (Verdict::Suspicious, format!("needs a human: {}", r.message))
+    } else if !in_use.is_empty() {
+        (Verdict::InUse, format!("in use: {in_use}"))
+    } else if !odd.is_empty() {
+        (Verdict::Suspicious, format!("needs a human: {odd}"))
     } else {
         (Verdict::Ghost, "registered in the kernel, used by nothing, not LVM's: removing it lets lvchange -ay succeed".into())
     };
@@ -697,6 +705,24 @@ mod tests {
             assert_eq!(d.verdict, Verdict::Suspicious, "{code}: {d:#?}");
             assert!(d.reasons.iter().any(|r| r.code == code), "{code}: {d:#?}");
         }
+    }
+
+    #[test]
+    fn the_summary_names_every_user() {
+        let mut f = ghost();
+        device(&mut f).open_count = 1;
+        f.openers = vec![Opener {
+            pid: 42,
+            command: "qemu".into(),
+            fd: 3,
+            path: "/dev/dm-0".into(),
+        }];
+        let d = decide(&f);
+        assert!(
+            d.summary.contains("1 open(s)") && d.summary.contains("pid 42 (qemu)"),
+            "{}",
+            d.summary
+        );
     }
 
     #[test]

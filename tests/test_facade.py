@@ -27,7 +27,8 @@ def backend(monkeypatch, dmheal_bin):
 def test_python_sources_run_on_python_3_6():
     p = subprocess.run(
         [shutil.which("vermin") or "vermin", "-q", "--no-tips", "-t=3.6-", "--violations",
-         os.path.join(ROOT, "python"), os.path.join(ROOT, "tests", "kernel")],
+         os.path.join(ROOT, "python"), os.path.join(ROOT, "tests", "kernel"),
+         os.path.join(ROOT, "tests", "sm_standin")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert p.returncode == 0, p.stdout
 

@@ -3,17 +3,12 @@
 Every function returns the same content as the ``dmheal`` CLI prints with ``--json``. The work
 is done by the native module ``dmheal._core`` where it loads, and otherwise (dom0's Python 3.6)
 by running the ``dmheal`` binary: same answers either way.
+
+Importing this package is cheap on purpose (the SM hook's .pth imports it in every Python
+process): the backend is loaded on the first call.
 """
 
-from ._backend import (
-    DmhealError,
-    backend_name,
-    heal,
-    inspect,
-    journal,
-    restore,
-    scan,
-)
+from .errors import DmhealError
 
 __all__ = [
     "DmhealError",
@@ -24,3 +19,38 @@ __all__ = [
     "restore",
     "scan",
 ]
+
+
+def _load():
+    from . import _backend as backend
+    return backend
+
+
+def backend_name():
+    """'native' or 'binary': which backend the next call will use."""
+    return _load().backend_name()
+
+
+def inspect(target, journal=None):
+    """Every layer's view of one volume (LV path, DM name or VDI uuid) and the verdict."""
+    return _load().inspect(target, journal=journal)
+
+
+def scan(journal=None):
+    """Every SR-VG mapping and every SR LV on this host."""
+    return _load().scan(journal=journal)
+
+
+def heal(target, apply=False, journal=None, lock_timeout=None):
+    """Remove a proven ghost; a dry run unless ``apply`` is true."""
+    return _load().heal(target, apply=apply, journal=journal, lock_timeout=lock_timeout)
+
+
+def journal(journal=None):
+    """The journal's entries, oldest first."""
+    return _load().journal(journal=journal)
+
+
+def restore(entry_id, journal=None, lock_timeout=None):
+    """Recreate the mapping that journal entry ``entry_id`` removed."""
+    return _load().restore(entry_id, journal=journal, lock_timeout=lock_timeout)

@@ -10,20 +10,10 @@ import os
 import shutil
 import subprocess
 
+from .errors import DmhealError
+
 # Exit codes of the binary that carry a normal JSON result (see `dmheal --help`).
 _RESULT_EXITS = (0, 3, 4, 5)
-
-
-class DmhealError(Exception):
-    """A failure of the core: ``kind`` is a stable machine name, ``message`` the cause chain."""
-
-    def __init__(self, kind, message):
-        Exception.__init__(self, kind, message)
-        self.kind = kind
-        self.message = message
-
-    def __str__(self):
-        return "%s: %s" % (self.kind, self.message)
 
 
 def _load_native():
@@ -34,8 +24,8 @@ def _load_native():
     return _core
 
 
-def _choose():
-    wanted = os.environ.get("DMHEAL_BACKEND", "")
+def _choose(force=None):
+    wanted = force or os.environ.get("DMHEAL_BACKEND", "")
     if wanted not in ("", "native", "binary"):
         raise DmhealError("bad_input", "DMHEAL_BACKEND must be 'native' or 'binary', not %r" % wanted)
     native = None if wanted == "binary" else _load_native()
@@ -56,8 +46,10 @@ def _binary():
     return path
 
 
-def _run_binary(args, journal=None, lock_timeout=None):
+def _run_binary(args, journal=None, lock_timeout=None, tool_timeout=None):
     argv = [_binary(), "--json"]
+    if tool_timeout is not None:
+        argv += ["--tool-timeout", str(tool_timeout)]
     if journal is not None:
         argv += ["--journal", str(journal)]
     if lock_timeout is not None:
@@ -103,12 +95,16 @@ def scan(journal=None):
     return _call_native("scan", journal=journal)
 
 
-def heal(target, apply=False, journal=None, lock_timeout=None):
-    """Remove a proven ghost; a dry run unless ``apply`` is true."""
-    if _choose() is None:
-        args = ["heal"] + (["--apply"] if apply else []) + ["--", target]
-        return _run_binary(args, journal, lock_timeout)
-    return _call_native("heal", target, apply=apply, journal=journal, lock_timeout=lock_timeout)
+def heal(target, apply=False, journal=None, lock_timeout=None, record=False,
+         in_sm_process=False, tool_timeout=None, force=None):
+    """Remove a proven ghost; a dry run unless ``apply`` is true. ``record`` journals dry runs
+    and refusals too; ``in_sm_process`` tells the native core it runs inside SM; ``force``
+    picks the backend for this call ('native' or 'binary')."""
+    if _choose(force) is None:
+        args = ["heal"] + (["--apply"] if apply else []) + (["--record"] if record else [])
+        return _run_binary(args + ["--", target], journal, lock_timeout, tool_timeout)
+    return _call_native("heal", target, apply=apply, journal=journal, lock_timeout=lock_timeout,
+                        record=record, in_sm_process=in_sm_process, tool_timeout=tool_timeout)
 
 
 def journal(journal=None):

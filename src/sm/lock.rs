@@ -62,11 +62,19 @@ pub enum SmLock {
     None,
 }
 
-/// Take the SM lock of `kind`, giving up after `timeout`.
-pub fn acquire(kind: &SmLockKind, timeout: Duration) -> Result<SmLock> {
+/// Take the SM lock of `kind`, giving up after `timeout`. `in_sm_process`: the caller runs
+/// inside SM, where opening SM's fcntl lock file is forbidden (closing it drops SM's lock).
+pub fn acquire(kind: &SmLockKind, timeout: Duration, in_sm_process: bool) -> Result<SmLock> {
     let deadline = Instant::now() + timeout;
     match kind {
         SmLockKind::Fairlock(path) => fairlock(path, deadline, timeout),
+        SmLockKind::Fcntl(path) if in_sm_process => Err(Error::Lock {
+            lock: format!("fcntl {}", path.display()),
+            source: std::io::Error::other(
+                "refusing to open SM's fcntl lock file from inside an SM process: \
+                 closing it would drop SM's own lock; use the dmheal binary instead",
+            ),
+        }),
         SmLockKind::Fcntl(path) => fcntl_lock(path, deadline, timeout),
         SmLockKind::None => Ok(SmLock::None),
     }
@@ -202,7 +210,7 @@ mod tests {
         );
         let kind = SmLockKind::detect(&sock, Path::new("/nonexistent/x"));
         assert_eq!(kind, SmLockKind::Fairlock(sock.clone()));
-        let lock = acquire(&kind, Duration::from_secs(5)).unwrap();
+        let lock = acquire(&kind, Duration::from_secs(5), false).unwrap();
         assert!(matches!(lock, SmLock::Fairlock(_)));
         drop(lock);
         let said = server.join().unwrap();
@@ -216,7 +224,12 @@ mod tests {
         // The server never accepts: we sit in the queue and must give up at the deadline.
         let _listener = UnixListener::bind(&sock).unwrap();
         let start = Instant::now();
-        let err = acquire(&SmLockKind::Fairlock(sock), Duration::from_millis(300)).unwrap_err();
+        let err = acquire(
+            &SmLockKind::Fairlock(sock),
+            Duration::from_millis(300),
+            false,
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
         assert!(start.elapsed() < Duration::from_secs(3));
     }
@@ -243,15 +256,38 @@ mod tests {
             .unwrap()
             .read_exact(&mut line)
             .unwrap();
-        let err =
-            acquire(&SmLockKind::Fcntl(path.clone()), Duration::from_millis(200)).unwrap_err();
+        let err = acquire(
+            &SmLockKind::Fcntl(path.clone()),
+            Duration::from_millis(200),
+            false,
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
         holder.kill().unwrap();
         holder.wait().unwrap();
         assert!(matches!(
-            acquire(&SmLockKind::Fcntl(path), Duration::from_secs(2)).unwrap(),
+            acquire(
+                &SmLockKind::Fcntl(path.clone()),
+                Duration::from_secs(2),
+                false
+            )
+            .unwrap(),
             SmLock::Fcntl(_)
         ));
+    }
+
+    #[test]
+    fn inside_sm_the_fcntl_lock_file_is_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lvm");
+        let err = acquire(
+            &SmLockKind::Fcntl(path.clone()),
+            Duration::from_secs(1),
+            true,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Lock { .. }), "{err}");
+        assert!(!path.exists(), "the lock file was created");
     }
 
     #[test]
@@ -259,7 +295,7 @@ mod tests {
         let kind = SmLockKind::detect(Path::new("/nonexistent/a"), Path::new("/nonexistent/b/c"));
         assert_eq!(kind, SmLockKind::None);
         assert!(matches!(
-            acquire(&kind, Duration::from_millis(10)).unwrap(),
+            acquire(&kind, Duration::from_millis(10), true).unwrap(),
             SmLock::None
         ));
     }

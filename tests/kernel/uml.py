@@ -81,6 +81,7 @@ def run(script, dmheal_bin, timeout=180, env=None, keep=False):
         "HELPERS": HERE,
         "PYTHON": os.environ.get("DMHEAL_TEST_PYTHON", shutil.which("python3") or "python3"),
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "STANDIN": os.path.join(os.path.dirname(HERE), "sm_standin"),
     }
     exports.update(env or {})
     with open(os.path.join(work, "scenario.sh"), "w") as f:

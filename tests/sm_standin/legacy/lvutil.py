@@ -1,0 +1,4 @@
+import util
+from lvutil_impl import make
+
+activateNoRefcount = make(util)

@@ -1,0 +1,4 @@
+from sm.core import util
+from lvutil_impl import make
+
+activateNoRefcount = make(util)

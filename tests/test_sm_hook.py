@@ -1,0 +1,248 @@
+"""The SM hook without a kernel: settings, the wrapper's decisions around SM's call (with the
+core replaced by a recording fake), the import finder on both SM layouts, and the .pth."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+from dmheal import sm_hook
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STANDIN = os.path.join(ROOT, "tests", "sm_standin")
+LEGACY = os.path.join(STANDIN, "legacy")
+UPSTREAM = os.path.join(STANDIN, "upstream")
+PATH = "/dev/VG_XenStorage-9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b/VHD-0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5"
+
+
+class CommandException(Exception):
+    """SM's util.CommandException shape."""
+
+    def __init__(self, code, cmd="", reason="exec failed"):
+        Exception.__init__(self, code, cmd, reason)
+        self.code, self.cmd, self.reason = code, cmd, reason
+
+
+def busy():
+    return CommandException(5, "['lvchange', '-ay', '%s']" % PATH,
+                            "device-mapper: create ioctl on X failed: Device or resource busy")
+
+
+def result(verdict, action, message="m"):
+    return {"action": action, "message": message, "inspection": {"verdict": verdict}}
+
+
+@pytest.fixture
+def hook(monkeypatch, tmp_path):
+    """The hook with mode from a real config file, a fake core and captured SMlog lines."""
+    conf = tmp_path / "dmheal.conf"
+    conf.write_text("mode = heal\n")
+    monkeypatch.setenv("DMHEAL_CONF", str(conf))
+    state = types.SimpleNamespace(calls=[], logs=[], results=[], conf=conf)
+
+    def fake_heal(path, settings, apply):
+        state.calls.append((path, apply))
+        r = state.results.pop(0)
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    monkeypatch.setattr(sm_hook, "_heal", fake_heal)
+    monkeypatch.setattr(sm_hook, "smlog", state.logs.append)
+    sm_hook._settings_cache.clear()
+    return state
+
+
+def sm_function(*outcomes):
+    """A stand-in for SM's activateNoRefcount that fails or succeeds in turn."""
+    calls = []
+
+    def activateNoRefcount(path, refresh):
+        calls.append((path, refresh))
+        o = outcomes[len(calls) - 1]
+        if isinstance(o, Exception):
+            raise o
+        return o
+    return activateNoRefcount, calls
+
+
+def test_no_mapping_calls_through_once_and_logs_nothing(hook):
+    hook.results = [result("absent", "nothing-to-do")]
+    fn, calls = sm_function("ok")
+    assert sm_hook.wrap_activate(fn)(PATH, False) == "ok"
+    assert calls == [(PATH, False)]
+    assert hook.calls == [(PATH, True)] and hook.logs == []
+
+
+def test_a_ghost_is_healed_before_the_call(hook):
+    hook.results = [result("ghost", "removed", "removed ghost X (journal entry 1)")]
+    fn, calls = sm_function("ok")
+    assert sm_hook.wrap_activate(fn)(PATH, True) == "ok"
+    assert calls == [(PATH, True)]
+    assert len(hook.logs) == 1 and "removed ghost X" in hook.logs[0] and PATH in hook.logs[0]
+
+
+def test_busy_failure_with_a_ghost_is_healed_and_retried_exactly_once(hook):
+    hook.results = [result("absent", "nothing-to-do"), result("ghost", "removed")]
+    fn, calls = sm_function(busy(), "ok")
+    assert sm_hook.wrap_activate(fn)(PATH, False) == "ok"
+    assert len(calls) == 2
+    assert "retrying the activation once" in hook.logs[-1]
+
+
+def test_busy_failure_that_is_not_a_ghost_reraises_the_original_exception(hook):
+    original = busy()
+    hook.results = [result("absent", "nothing-to-do"),
+                    result("in-use", "refused", "refused: in use: held open by pid 42 (qemu)")]
+    fn, calls = sm_function(original)
+    with pytest.raises(CommandException) as e:
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert e.value is original
+    assert len(calls) == 1
+    assert "pid 42" in hook.logs[-1] and "original error stands" in hook.logs[-1]
+
+
+def test_a_retry_that_fails_again_is_not_retried_twice(hook):
+    hook.results = [result("absent", "nothing-to-do"), result("ghost", "removed")]
+    second = busy()
+    fn, calls = sm_function(busy(), second)
+    with pytest.raises(CommandException) as e:
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert e.value is second and len(calls) == 2
+
+
+def test_other_failures_pass_through_untouched(hook):
+    original = CommandException(-1, "lvchange", "LV not activated")
+    hook.results = [result("absent", "nothing-to-do")]
+    fn, _ = sm_function(original)
+    with pytest.raises(CommandException) as e:
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert e.value is original
+    assert hook.calls == [(PATH, True)]  # no diagnosis for a failure that is not "busy"
+
+
+def test_an_internal_error_is_logged_and_sm_goes_on(hook):
+    hook.results = [RuntimeError("core exploded")]
+    fn, calls = sm_function("ok")
+    assert sm_hook.wrap_activate(fn)(PATH, False) == "ok"
+    assert calls and "core exploded" in hook.logs[0] and "calling through" in hook.logs[0]
+
+
+def test_off_never_asks_the_core(hook):
+    hook.conf.write_text("mode = off\n")
+    fn, calls = sm_function(busy())
+    with pytest.raises(CommandException):
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert hook.calls == [] and hook.logs == []
+
+
+def test_observe_never_applies(hook):
+    hook.conf.write_text("mode = observe  # look only\nbudget_seconds = 3\n")
+    hook.results = [result("ghost", "would-remove"), result("ghost", "would-remove")]
+    fn, _ = sm_function(busy())
+    with pytest.raises(CommandException):
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert hook.calls == [(PATH, False), (PATH, False)]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("mode = sometimes\n", "mode must be"),
+    ("budget_seconds = 0\n", "budget_seconds"),
+    ("colour = blue\n", "unknown key"),
+    ("just words\n", "expected key = value"),
+])
+def test_bad_config_is_logged_and_means_observe(hook, text, problem):
+    hook.conf.write_text(text)
+    hook.results = [result("ghost", "would-remove")]
+    fn, _ = sm_function("ok")
+    sm_hook.wrap_activate(fn)(PATH, False)
+    assert hook.calls == [(PATH, False)]
+    assert problem in hook.logs[0]
+
+
+def test_missing_config_means_observe(hook):
+    os.unlink(str(hook.conf))
+    assert sm_hook.load_settings().mode == "observe"
+
+
+def test_while_this_process_holds_fairlock_the_hook_only_looks(hook, monkeypatch):
+    class Singleton(type):
+        _instances = {}
+
+    class Fairlock(object, metaclass=Singleton):
+        def __init__(self, name):
+            self.name, self.connected = name, True
+    Singleton._instances["k"] = Fairlock("devicemapper")
+    monkeypatch.setitem(sys.modules, "sm.core.fairlock", types.SimpleNamespace(Fairlock=Fairlock))
+    hook.results = [result("ghost", "would-remove")]
+    fn, _ = sm_function("ok")
+    sm_hook.wrap_activate(fn)(PATH, False)
+    assert hook.calls == [(PATH, False)]
+    assert "holds Fairlock" in hook.logs[0]
+
+
+def test_wrapping_twice_wraps_once():
+    fn, _ = sm_function("ok")
+    once = sm_hook.wrap_activate(fn)
+    assert sm_hook.wrap_activate(once) is once and once.__wrapped__ is fn
+
+
+FINDER_PROBE = r"""
+import json, sys
+sys.path[:0] = %(paths)r
+import dmheal.sm_hook as h
+h.install_finder()
+import %(cache)s as lvmcache
+from %(pkg)s import lvutil  # noqa
+import %(lvutil)s as lvutil
+print(json.dumps({"wrapped": getattr(lvutil.activateNoRefcount, "_dmheal_original", None) is not None,
+                  "util": lvutil.util.__name__}))
+"""
+
+
+@pytest.mark.parametrize("layout, lvutil, cache, pkg", [
+    (LEGACY, "lvutil", "lvmcache", "importlib"),
+    (UPSTREAM, "sm.lvutil", "sm.lvmcache", "sm"),
+])
+def test_the_finder_wraps_sm_lvutil_in_both_layouts(layout, lvutil, cache, pkg):
+    code = FINDER_PROBE % {"paths": [layout, STANDIN], "lvutil": lvutil, "cache": cache, "pkg": pkg}
+    code = code.replace("from importlib import lvutil  # noqa\n", "")
+    out = subprocess.check_output([sys.executable, "-c", code], universal_newlines=True)
+    assert json.loads(out)["wrapped"] is True
+
+
+def test_install_status_uninstall_are_idempotent_and_the_pth_works(tmp_path, monkeypatch):
+    site_dir = str(tmp_path)
+    sm_dir = str(tmp_path / "nosm")
+    first = sm_hook.install(site_dir, sm_dir)
+    again = sm_hook.install(site_dir, sm_dir)
+    assert first["installed"] and first["changed"] and not again["changed"]
+    assert sm_hook.sm_layout(LEGACY) == [{
+        "module": "lvutil", "file": os.path.join(LEGACY, "lvutil.py"), "patch_point": False}]
+    # The .pth, processed as the interpreter would at start-up, wraps SM's lvutil on import.
+    probe = ("import site, sys; site.addsitedir(%r); sys.path[:0] = [%r, %r]; import lvutil; "
+             "print(getattr(lvutil.activateNoRefcount, '_dmheal_original', None) is not None)"
+             % (site_dir, LEGACY, STANDIN))
+    assert subprocess.check_output([sys.executable, "-c", probe], universal_newlines=True).strip() == "True"
+    gone = sm_hook.uninstall(site_dir, sm_dir)
+    assert gone["changed"] and not gone["installed"]
+    assert not sm_hook.uninstall(site_dir, sm_dir)["changed"]
+    assert os.listdir(site_dir) == []
+    assert subprocess.check_output([sys.executable, "-c", probe], universal_newlines=True).strip() == "False"
+
+
+def test_status_finds_the_real_signature_as_the_patch_point(tmp_path):
+    sm_dir = tmp_path / "sm"
+    sm_dir.mkdir()
+    (sm_dir / "lvutil.py").write_text("def activateNoRefcount(path, refresh):\n    pass\n")
+    assert sm_hook.sm_layout(str(sm_dir))[0]["patch_point"] is True
+
+
+def test_dmheal_hook_cli_forwards_to_the_module(dmheal_bin, tmp_path):
+    p = subprocess.run([dmheal_bin, "--json", "hook", "status", "--site-dir", str(tmp_path),
+                        "--sm-dir", LEGACY], stdout=subprocess.PIPE, universal_newlines=True)
+    assert p.returncode == 0
+    assert json.loads(p.stdout)["installed"] is False
