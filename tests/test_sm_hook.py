@@ -246,3 +246,17 @@ def test_dmheal_hook_cli_forwards_to_the_module(dmheal_bin, tmp_path):
                         "--sm-dir", LEGACY], stdout=subprocess.PIPE, universal_newlines=True)
     assert p.returncode == 0
     assert json.loads(p.stdout)["installed"] is False
+
+
+def test_lv_paths_map_to_lvms_dm_names():
+    from dmheal.dm_probe import dm_name_of_lv_path
+    assert dm_name_of_lv_path("/dev/VG_XenStorage-a-b/VHD-c-d") == "VG_XenStorage--a--b-VHD--c--d"
+    for odd in ("/dev/mapper", "/dev/a/b/c", "dev/a/b", "/etc/a/b", "/dev//b"):
+        assert dm_name_of_lv_path(odd) is None
+
+
+def test_the_probe_cannot_tell_without_device_mapper(monkeypatch):
+    from dmheal import dm_probe
+    monkeypatch.setattr(dm_probe, "CONTROL", "/nonexistent/control")
+    assert dm_probe.mapping_exists("vg-lv") is None
+    assert dm_probe.mapping_exists("x" * 200) is None

@@ -120,3 +120,37 @@ dm_state "$DM_NAME" > "$OUT/state.after_observe"
     journal = [json.loads(l) for l in r.file("journal.jsonl").splitlines()]
     assert {e["event"] for e in journal} == {"decision"}
     assert {e["action"] for e in journal} == {"refused", "would-remove"}
+
+
+def test_the_probe_agrees_with_the_kernel_and_spares_the_core(kernel, dmheal_bin):
+    """The in-process probe sees exactly what dmsetup sees; with no mapping the hook never
+    reaches the core (proved by pointing the binary backend at a binary that does not exist)."""
+    r = boot(kernel, dmheal_bin, r"""
+echo "mode = heal" > "$DMHEAL_CONF"
+make_sr_vg
+make_ghost
+lvcreate -q -y -n VHD-idle -L 8m "$VG" >/dev/null; lvchange -an "$VG/VHD-idle"
+dmsetup ls | cut -f1 | sort > "$OUT/dmsetup_ls.txt"
+"$PYTHON" - > "$OUT/probe.json" <<'PY'
+import json, os
+from dmheal import dm_probe, sm_hook
+names = ["dmheal-not-there", os.environ["DM_NAME"], os.environ["VG"].replace("-", "--") + "-VHD--idle"]
+out = {n: dm_probe.mapping_exists(n) for n in names}
+logs = []
+sm_hook.smlog = logs.append
+os.environ.update(DMHEAL_BACKEND="binary", DMHEAL_BIN="/nonexistent/dmheal")
+sm_hook.before_activation("/dev/%s/VHD-idle" % os.environ["VG"])
+out["logs_absent"] = logs[:]
+sm_hook.before_activation("/dev/%s/%s" % (os.environ["VG"], os.environ["LV"]))
+out["logs_ghost"] = logs[:]
+print(json.dumps(out))
+PY
+""")
+    assert r.rc == 0, r.output
+    out = json.loads(r.file("probe.json"))
+    listed = r.file("dmsetup_ls.txt").split()
+    assert out["dmheal-not-there"] is False
+    assert out[uml.DM_NAME] is True and uml.DM_NAME in listed
+    assert out[uml.VG.replace("-", "--") + "-VHD--idle"] is False
+    assert out["logs_absent"] == []  # absent: the core (a missing binary here) was never asked
+    assert len(out["logs_ghost"]) == 1 and "dmheal binary was not found" in out["logs_ghost"][0]

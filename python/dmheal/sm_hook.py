@@ -151,6 +151,14 @@ def _heal(path, settings, apply):
     )
 
 
+def _certainly_no_mapping(path):
+    """True only when the kernel says no mapping has the LV's DM name. Any doubt (an unusual
+    path, no /dev/mapper/control) is left to the core."""
+    from .dm_probe import dm_name_of_lv_path, mapping_exists
+    name = dm_name_of_lv_path(path)
+    return name is not None and mapping_exists(name) is False
+
+
 def _describe(result):
     return "%s (verdict %s)" % (result.get("message", ""), result["inspection"]["verdict"])
 
@@ -163,6 +171,8 @@ def before_activation(path):
             smlog("configuration problem, acting as observe: %s" % settings.problem)
         if settings.mode == "off":
             return
+        if _certainly_no_mapping(path):
+            return  # the common case: one ioctl, nothing logged, nothing journalled
         apply = settings.mode == "heal"
         if apply and _caller_holds_fairlock():
             smlog("%s: this process holds Fairlock devicemapper; checking only" % path)
