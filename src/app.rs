@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::{parse_id, Cli, Command};
+use crate::cli::{parse_id, Cli, Command, PoolCommand};
 use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::exit_codes::Exit;
@@ -25,17 +25,21 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
     }
 }
 
-pub fn config_of(cli: &Cli) -> Config {
+pub fn config_of(cli: &Cli) -> Result<Config> {
     Config::resolve(Overrides {
         journal: cli.journal.clone(),
         lock_timeout: cli.lock_timeout.map(Duration::from_secs_f64),
         tool_timeout: cli.tool_timeout.map(Duration::from_secs_f64),
         in_sm_process: false,
+        activating: cli.activating,
+        xapi: cli.xapi.clone(),
+        xapi_session: cli.xapi_session.clone(),
+        host_uuid: cli.host_uuid.clone(),
     })
 }
 
 pub fn run(cli: &Cli) -> Result<Exit> {
-    let config = config_of(cli);
+    let config = config_of(cli)?;
     match &cli.command {
         Command::Journal => {
             let entries = ops::journal_entries(&config)?;
@@ -70,6 +74,17 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             Ok(Exit::of_heal(o.action, o.inspection.verdict))
         }
         Command::Hook { args } => hook(cli.json, args),
+        Command::Pool {
+            command: PoolCommand::Scan { host_timeout },
+        } => {
+            let p = crate::pool::pool_scan(&config, Duration::from_secs_f64(*host_timeout))?;
+            print(cli.json, &p, render::pool_scan);
+            Ok(if p.counts.ghost > 0 {
+                Exit::GhostFound
+            } else {
+                Exit::Ok
+            })
+        }
         Command::Restore { id } => {
             let id = parse_id(id)?;
             heal::find_removal(&config, id)?;

@@ -30,6 +30,23 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub tool_timeout: Option<f64>,
 
+    /// Where xapi listens: unix:/path, /path or http://host:port; "none" to not ask xapi
+    /// [env: DMHEAL_XAPI] [default: /var/lib/xcp/xapi when it exists]
+    #[arg(long, global = true, value_name = "ENDPOINT")]
+    pub xapi: Option<String>,
+
+    /// A xapi session to reuse instead of logging in as root [env: DMHEAL_XAPI_SESSION]
+    #[arg(long, global = true, value_name = "REF")]
+    pub xapi_session: Option<String>,
+
+    /// This host's uuid [env: DMHEAL_HOST_UUID] [default: from /etc/xensource-inventory]
+    #[arg(long, global = true, value_name = "UUID")]
+    pub host_uuid: Option<String>,
+
+    /// Called from SM's own activation of the volume (the SM hook sets this).
+    #[arg(long, global = true, hide = true)]
+    pub activating: bool,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -60,6 +77,11 @@ pub enum Command {
     },
     /// List the journal.
     Journal,
+    /// Pool-wide operations, run on the master through xapi.
+    Pool {
+        #[command(subcommand)]
+        command: PoolCommand,
+    },
     /// Install, remove or show the SM pre-activation hook (runs `python3 -m dmheal.sm_hook`).
     Hook {
         /// install | uninstall | status, then options (--site-dir, --sm-dir)
@@ -70,6 +92,16 @@ pub enum Command {
     Restore {
         /// The journal entry id of the removal
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Run `scan` on every enabled, live host (host.call_plugin) and merge the answers.
+    Scan {
+        /// Seconds each host may take to answer.
+        #[arg(long, default_value = "60", value_parser = parse_seconds)]
+        host_timeout: f64,
     },
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lvm::Lvs;
+use crate::xapi::{self, Endpoint, XapiConfig};
 
 pub const DEFAULT_JOURNAL: &str = "/var/lib/dmheal/journal.jsonl";
 /// Environment variable naming the journal (for both the CLI and the Python module).
@@ -27,6 +28,10 @@ pub struct Config {
     /// Running inside an SM process (the activation hook, native backend): SM's fcntl lock
     /// files must not be opened, since any close() would drop SM's own lock.
     pub in_sm_process: bool,
+    /// Called from SM's own activation of the volume (the hook): SM's `host_<ref>` mark on
+    /// the VDI is then its own, not a sign of use.
+    pub activating: bool,
+    pub xapi: XapiConfig,
 }
 
 /// What a caller may override; everything else is the dom0 default.
@@ -36,18 +41,46 @@ pub struct Overrides {
     pub lock_timeout: Option<Duration>,
     pub tool_timeout: Option<Duration>,
     pub in_sm_process: bool,
+    pub activating: bool,
+    /// `unix:/path`, `/path` or `http://host:port` [env DMHEAL_XAPI]; "none" disables xapi.
+    pub xapi: Option<String>,
+    /// A xapi session to reuse [env DMHEAL_XAPI_SESSION].
+    pub xapi_session: Option<String>,
+    /// This host's uuid [env DMHEAL_HOST_UUID]; default INSTALLATION_UUID of the inventory.
+    pub host_uuid: Option<String>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 impl Config {
     /// The defaults for a XenServer / XCP-ng dom0; `journal` overrides the journal path, else
     /// `DMHEAL_JOURNAL`, else /var/lib/dmheal/journal.jsonl.
-    pub fn resolve(o: Overrides) -> Self {
+    pub fn resolve(o: Overrides) -> crate::error::Result<Self> {
         let journal = o
             .journal
             .or_else(|| std::env::var_os(JOURNAL_ENV).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_JOURNAL));
         let tool_timeout = o.tool_timeout.unwrap_or(Duration::from_secs(20));
-        Config {
+        let endpoint = match o.xapi.or_else(|| env("DMHEAL_XAPI")) {
+            Some(s) if s == "none" => None,
+            Some(s) => Some(Endpoint::parse(&s).map_err(crate::error::InputError::BadXapi)?),
+            // On dom0 the local socket exists; elsewhere there is no xapi to ask.
+            None => Some(Endpoint::Unix(xapi::LOCAL_SOCKET.into()))
+                .filter(|_| std::path::Path::new(xapi::LOCAL_SOCKET).exists()),
+        };
+        let xapi = XapiConfig {
+            endpoint,
+            session: o.xapi_session.or_else(|| env("DMHEAL_XAPI_SESSION")),
+            password: env("DMHEAL_XAPI_PASSWORD").unwrap_or_default(),
+            host_uuid: o.host_uuid.or_else(|| env("DMHEAL_HOST_UUID")),
+            inventory: env("DMHEAL_INVENTORY")
+                .unwrap_or_else(|| xapi::INVENTORY.into())
+                .into(),
+            timeout: tool_timeout.min(Duration::from_secs(10)),
+        };
+        Ok(Config {
             journal,
             proc_root: "/proc".into(),
             sys_root: "/sys".into(),
@@ -59,7 +92,9 @@ impl Config {
             tool_timeout,
             lock_timeout: o.lock_timeout.unwrap_or(Duration::from_secs(30)),
             in_sm_process: o.in_sm_process,
-        }
+            activating: o.activating,
+            xapi,
+        })
     }
 }
 

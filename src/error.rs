@@ -20,6 +20,8 @@ pub enum InputError {
     BadUuid(String),
     #[error("path {0:?} is not a volume path: expected /dev/<vg>/<lv> or /dev/mapper/<name>")]
     BadPath(String),
+    #[error("bad xapi endpoint: {0}")]
+    BadXapi(String),
     #[error("journal entry id {0:?} is not a positive number")]
     BadJournalId(String),
 }
@@ -84,6 +86,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("{what} failed: {why}")]
+    Xapi { what: &'static str, why: String },
+
     #[error("VDI {0} has no logical volume in any SR volume group on this host")]
     VdiNotFound(String),
 
@@ -104,6 +109,7 @@ impl Error {
             Error::RestoreRefused { .. } => "refused",
             Error::LockTimeout { .. } | Error::Lock { .. } => "lock",
             Error::VdiNotFound(_) => "not_found",
+            Error::Xapi { .. } => "xapi",
             Error::Io(..) => "io",
         }
     }

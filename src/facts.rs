@@ -13,6 +13,7 @@ use crate::kernel::{self, Holder, Mount, Opener};
 use crate::lvm::{self, LvmDmName, LvmView, VgReport};
 use crate::sm::refcount::{self, Refcount};
 use crate::tapdisk::{self, Tapdisk, TapdiskView};
+use crate::xapi::{self, XapiView};
 
 /// tapdisk's layer, reduced to what concerns this volume.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -50,6 +51,7 @@ pub struct Facts {
     pub other_lvm_uuids: Vec<String>,
     pub tapdisk: TapdiskFacts,
     pub refcount: Refcount,
+    pub xapi: XapiView,
 }
 
 impl Facts {
@@ -91,6 +93,7 @@ pub fn gather(
             other_lvm_uuids: Vec::new(),
             tapdisk: TapdiskFacts::NotChecked,
             refcount: Refcount::NotApplicable,
+            xapi: XapiView::NotApplicable,
         });
     }
 
@@ -132,6 +135,8 @@ pub fn gather(
     };
     // tapdisk.
     let taps = tapdisk::list(&config.tap_ctl, config.tool_timeout);
+    // xapi: one connection for all the VDIs asked about.
+    let xapi_conn = xapi_connection(config);
 
     for i in wanted {
         let f = &mut all[i];
@@ -153,8 +158,36 @@ pub fn gather(
             (Some(sr), Some(vdi)) => refcount::read(&config.refcount_dir, sr, vdi),
             _ => Refcount::NotApplicable,
         };
+        f.xapi = match (&f.vdi, &xapi_conn) {
+            (None, _) => XapiView::NotApplicable,
+            (Some(_), XapiConnection::None) => XapiView::NotConfigured,
+            (Some(_), XapiConnection::Failed(why)) => XapiView::Unreachable { why: why.clone() },
+            (Some(vdi), XapiConnection::Up(client, host)) => {
+                xapi::view::vdi_view(client, host, vdi.as_str(), config.activating)
+            }
+        };
     }
     Ok(all)
+}
+
+enum XapiConnection {
+    None,
+    Failed(String),
+    Up(xapi::Xapi, String),
+}
+
+fn xapi_connection(config: &Config) -> XapiConnection {
+    match config.xapi.connect() {
+        Ok(None) => XapiConnection::None,
+        Err(e) => XapiConnection::Failed(xapi::view::error_chain(&e)),
+        Ok(Some(client)) => match config.xapi.this_host() {
+            Some(host) => XapiConnection::Up(client, host),
+            None => XapiConnection::Failed(format!(
+                "this host's uuid is unknown (no INSTALLATION_UUID in {}; set DMHEAL_HOST_UUID)",
+                config.xapi.inventory.display()
+            )),
+        },
+    }
 }
 
 /// Whether a tapdisk's image path names this volume: by /dev/<vg>/<lv>, by /dev/mapper/<dm>,

@@ -131,7 +131,21 @@ pub enum Target {
 
 impl Target {
     /// Parse what the operator typed. Paths must be `/dev/<vg>/<lv>` or `/dev/mapper/<name>`.
+    /// A `vdi:`, `lv:` or `dm:` prefix says which kind is meant, and only that kind is accepted
+    /// (the xapi plugin's named arguments use them).
     pub fn parse(input: &str) -> Result<Self, InputError> {
+        if let Some(uuid) = input.strip_prefix("vdi:") {
+            return Ok(Target::Vdi(Uuid::new(uuid)?));
+        }
+        if let Some(path) = input.strip_prefix("lv:") {
+            return match Self::parse_path(path)? {
+                t @ Target::LvPath(..) => Ok(t),
+                _ => Err(InputError::BadPath(path.escape_default().to_string())),
+            };
+        }
+        if let Some(name) = input.strip_prefix("dm:") {
+            return Ok(Target::DmName(DmName::new(name)?));
+        }
         if input.starts_with('/') {
             return Self::parse_path(input);
         }
@@ -229,7 +243,24 @@ mod tests {
             Target::parse("3f0b7a8e-5c3d-4c1e-9b7a-0d2e4f6a8b1c").unwrap(),
             Target::Vdi(_)
         ));
+        assert!(matches!(
+            Target::parse("vdi:3f0b7a8e-5c3d-4c1e-9b7a-0d2e4f6a8b1c").unwrap(),
+            Target::Vdi(_)
+        ));
+        assert!(matches!(
+            Target::parse("dm:a--b-c").unwrap(),
+            Target::DmName(_)
+        ));
+        assert!(matches!(
+            Target::parse("lv:/dev/v/l").unwrap(),
+            Target::LvPath(..)
+        ));
         for bad in [
+            "vdi:3f0b7a8e",
+            "vdi:a--b-c",
+            "lv:/dev/mapper/x",
+            "lv:v/l",
+            "dm:/dev/v/l",
             "/etc/passwd",
             "/dev/../etc/x",
             "/dev/vg/../lv",

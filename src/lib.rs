@@ -20,10 +20,12 @@ pub mod kernel;
 pub mod logging;
 pub mod lvm;
 pub mod ops;
+pub mod pool;
 pub mod render;
 pub mod sm;
 pub mod tapdisk;
 pub mod verdict;
+pub mod xapi;
 
 #[cfg(feature = "python")]
 mod python;

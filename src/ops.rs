@@ -86,8 +86,27 @@ impl Host {
         }
     }
 
-    /// A VDI's LV: first among the kernel's mappings (cheap), then among the SR LVs LVM knows.
+    /// A VDI's LV: through xapi when it is there (its SR and type name the LV), else among the
+    /// kernel's mappings (cheap), then among the SR LVs LVM knows.
     fn resolve_vdi(&self, vdi: &Uuid) -> Result<DmName> {
+        if let Ok(Some(client)) = self.config.xapi.connect() {
+            match crate::xapi::view::vdi_location(&client, vdi.as_str()) {
+                Ok((sr_uuid, record)) => {
+                    let vg =
+                        crate::ids::VgName::new(&format!("{}{sr_uuid}", lvm::names::SR_VG_PREFIX))?;
+                    let prefix = match record.sm_config.get("vdi_type").map(String::as_str) {
+                        Some("aio") | Some("raw") => "LV-",
+                        _ => "VHD-",
+                    };
+                    let lv = LvName::new(&format!("{prefix}{vdi}"))?;
+                    return Ok(lvm::dm_name_for(&vg, &lv)?);
+                }
+                Err(e) if e.code() == Some("UUID_INVALID") => {
+                    return Err(Error::VdiNotFound(vdi.to_string()))
+                }
+                Err(_) => {} // xapi not answering: resolve locally
+            }
+        }
         for listed in self.dm.list()? {
             let Ok(name) = DmName::new(&listed.name) else {
                 continue;

@@ -25,7 +25,7 @@ fn to_py<T: Serialize>(result: Result<T>) -> PyResult<String> {
     }
 }
 
-fn config(journal: Option<PathBuf>, lock_timeout: Option<f64>) -> Config {
+fn config(journal: Option<PathBuf>, lock_timeout: Option<f64>) -> Result<Config> {
     Config::resolve(Overrides {
         journal,
         lock_timeout: lock_timeout.map(Duration::from_secs_f64),
@@ -44,7 +44,7 @@ fn inspect(py: Python<'_>, target: &str, journal: Option<PathBuf>) -> PyResult<S
     let t = self::target(target);
     to_py(py.detach(|| {
         let t = t?;
-        Host::open(config(journal, None))?.inspect(&t)
+        Host::open(config(journal, None)?)?.inspect(&t)
     }))
 }
 
@@ -52,14 +52,14 @@ fn inspect(py: Python<'_>, target: &str, journal: Option<PathBuf>) -> PyResult<S
 #[pyfunction]
 #[pyo3(signature = (journal=None))]
 fn scan(py: Python<'_>, journal: Option<PathBuf>) -> PyResult<String> {
-    to_py(py.detach(|| Host::open(config(journal, None))?.scan()))
+    to_py(py.detach(|| Host::open(config(journal, None)?)?.scan()))
 }
 
 /// Heal one volume (dry run unless `apply`), as JSON. `record` journals dry runs and
 /// refusals too; `in_sm_process` marks a caller inside SM (never open SM's fcntl lock file);
 /// `tool_timeout` bounds each external tool.
 #[pyfunction]
-#[pyo3(signature = (target, apply=false, journal=None, lock_timeout=None, record=false, in_sm_process=false, tool_timeout=None))]
+#[pyo3(signature = (target, apply=false, journal=None, lock_timeout=None, record=false, in_sm_process=false, tool_timeout=None, activating=false))]
 #[allow(clippy::too_many_arguments)]
 fn heal(
     py: Python<'_>,
@@ -70,11 +70,13 @@ fn heal(
     record: bool,
     in_sm_process: bool,
     tool_timeout: Option<f64>,
+    activating: bool,
 ) -> PyResult<String> {
     let t = self::target(target);
     to_py(py.detach(|| {
         let t = t?;
-        let mut cfg = config(journal, lock_timeout);
+        let mut cfg = config(journal, lock_timeout)?;
+        cfg.activating = activating;
         cfg.in_sm_process = in_sm_process;
         if let Some(s) = tool_timeout {
             cfg.tool_timeout = Duration::from_secs_f64(s);
@@ -88,7 +90,7 @@ fn heal(
 #[pyfunction]
 #[pyo3(signature = (journal=None))]
 fn journal(py: Python<'_>, journal: Option<PathBuf>) -> PyResult<String> {
-    to_py(py.detach(|| ops::journal_entries(&config(journal, None))))
+    to_py(py.detach(|| ops::journal_entries(&config(journal, None)?)))
 }
 
 /// Recreate the mapping journal entry `id` removed, as JSON.
@@ -102,7 +104,7 @@ fn restore(
 ) -> PyResult<String> {
     to_py(py.detach(|| {
         let id = crate::cli::parse_id(id)?;
-        let config = config(journal, lock_timeout);
+        let config = config(journal, lock_timeout)?;
         guarded::find_removal(&config, id)?;
         guarded::restore(&Host::open(config)?, id)
     }))

@@ -128,3 +128,40 @@ pub fn restore(r: &RestoreOutcome) -> String {
     let _ = writeln!(out, "journal entry {}", r.journal_id);
     out
 }
+
+pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
+    let c = &p.counts;
+    let mut out = format!(
+        "{} hosts: {} scanned, {} skipped, {} failed; {} ghost, {} in use, {} suspicious\n\n",
+        c.hosts, c.scanned, c.skipped, c.failed, c.ghost, c.in_use, c.suspicious
+    );
+    let mut rows = vec![[
+        "HOST".to_string(),
+        "STATUS".to_string(),
+        "FINDINGS".to_string(),
+    ]];
+    for h in &p.hosts {
+        let status = format!("{:?}", h.status).to_lowercase();
+        let findings = match (&h.scan, &h.error) {
+            (Some(s), _) => {
+                let n = |k: &str| s["counts"][k].as_u64().unwrap_or(0);
+                format!(
+                    "{} mappings: {} ghost, {} in use, {} suspicious",
+                    n("mappings"),
+                    n("ghost"),
+                    n("in_use"),
+                    n("suspicious")
+                )
+            }
+            (None, Some(e)) => e.clone(),
+            (None, None) => String::new(),
+        };
+        rows.push([
+            format!("{} ({})", h.name_label, h.host_uuid),
+            status,
+            findings,
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::facts::{Facts, TapdiskFacts};
 use crate::lvm::LvmView;
 use crate::sm::Refcount;
+use crate::xapi::XapiView;
 
 /// What dmheal concludes about a DM name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -44,6 +45,7 @@ pub enum Layer {
     Lvm,
     Tapdisk,
     Sm,
+    Xapi,
     Holders,
     Openers,
     Mounts,
@@ -57,6 +59,7 @@ impl Layer {
             Layer::Lvm => "lvm",
             Layer::Tapdisk => "tapdisk",
             Layer::Sm => "sm",
+            Layer::Xapi => "xapi",
             Layer::Holders => "holders",
             Layer::Openers => "openers",
             Layer::Mounts => "mounts",
@@ -420,6 +423,108 @@ pub fn decide(f: &Facts) -> Decision {
             format!("SM's reference count cannot be read: {why}"))),
     }
 
+    // xapi: available facts count; an unreachable xapi is reported and does not block.
+    match &f.xapi {
+        XapiView::NotApplicable => {}
+        XapiView::NotConfigured => rs.push(reason(
+            Layer::Xapi,
+            Clear,
+            "no_xapi",
+            "not asked".into(),
+            "no xapi on this host (no /var/lib/xcp/xapi) and none configured".into(),
+        )),
+        XapiView::Unreachable { why } => rs.push(reason(
+            Layer::Xapi,
+            Clear,
+            "xapi_unreachable",
+            "unreachable".into(),
+            format!("xapi unreachable ({why}); the local layers decide"),
+        )),
+        XapiView::VdiUnknown => rs.push(reason(
+            Layer::Xapi,
+            Clear,
+            "xapi_no_vdi",
+            "no such VDI".into(),
+            "xapi has no VDI with this uuid".into(),
+        )),
+        XapiView::Known(v) => {
+            let here: Vec<String> = v
+                .attached
+                .iter()
+                .filter(|a| a.on_this_host)
+                .map(|a| format!("VBD {} of VM {} ({})", a.vbd, a.vm_name, a.vm_uuid))
+                .collect();
+            if !here.is_empty() {
+                rs.push(reason(
+                    Layer::Xapi,
+                    InUse,
+                    "xapi_attached",
+                    format!("attached: {}", here.len()),
+                    format!(
+                        "xapi has the VDI attached on this host: {}",
+                        here.join(", ")
+                    ),
+                ));
+            }
+            if v.paused {
+                rs.push(reason(
+                    Layer::Xapi,
+                    InUse,
+                    "xapi_paused",
+                    "paused".into(),
+                    "sm-config paused: SM paused the VDI's tapdisk and will unpause it".into(),
+                ));
+            }
+            if v.relinking {
+                rs.push(reason(
+                    Layer::Xapi,
+                    Suspicious,
+                    "xapi_relinking",
+                    "relinking".into(),
+                    "sm-config relinking: a coalesce is relinking this VDI's chain".into(),
+                ));
+            }
+            match (&v.host_key, v.activating) {
+                (Some(mode), false) => rs.push(reason(
+                    Layer::Xapi,
+                    InUse,
+                    "xapi_host_key",
+                    format!("host key {mode}"),
+                    format!("sm-config records the VDI as activated on this host ({mode})"),
+                )),
+                (Some(mode), true) => rs.push(reason(
+                    Layer::Xapi,
+                    Clear,
+                    "xapi_activating",
+                    format!("host key {mode}"),
+                    "sm-config's mark for this host belongs to the activation in progress".into(),
+                )),
+                (None, _) => {}
+            }
+            if here.is_empty()
+                && !v.paused
+                && !v.relinking
+                && (v.host_key.is_none() || v.activating)
+            {
+                let elsewhere = v.attached.iter().filter(|a| !a.on_this_host).count();
+                rs.push(reason(
+                    Layer::Xapi,
+                    Clear,
+                    "xapi_free_here",
+                    if elsewhere > 0 {
+                        format!("attached elsewhere: {elsewhere}")
+                    } else {
+                        "not attached".into()
+                    },
+                    format!(
+                        "xapi knows VDI {} ({:?}) and has it in use nowhere on this host",
+                        v.vdi_uuid, v.name_label
+                    ),
+                ));
+            }
+        }
+    }
+
     // The summary names every blocking layer, so a log line says who holds the mapping.
     let all = |s: Signal| {
         rs.iter()
@@ -518,6 +623,7 @@ mod tests {
                 naming_this: vec![],
             },
             refcount: Refcount::Absent,
+            xapi: XapiView::NotConfigured,
         }
     }
 
@@ -722,6 +828,100 @@ mod tests {
             d.summary.contains("1 open(s)") && d.summary.contains("pid 42 (qemu)"),
             "{}",
             d.summary
+        );
+    }
+
+    fn xapi_vdi() -> crate::xapi::XapiVdi {
+        crate::xapi::XapiVdi {
+            vdi_uuid: VDI.into(),
+            vdi_ref: "OpaqueRef:v".into(),
+            name_label: "disk".into(),
+            sr_uuid: SR.into(),
+            this_host: "h".into(),
+            attached: vec![],
+            host_key: None,
+            paused: false,
+            relinking: false,
+            activating: false,
+        }
+    }
+
+    #[test]
+    fn xapi_facts_join_the_verdict() {
+        let attached = crate::xapi::view::AttachedVbd {
+            vbd: "b".into(),
+            device: "xvda".into(),
+            vm_uuid: "vm".into(),
+            vm_name: "web".into(),
+            on_this_host: true,
+        };
+        let cases: Vec<(&str, Verdict, crate::xapi::XapiVdi)> = vec![
+            (
+                "xapi_attached",
+                Verdict::InUse,
+                crate::xapi::XapiVdi {
+                    attached: vec![attached.clone()],
+                    ..xapi_vdi()
+                },
+            ),
+            (
+                "xapi_free_here",
+                Verdict::Ghost,
+                crate::xapi::XapiVdi {
+                    attached: vec![crate::xapi::view::AttachedVbd {
+                        on_this_host: false,
+                        ..attached
+                    }],
+                    ..xapi_vdi()
+                },
+            ),
+            (
+                "xapi_paused",
+                Verdict::InUse,
+                crate::xapi::XapiVdi {
+                    paused: true,
+                    ..xapi_vdi()
+                },
+            ),
+            (
+                "xapi_relinking",
+                Verdict::Suspicious,
+                crate::xapi::XapiVdi {
+                    relinking: true,
+                    ..xapi_vdi()
+                },
+            ),
+            (
+                "xapi_host_key",
+                Verdict::InUse,
+                crate::xapi::XapiVdi {
+                    host_key: Some("RW".into()),
+                    ..xapi_vdi()
+                },
+            ),
+            (
+                "xapi_activating",
+                Verdict::Ghost,
+                crate::xapi::XapiVdi {
+                    host_key: Some("RW".into()),
+                    activating: true,
+                    ..xapi_vdi()
+                },
+            ),
+        ];
+        for (code, verdict, v) in cases {
+            let mut f = ghost();
+            f.xapi = XapiView::Known(v);
+            let d = decide(&f);
+            assert_eq!(d.verdict, verdict, "{code}: {d:#?}");
+            assert!(d.reasons.iter().any(|r| r.code == code), "{code}: {d:#?}");
+        }
+        let mut f = ghost();
+        f.xapi = XapiView::Unreachable { why: "dead".into() };
+        assert_eq!(
+            decide(&f).verdict,
+            Verdict::Ghost,
+            "an unreachable xapi does not block"
         );
     }
 

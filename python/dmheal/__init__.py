@@ -10,8 +10,12 @@ process): the backend is loaded on the first call.
 
 from .errors import DmhealError
 
+# Kept equal to Cargo.toml's version (a test checks).
+__version__ = "0.1.0"
+
 __all__ = [
     "DmhealError",
+    "__version__",
     "backend_name",
     "heal",
     "inspect",

@@ -1,0 +1,171 @@
+//! A XenAPI client speaking JSON-RPC (`POST /jsonrpc`), which xapi serves on the same HTTP
+//! server as XML-RPC. It can log in, or reuse a session handed to it (the plugin's).
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use super::transport::{self, Endpoint, TransportError};
+
+#[derive(Debug, Error)]
+pub enum XapiError {
+    #[error("xapi unreachable")]
+    Unreachable(#[source] TransportError),
+    #[error("xapi error {code} {params:?}")]
+    Api { code: String, params: Vec<String> },
+    #[error("unexpected answer from xapi to {method}: {why}")]
+    Protocol { method: String, why: String },
+}
+
+impl XapiError {
+    /// The API error code, when xapi answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            XapiError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+pub struct Xapi {
+    pub endpoint: Endpoint,
+    pub timeout: Duration,
+    session: Option<String>,
+}
+
+impl Xapi {
+    pub fn new(endpoint: Endpoint, timeout: Duration) -> Self {
+        Xapi {
+            endpoint,
+            timeout,
+            session: None,
+        }
+    }
+
+    /// Use a session someone else opened (xapi hands plugins one).
+    pub fn with_session(mut self, session: String) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// `session.login_with_password`; a local root process may use ("root", "") on dom0.
+    pub fn login(&mut self, user: &str, password: &str) -> Result<(), XapiError> {
+        let r = self.raw_call(
+            "session.login_with_password",
+            vec![json!(user), json!(password), json!("1.0"), json!("dmheal")],
+        )?;
+        self.session = Some(as_string("session.login_with_password", r)?);
+        Ok(())
+    }
+
+    /// A call with the session prepended, its result decoded into `T`.
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<T, XapiError> {
+        let session = self.session.clone().ok_or_else(|| XapiError::Protocol {
+            method: method.into(),
+            why: "no session: log in first".into(),
+        })?;
+        let mut params = vec![json!(session)];
+        params.extend(args);
+        let value = self.raw_call(method, params)?;
+        serde_json::from_value(value).map_err(|e| XapiError::Protocol {
+            method: method.into(),
+            why: e.to_string(),
+        })
+    }
+
+    fn raw_call(&self, method: &str, params: Vec<Value>) -> Result<Value, XapiError> {
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+        let raw = transport::post(
+            &self.endpoint,
+            "/jsonrpc",
+            "application/json",
+            body.to_string().as_bytes(),
+            self.timeout,
+        )
+        .map_err(XapiError::Unreachable)?;
+        decode_response(method, &raw)
+    }
+}
+
+fn as_string(method: &str, v: Value) -> Result<String, XapiError> {
+    v.as_str().map(str::to_string).ok_or(XapiError::Protocol {
+        method: method.into(),
+        why: format!("expected a string, got {v}"),
+    })
+}
+
+/// Decode a JSON-RPC response: v2 `{"result": ...}` or `{"error": {"code", "message", "data"}}`
+/// where xapi puts the error code in `message` and its parameters in `data`; v1 errors as a
+/// list `[code, params...]` are accepted too.
+pub fn decode_response(method: &str, raw: &[u8]) -> Result<Value, XapiError> {
+    let protocol = |why: String| XapiError::Protocol {
+        method: method.into(),
+        why,
+    };
+    let v: Value = serde_json::from_slice(raw).map_err(|e| protocol(e.to_string()))?;
+    match (v.get("result"), v.get("error")) {
+        (Some(r), None) | (Some(r), Some(Value::Null)) => Ok(r.clone()),
+        (_, Some(Value::Object(e))) => {
+            let code = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("UNKNOWN_ERROR")
+                .to_string();
+            let params = match e.get("data") {
+                Some(Value::Array(a)) => a.iter().map(value_text).collect(),
+                Some(Value::Null) | None => Vec::new(),
+                Some(other) => vec![value_text(other)],
+            };
+            Err(XapiError::Api { code, params })
+        }
+        (_, Some(Value::Array(a))) if !a.is_empty() => Err(XapiError::Api {
+            code: value_text(&a[0]),
+            params: a[1..].iter().map(value_text).collect(),
+        }),
+        _ => Err(protocol(format!("neither result nor error in {v}"))),
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_results_and_xapi_errors() {
+        assert_eq!(
+            decode_response("m", br#"{"jsonrpc":"2.0","result":"OpaqueRef:1","id":1}"#).unwrap(),
+            json!("OpaqueRef:1")
+        );
+        let e = decode_response(
+            "m",
+            br#"{"jsonrpc":"2.0","error":{"code":1,"message":"UUID_INVALID","data":["VDI","x"]},"id":1}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, XapiError::Api { ref code, ref params } if code == "UUID_INVALID" && params == &["VDI", "x"])
+        );
+        let v1 = decode_response(
+            "m",
+            br#"{"result":null,"error":["SESSION_INVALID","r"],"id":1}"#,
+        )
+        .unwrap_err();
+        assert_eq!(v1.code(), Some("SESSION_INVALID"));
+        assert!(decode_response("m", b"<html>").is_err());
+    }
+}

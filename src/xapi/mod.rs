@@ -1,0 +1,52 @@
+//! The xapi layer: a JSON-RPC client for the local xapi, typed records, and xapi's view of a
+//! VDI from this host.
+
+pub mod client;
+pub mod records;
+pub mod transport;
+pub mod view;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use client::{Xapi, XapiError};
+pub use transport::Endpoint;
+pub use view::{XapiVdi, XapiView};
+
+pub const LOCAL_SOCKET: &str = "/var/lib/xcp/xapi";
+pub const INVENTORY: &str = "/etc/xensource-inventory";
+
+/// How to reach xapi, and who we are in the pool.
+#[derive(Clone, Debug)]
+pub struct XapiConfig {
+    /// None: not a XenServer host (no local socket) and nothing configured.
+    pub endpoint: Option<Endpoint>,
+    /// A session to reuse (the plugin's); otherwise log in as root with `password`.
+    pub session: Option<String>,
+    pub password: String,
+    /// This host's uuid; otherwise INSTALLATION_UUID from `inventory`.
+    pub host_uuid: Option<String>,
+    pub inventory: PathBuf,
+    pub timeout: Duration,
+}
+
+impl XapiConfig {
+    /// A connected client, or why there is none.
+    pub fn connect(&self) -> Result<Option<Xapi>, XapiError> {
+        let Some(endpoint) = self.endpoint.clone() else {
+            return Ok(None);
+        };
+        let mut xapi = Xapi::new(endpoint, self.timeout);
+        match &self.session {
+            Some(s) => xapi = xapi.with_session(s.clone()),
+            None => xapi.login("root", &self.password)?,
+        }
+        Ok(Some(xapi))
+    }
+
+    pub fn this_host(&self) -> Option<String> {
+        self.host_uuid
+            .clone()
+            .or_else(|| view::inventory_host_uuid(&self.inventory))
+    }
+}

@@ -1,0 +1,257 @@
+//! One HTTP/1.1 POST to xapi, over its local unix socket (/var/lib/xcp/xapi) or TCP, with a
+//! deadline on connect, write and read. xapi answers each request with a Content-Length body;
+//! `Connection: close` keeps the exchange to one request per connection.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Where xapi listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A unix socket path; dom0's is /var/lib/xcp/xapi.
+    Unix(PathBuf),
+    /// `http://host:port` (the test simulator on loopback; a pool member over plain HTTP).
+    Http { host: String, port: u16 },
+}
+
+impl Endpoint {
+    /// `unix:/path`, `/path`, or `http://host[:port]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            return Ok(Endpoint::Unix(path.into()));
+        }
+        if s.starts_with('/') {
+            return Ok(Endpoint::Unix(s.into()));
+        }
+        if let Some(rest) = s.strip_prefix("http://") {
+            let hostport = rest.trim_end_matches('/');
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| format!("bad port in {s:?}"))?),
+                None => (hostport, 80),
+            };
+            if host.is_empty() || host.contains('/') {
+                return Err(format!("bad host in {s:?}"));
+            }
+            return Ok(Endpoint::Http {
+                host: host.into(),
+                port,
+            });
+        }
+        if s.starts_with("https://") {
+            return Err(
+                "https endpoints are not supported yet: use the local unix socket \
+                        (run on the pool member) or http:// on a trusted network"
+                    .into(),
+            );
+        }
+        Err(format!(
+            "{s:?} is not an xapi endpoint (unix:/path, /path or http://host:port)"
+        ))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+            Endpoint::Http { host, port } => write!(f, "http://{host}:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum TransportError {
+    #[error("cannot connect to xapi at {endpoint}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("xapi at {endpoint} did not answer within {seconds} s")]
+    Timeout { endpoint: String, seconds: f64 },
+    #[error("talking to xapi at {endpoint} failed")]
+    Io {
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("xapi at {endpoint} answered HTTP {status}")]
+    Status { endpoint: String, status: u16 },
+    #[error("xapi at {endpoint} sent a malformed HTTP response: {why}")]
+    Malformed { endpoint: String, why: String },
+}
+
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+fn connect(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<Box<dyn Stream>> {
+    match endpoint {
+        Endpoint::Unix(path) => {
+            let s = UnixStream::connect(path)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            Ok(Box::new(s))
+        }
+        Endpoint::Http { host, port } => {
+            let mut last = std::io::Error::other("no address");
+            for addr in (host.as_str(), *port).to_socket_addrs()? {
+                match TcpStream::connect_timeout(&addr, timeout) {
+                    Ok(s) => {
+                        s.set_read_timeout(Some(timeout))?;
+                        s.set_write_timeout(Some(timeout))?;
+                        return Ok(Box::new(s));
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        }
+    }
+}
+
+/// POST `body` to `path` and return the response body.
+pub fn post(
+    endpoint: &Endpoint,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, TransportError> {
+    let name = endpoint.to_string();
+    let io_err = |source: std::io::Error| {
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            TransportError::Timeout {
+                endpoint: name.clone(),
+                seconds: timeout.as_secs_f64(),
+            }
+        } else {
+            TransportError::Io {
+                endpoint: name.clone(),
+                source,
+            }
+        }
+    };
+    let mut stream = connect(endpoint, timeout).map_err(|source| TransportError::Connect {
+        endpoint: name.clone(),
+        source,
+    })?;
+    let host = match endpoint {
+        Endpoint::Unix(_) => "localhost".to_string(),
+        Endpoint::Http { host, .. } => host.clone(),
+    };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: dmheal/{}\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        env!("CARGO_PKG_VERSION"),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).map_err(&io_err)?;
+    stream.write_all(body).map_err(&io_err)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).map_err(&io_err)?;
+    parse_response(&name, &response)
+}
+
+fn parse_response(endpoint: &str, raw: &[u8]) -> Result<Vec<u8>, TransportError> {
+    let malformed = |why: &str| TransportError::Malformed {
+        endpoint: endpoint.to_string(),
+        why: why.to_string(),
+    };
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| malformed("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| malformed("headers not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| malformed("no status line"))?;
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+            if k == "content-length" {
+                length = v.parse().ok();
+            } else if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                chunked = true;
+            }
+        }
+    }
+    if status != 200 {
+        return Err(TransportError::Status {
+            endpoint: endpoint.to_string(),
+            status,
+        });
+    }
+    let body = &raw[split + 4..];
+    if chunked {
+        return dechunk(body).ok_or_else(|| malformed("bad chunked body"));
+    }
+    match length {
+        Some(n) if n <= body.len() => Ok(body[..n].to_vec()),
+        Some(_) => Err(malformed("body shorter than Content-Length")),
+        None => Ok(body.to_vec()),
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = body.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&body[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        body = &body[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            Endpoint::parse("/var/lib/xcp/xapi").unwrap(),
+            Endpoint::Unix("/var/lib/xcp/xapi".into())
+        );
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:8080/").unwrap(),
+            Endpoint::Http {
+                host: "127.0.0.1".into(),
+                port: 8080
+            }
+        );
+        assert!(Endpoint::parse("https://pool").is_err());
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("http://:1").is_err());
+    }
+
+    #[test]
+    fn responses_parse_with_length_or_chunks() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokXX";
+        assert_eq!(parse_response("x", r).unwrap(), b"ok");
+        let c =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n1\r\n!\r\n0\r\n\r\n";
+        assert_eq!(parse_response("x", c).unwrap(), b"ok!");
+        assert!(matches!(
+            parse_response("x", b"HTTP/1.1 500 Oops\r\n\r\n"),
+            Err(TransportError::Status { status: 500, .. })
+        ));
+    }
+}

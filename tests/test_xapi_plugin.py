@@ -1,0 +1,146 @@
+"""The xapi host plugin, run exactly as xapi runs it, and through the xapi simulator with the
+official XenAPI client (every failure code); the Rust XenAPI client's pool scan against it."""
+
+import json
+import os
+import subprocess
+import sys
+import xmlrpc.client
+
+import pytest
+import XenAPI
+
+from xapi_sim.harness import HOSTS, PLUGINS, Simulator, HERE as SIM_DIR
+
+PLUGIN = os.path.join(PLUGINS, "dmheal")
+VDI = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_plugin(fn, args, env=None):
+    """As xapi does: one argv, the XML-RPC methodCall(fn, [session ref, args]); parse stdout."""
+    call = xmlrpc.client.dumps(("OpaqueRef:session-test", args), fn)
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (SIM_DIR, e.get("PYTHONPATH", "")) if p)
+    e.setdefault("DMHEAL_XAPI", "none")
+    e.update(env or {})
+    p = subprocess.run([PLUGIN, call], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, env=e, timeout=60)
+    assert p.returncode == 0, p.stderr
+    (result,), _ = xmlrpc.client.loads(p.stdout)
+    return result
+
+
+def failure(result):
+    assert result["Status"] == "Failure", result
+    return result["ErrorDescription"]
+
+
+@pytest.fixture(autouse=True)
+def binary(dmheal_bin, monkeypatch, tmp_path):
+    monkeypatch.setenv("DMHEAL_BIN", dmheal_bin)
+    monkeypatch.setenv("DMHEAL_JOURNAL", str(tmp_path / "journal.jsonl"))
+
+
+def test_version_matches_the_crate():
+    r = run_plugin("version", {})
+    assert r["Status"] == "Success" and isinstance(r["Value"], str)
+    v = json.loads(r["Value"])
+    with open(os.path.join(ROOT, "Cargo.toml")) as f:
+        assert 'version = "%s"' % v["version"] in f.read()
+    assert v["backend"] in ("native", "binary")
+
+
+@pytest.mark.parametrize("fn, args, code", [
+    ("diagnose", {}, "DMHEAL_BAD_ARGS"),
+    ("diagnose", {"vdi_uuid": VDI, "lv": "/dev/a/b"}, "DMHEAL_BAD_ARGS"),
+    ("diagnose", {"vdi": VDI}, "DMHEAL_BAD_ARGS"),
+    ("diagnose", {"vdi_uuid": "0c1d2e3f-zzzz"}, "DMHEAL_BAD_ARGS"),
+    ("diagnose", {"lv": "/etc/passwd"}, "DMHEAL_BAD_ARGS"),
+    ("diagnose", {"dm_name": "a;reboot"}, "DMHEAL_BAD_ARGS"),
+    ("heal", {"vdi_uuid": VDI, "apply": "yes"}, "DMHEAL_BAD_ARGS"),
+    ("restore", {"id": "abc"}, "DMHEAL_BAD_ARGS"),
+    ("restore", {}, "DMHEAL_BAD_ARGS"),
+    ("scan", {"extra": "1"}, "DMHEAL_BAD_ARGS"),
+    ("restore", {"id": "5"}, "DMHEAL_NOT_FOUND"),
+    ("nonsense", {}, "UNKNOWN_XENAPI_PLUGIN_FUNCTION"),
+])
+def test_failures_have_stable_codes(fn, args, code):
+    desc = failure(run_plugin(fn, args))
+    assert desc[0] == code, desc
+    assert all(isinstance(d, str) for d in desc)
+
+
+@pytest.mark.skipif(os.path.exists("/dev/mapper/control"), reason="this host has device-mapper")
+def test_a_core_failure_is_internal_with_its_kind():
+    for backend in ("native", "binary"):
+        desc = failure(run_plugin("diagnose", {"vdi_uuid": VDI}, {"DMHEAL_BACKEND": backend}))
+        assert desc[0] == "DMHEAL_INTERNAL" and desc[2] == "no_device_mapper", desc
+
+
+def test_journal_through_the_plugin_is_json():
+    r = run_plugin("journal", {})
+    assert json.loads(r["Value"]) == []
+
+
+@pytest.fixture
+def sim(dmheal_bin):
+    s = Simulator("three_hosts.json", env={"DMHEAL_BIN": dmheal_bin})
+    yield s
+    s.stop()
+
+
+def test_official_client_calls_the_plugin_through_the_simulator(sim):
+    session = sim.session()
+    x = session.xenapi
+    host_a = x.host.get_by_uuid(HOSTS["a"])
+    v = json.loads(x.host.call_plugin(host_a, "dmheal", "version", {}))
+    assert v["version"]
+    with pytest.raises(XenAPI.Failure) as e:
+        x.host.call_plugin(host_a, "dmheal", "diagnose", {"vdi_uuid": "bad"})
+    assert e.value.details[0] == "DMHEAL_BAD_ARGS"
+    with pytest.raises(XenAPI.Failure) as e:
+        x.host.call_plugin(host_a, "dmheal", "restore", {"id": "9"})
+    assert e.value.details[0] == "DMHEAL_NOT_FOUND"
+    with pytest.raises(XenAPI.Failure) as e:
+        x.host.call_plugin(host_a, "no-such-plugin", "version", {})
+    assert e.value.details == ["XENAPI_MISSING_PLUGIN", "no-such-plugin"]
+    with pytest.raises(XenAPI.Failure) as e:
+        x.host.call_plugin("OpaqueRef:bogus", "dmheal", "version", {})
+    assert e.value.details == ["HANDLE_INVALID", "host", "OpaqueRef:bogus"]
+    with pytest.raises(XenAPI.Failure) as e:
+        x.VDI.get_by_uuid("00000000-0000-4000-8000-000000000000")
+    assert e.value.details[0] == "UUID_INVALID"
+    assert x.VDI.get_record(x.VDI.get_by_uuid(VDI))["name_label"] == "db disk"
+    session.xenapi.session.logout()
+
+
+def test_session_errors_have_xapis_shape(sim):
+    raw = xmlrpc.client.ServerProxy(sim.url(), transport=XenAPI.UDSTransport(), allow_none=True)
+    r = raw.host.get_all("OpaqueRef:not-a-session")
+    assert r == {"Status": "Failure", "ErrorDescription": ["SESSION_INVALID", "OpaqueRef:not-a-session"]}
+    r = raw.session.login_with_password("root", "wrong", "1.0", "t")
+    assert r["ErrorDescription"][0] == "SESSION_AUTHENTICATION_FAILED"
+
+
+def test_pool_scan_lists_failed_and_silent_hosts_and_is_not_fatal(sim, dmheal_bin):
+    p = subprocess.run([dmheal_bin, "--json", "--xapi", sim.socket, "pool", "scan", "--host-timeout", "3"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    hosts = {h["host_uuid"]: h for h in report["hosts"]}
+    assert set(hosts) == set(HOSTS.values())
+    assert hosts[HOSTS["c"]]["status"] == "failed"
+    assert "did not answer within 3 s" in hosts[HOSTS["c"]]["error"]
+    if not os.path.exists("/dev/mapper/control"):
+        # Here the hosts' own scans fail (no device-mapper): reported per host, with the code.
+        assert hosts[HOSTS["a"]]["status"] == "failed"
+        assert "DMHEAL_INTERNAL" in hosts[HOSTS["a"]]["error"]
+    assert report["counts"]["hosts"] == 3 and report["counts"]["failed"] >= 1
+
+
+def test_a_dead_xapi_is_a_clear_error_for_pool_scan(dmheal_bin):
+    p = subprocess.run([dmheal_bin, "--xapi", "/nonexistent/xapi", "pool", "scan"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=30)
+    assert p.returncode == 1
+    assert "xapi unreachable" in p.stderr and "/nonexistent/xapi" in p.stderr

@@ -1,0 +1,229 @@
+"""A xapi simulator for the tests: serves xapi's XML-RPC (POST / or /RPC2) and JSON-RPC
+(POST /jsonrpc) on a unix socket or loopback TCP, from a pool described in a scenario file.
+
+What it implements is what dmheal and its tests use, with xapi's semantics and error shapes:
+session.login_with_password / logout (SESSION_AUTHENTICATION_FAILED, SESSION_INVALID);
+<class>.get_all, get_all_records, get_record, get_by_uuid, get_by_name_label, get_<field>
+(HANDLE_INVALID [class, ref], UUID_INVALID [class, uuid], MESSAGE_METHOD_UNKNOWN [method]);
+host.call_plugin(host, plugin, fn, args), which runs the plugin file from the plugin directory
+exactly as xapi does: one argument, the XML-RPC methodCall(fn, [session ref, args]), stdout
+parsed as a methodResponse; Failure(code, params) is raised as that API error, a crash as
+XENAPI_PLUGIN_FAILURE, an absent plugin as XENAPI_MISSING_PLUGIN.
+
+usage: simulator.py SCENARIO.json --unix PATH | --port N   [--plugins DIR]
+A scenario maps class names (host, host_metrics, SR, PBD, VDI, VBD, VM, pool) to
+{ref: record}; "sim" holds simulator settings: "password", per-host "plugin_env",
+"hang_hosts" (call_plugin never answers) and "offline_hosts" (HOST_OFFLINE).
+"""
+
+import argparse
+import copy
+import itertools
+import json
+import os
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import xmlrpc.client
+from http.server import BaseHTTPRequestHandler
+
+CLASSES = ("host", "host_metrics", "SR", "PBD", "VDI", "VBD", "VM", "pool", "session")
+
+
+class ApiError(Exception):
+    def __init__(self, code, *params):
+        Exception.__init__(self, code, *params)
+        self.code = code
+        self.params = [str(p) for p in params]
+
+
+class Pool(object):
+    def __init__(self, scenario, plugin_dir):
+        self.db = {c: copy.deepcopy(scenario.get(c, {})) for c in CLASSES if c != "session"}
+        self.sim = scenario.get("sim", {})
+        self.plugin_dir = plugin_dir
+        self.sessions = set()
+        self.counter = itertools.count(1)
+        self.lock = threading.Lock()
+        self.calls = []
+
+    # -- sessions
+    def login(self, user, password, *rest):
+        if user != "root" or password != self.sim.get("password", ""):
+            raise ApiError("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+        ref = "OpaqueRef:session-%d" % next(self.counter)
+        with self.lock:
+            self.sessions.add(ref)
+        return ref
+
+    def check_session(self, ref):
+        if ref not in self.sessions:
+            raise ApiError("SESSION_INVALID", ref)
+
+    # -- generic object access
+    def _table(self, cls):
+        if cls not in self.db:
+            raise ApiError("MESSAGE_METHOD_UNKNOWN", cls)
+        return self.db[cls]
+
+    def _record(self, cls, ref):
+        table = self._table(cls)
+        if ref not in table:
+            raise ApiError("HANDLE_INVALID", cls, ref)
+        return table[ref]
+
+    def dispatch(self, method, params):
+        if method in ("session.login_with_password", "session.slave_local_login_with_password"):
+            return self.login(*params)
+        if not params:
+            raise ApiError("SESSION_INVALID", "")
+        self.check_session(params[0])
+        args = params[1:]
+        with self.lock:
+            self.calls.append(method)
+        if method == "session.logout":
+            self.sessions.discard(params[0])
+            return ""
+        if method == "host.call_plugin":
+            return self.call_plugin(params[0], *args)
+        cls, _, op = method.partition(".")
+        table = self._table(cls)
+        if op == "get_all":
+            return sorted(table)
+        if op == "get_all_records":
+            return table
+        if op == "get_record":
+            return self._record(cls, args[0])
+        if op == "get_by_uuid":
+            for ref, rec in table.items():
+                if rec.get("uuid") == args[0]:
+                    return ref
+            raise ApiError("UUID_INVALID", cls, args[0])
+        if op == "get_by_name_label":
+            return sorted(r for r, rec in table.items() if rec.get("name_label") == args[0])
+        if op.startswith("get_"):
+            rec = self._record(cls, args[0])
+            field = op[len("get_"):]
+            if field not in rec:
+                raise ApiError("MESSAGE_METHOD_UNKNOWN", method)
+            return rec[field]
+        raise ApiError("MESSAGE_METHOD_UNKNOWN", method)
+
+    # -- plugins, as xapi runs them
+    def call_plugin(self, session, host_ref, plugin, fn, args):
+        self._record("host", host_ref)
+        if host_ref in self.sim.get("offline_hosts", []):
+            raise ApiError("HOST_OFFLINE", host_ref)
+        if host_ref in self.sim.get("hang_hosts", []):
+            time.sleep(3600)
+        path = os.path.join(self.plugin_dir, plugin)
+        if not os.path.isfile(path):
+            raise ApiError("XENAPI_MISSING_PLUGIN", plugin)
+        call = xmlrpc.client.dumps((session, {str(k): str(v) for k, v in args.items()}), fn)
+        env = dict(os.environ)
+        env.update(self.sim.get("plugin_env", {}).get(host_ref, {}))
+        proc = subprocess.run([path, call], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, universal_newlines=True)
+        if proc.returncode != 0:
+            raise ApiError("XENAPI_PLUGIN_FAILURE", "non-zero exit", proc.stdout, proc.stderr)
+        try:
+            (result,), _ = xmlrpc.client.loads(proc.stdout)
+        except Exception as e:
+            raise ApiError("XENAPI_PLUGIN_FAILURE", "failed to parse plugin output", proc.stdout, str(e))
+        if result.get("Status") == "Success" and isinstance(result.get("Value"), str):
+            return result["Value"]
+        if result.get("Status") == "Failure":
+            desc = result.get("ErrorDescription") or ["XENAPI_PLUGIN_FAILURE"]
+            raise ApiError(desc[0], *desc[1:])
+        raise ApiError("XENAPI_PLUGIN_FAILURE", "unexpected XMLRPC result", proc.stdout)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        pool = self.server.pool
+        if self.path.startswith("/jsonrpc"):
+            out = self._jsonrpc(pool, body)
+            ctype = "application/json"
+        else:
+            out = self._xmlrpc(pool, body)
+            ctype = "text/xml"
+        data = out.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _xmlrpc(self, pool, body):
+        params, method = xmlrpc.client.loads(body)
+        try:
+            value = {"Status": "Success", "Value": pool.dispatch(method, list(params))}
+        except ApiError as e:
+            value = {"Status": "Failure", "ErrorDescription": [e.code] + e.params}
+        return xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True)
+
+    def _jsonrpc(self, pool, body):
+        req = json.loads(body.decode("utf-8"))
+        try:
+            result = pool.dispatch(req["method"], list(req.get("params") or []))
+            resp = {"jsonrpc": "2.0", "result": result, "id": req.get("id")}
+        except ApiError as e:
+            resp = {"jsonrpc": "2.0", "error": {"code": 1, "message": e.code, "data": e.params},
+                    "id": req.get("id")}
+        return json.dumps(resp)
+
+
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        request, _ = self.socket.accept()
+        return request, ("local", 0)
+
+
+class TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def serve(scenario_path, unix=None, port=None, plugins=None, ready=None):
+    with open(scenario_path) as f:
+        scenario = json.load(f)
+    pool = Pool(scenario, plugins or os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins"))
+    if unix:
+        if os.path.exists(unix):
+            os.unlink(unix)
+        server = UnixServer(unix, Handler)
+    else:
+        server = TcpServer(("127.0.0.1", port), Handler)
+    server.pool = pool
+    if ready:
+        with open(ready, "w") as f:
+            f.write("ready\n")
+    server.serve_forever()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario")
+    p.add_argument("--unix")
+    p.add_argument("--port", type=int)
+    p.add_argument("--plugins")
+    p.add_argument("--ready")
+    a = p.parse_args()
+    if not a.unix and not a.port:
+        sys.exit("give --unix PATH or --port N")
+    serve(a.scenario, a.unix, a.port, a.plugins, a.ready)
+
+
+if __name__ == "__main__":
+    main()
