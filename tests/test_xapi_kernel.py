@@ -1,0 +1,105 @@
+"""xapi end to end on a real kernel: the simulator, the real plugin and the official XenAPI
+client inside user-mode Linux, with two ghosts — one whose VDI xapi calls free, one whose VDI
+xapi has attached to a running VM on this host."""
+
+import json
+import os
+
+import uml
+
+SIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xapi_sim")
+VDI_WEB = "1c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5"
+HOST_A = "a0000000-0000-4000-8000-00000000000a"
+HOST_B = "b0000000-0000-4000-8000-00000000000b"
+HOST_C = "c0000000-0000-4000-8000-00000000000c"
+WEB_DM = uml.VG.replace("-", "--") + "-VHD--" + VDI_WEB.replace("-", "--")
+
+SCRIPT = r"""
+export DMHEAL_BIN="$DMHEAL" PATH="$(dirname "$PYTHON"):$PATH"
+export PYTHONPATH="%(sim)s:$PYTHONPATH" DMHEAL_HOST_UUID=%(host_a)s
+make_sr_vg
+add_lv "$VG" "VHD-%(web)s"
+make_ghost
+make_ghost "$VG" "VHD-%(web)s"
+mkdir -p /run/xapi
+export DMHEAL_XAPI=/run/xapi/xapi  # plugins inherit it from "xapi", as on dom0 they use the default
+"$PYTHON" "%(sim)s/simulator.py" "%(sim)s/scenarios/three_hosts.json" --unix /run/xapi/xapi \
+    --plugins "$(dirname "$HELPERS")/../xapi-plugin" --ready /run/xapi/ready &
+for i in $(seq 100); do [ -e /run/xapi/ready ] && break; sleep 0.1; done
+
+"$PYTHON" - > "$OUT/calls.json" <<'PY'
+import json, XenAPI
+s = XenAPI.Session("http://_run_xapi_xapi/", transport=XenAPI.UDSTransport())
+s.xenapi.login_with_password("root", "", "1.0", "dmheal-tests")
+x = s.xenapi
+host = x.host.get_by_uuid("%(host_a)s")
+out = {}
+def call(name, fn, args):
+    try:
+        out[name] = {"ok": json.loads(x.host.call_plugin(host, "dmheal", fn, args))}
+    except XenAPI.Failure as e:
+        out[name] = {"failure": e.details}
+call("diagnose_free", "diagnose", {"vdi_uuid": "%(vdi)s"})
+call("diagnose_web", "diagnose", {"vdi_uuid": "%(web)s"})
+call("heal_web", "heal", {"vdi_uuid": "%(web)s", "apply": "true"})
+call("heal_free_dry", "heal", {"vdi_uuid": "%(vdi)s"})
+call("heal_free", "heal", {"vdi_uuid": "%(vdi)s", "apply": "true"})
+print(json.dumps(out))
+PY
+dm_state "$DM_NAME" > "$OUT/state.free"
+dm_state "%(web_dm)s" > "$OUT/state.web"
+capture lvchange lvchange -ay "$VG/$LV"
+capture pool "$DMHEAL" --json pool scan --host-timeout 8
+DMHEAL_XAPI=/run/xapi/nonexistent capture dead "$DMHEAL" --json inspect "%(web)s"
+"""
+
+
+def test_plugin_heals_a_free_vdi_refuses_an_attached_one_and_pool_scan_merges(kernel, dmheal_bin):
+    r = kernel.run(SCRIPT % {"sim": SIM_DIR, "host_a": HOST_A, "web": VDI_WEB, "vdi": uml.VDI,
+                             "web_dm": WEB_DM}, dmheal_bin)
+    assert r.rc == 0, r.output
+    calls = json.loads(r.file("calls.json"))
+
+    free = calls["diagnose_free"]["ok"]
+    assert free["verdict"] == "ghost"
+    assert any(x["code"] == "xapi_free_here" for x in free["reasons"])
+    assert free["facts"]["xapi"]["state"] == "known" and free["facts"]["xapi"]["name_label"] == "db disk"
+
+    web = calls["diagnose_web"]["ok"]
+    assert web["verdict"] == "in-use" and web["dm_name"] == WEB_DM
+    codes = {x["code"] for x in web["reasons"]}
+    assert {"xapi_attached", "xapi_host_key"} <= codes
+    assert "VM web" in web["summary"]
+
+    refused = calls["heal_web"]["failure"]
+    assert refused[0] == "DMHEAL_UNSAFE" and "attached on this host" in refused[1]
+    assert json.loads(refused[2])["verdict"] == "in-use"
+    assert calls["heal_free_dry"]["ok"]["action"] == "would-remove"
+    assert calls["heal_free"]["ok"]["action"] == "removed"
+
+    # The kernel agrees: the free VDI's ghost is gone and its LV activates; the other stays.
+    assert r.file("state.free").strip() == "absent"
+    assert r.file("state.web").split()[0] == WEB_DM
+    assert int(r.file("lvchange.rc")) == 0
+
+    pool = json.loads(r.file("pool.out"))
+    hosts = {h["host_uuid"]: h for h in pool["hosts"]}
+    a = hosts[HOST_A]
+    assert a["status"] == "scanned"
+    assert a["scan"]["counts"]["in_use"] == 1 and a["scan"]["counts"]["ghost"] == 0
+    # Host B shares this kernel in the simulation: to B the web VDI is attached on another
+    # host, so B's copy of the mapping is a ghost — the right answer from B's side.
+    b = hosts[HOST_B]["scan"]
+    assert b["counts"]["ghost"] == 1
+    web_on_b = [m for m in b["mappings"] if m["dm_name"] == WEB_DM][0]
+    assert any(x["code"] == "xapi_free_here" and "attached elsewhere" in x["state"]
+               for x in web_on_b["reasons"])
+    assert int(r.file("pool.rc")) == 3, r.file("pool.err")  # a ghost somewhere in the pool
+    assert hosts[HOST_C]["status"] == "failed" and "did not answer" in hosts[HOST_C]["error"]
+    assert pool["counts"]["failed"] == 1 and pool["counts"]["scanned"] == 2
+
+    # xapi dead: reported, and the local layers still decide (the web ghost is locally unused).
+    dead = json.loads(r.file("dead.out"))
+    xapi = [x for x in dead["reasons"] if x["layer"] == "xapi"][0]
+    assert xapi["code"] == "xapi_unreachable"
+    assert dead["verdict"] == "ghost"
