@@ -1,7 +1,7 @@
 """Benchmark: the SM hook's added time per activation when the VDI's LV has no mapping (the
 common case), for the native and the binary backend, measured inside the user-mode kernel.
 
-usage: python3 bench/hook_overhead.py [DMHEAL_BIN] [ROUNDS]
+usage: python3 bench/hook_overhead.py [DMHEAL_BIN] [ROUNDS]  (default: scripts/build's binary)
 Prints a Markdown table (median, p90, min over ROUNDS calls of the hook's pre-activation
 check) and, for scale, the time of one real `lvchange -ay` + `lvchange -an` pair."""
 
@@ -66,7 +66,7 @@ def pct(samples, p):
 
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(HERE), "target", "release", "dmheal")
+        os.path.dirname(HERE), "target", "x86_64-unknown-linux-gnu", "release", "dmheal")
     binary = os.path.abspath(binary)
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     r = uml.run(GUEST.replace("ROUNDS", str(rounds)), binary)

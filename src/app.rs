@@ -74,6 +74,15 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             Ok(Exit::of_heal(o.action, o.inspection.verdict))
         }
         Command::Hook { args } => hook(cli.json, args),
+        Command::Manpage => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout();
+            clap_mangen::Man::new(Cli::command().name("dmheal"))
+                .section("8")
+                .render(&mut out)
+                .map_err(|e| Error::Io("writing the man page".into(), e))?;
+            Ok(Exit::Ok)
+        }
         Command::Pool {
             command: PoolCommand::Scan { host_timeout },
         } => {

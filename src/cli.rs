@@ -88,6 +88,9 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,
     },
+    /// Print the man page (roff) on stdout; the RPM ships it as dmheal(8).
+    #[command(hide = true)]
+    Manpage,
     /// Recreate the mapping a journalled removal removed.
     Restore {
         /// The journal entry id of the removal

@@ -90,10 +90,36 @@ impl Journal {
         }
     }
 
-    /// Every entry, oldest first. A journal that does not exist yet is empty.
+    /// Every entry, oldest first: the rotated files logrotate leaves (`journal.jsonl.N`,
+    /// highest N oldest) and then the journal itself. A journal that does not exist yet is
+    /// empty. Reading the rotated files keeps ids unique and old removals restorable.
     pub fn entries(&self) -> Result<Vec<Entry>> {
-        match File::open(&self.path) {
-            Ok(file) => self.parse(&file),
+        let mut entries = Vec::new();
+        for rotated in self.rotated().iter().rev() {
+            entries.extend(self.parse_path(rotated)?);
+        }
+        entries.extend(self.parse_path(&self.path)?);
+        Ok(entries)
+    }
+
+    /// journal.jsonl.1, .2, ... as far as they go (logrotate's numbering, uncompressed).
+    fn rotated(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for n in 1.. {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            let p = PathBuf::from(name);
+            if !p.exists() {
+                break;
+            }
+            found.push(p);
+        }
+        found
+    }
+
+    fn parse_path(&self, path: &Path) -> Result<Vec<Entry>> {
+        match File::open(path) {
+            Ok(file) => Journal::new(path).parse(&file),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(self.err()(e)),
         }
@@ -153,7 +179,10 @@ impl Journal {
                 Err((_, errno)) => return Err(self.err()(errno.into())),
             }
         };
-        let entries = self.parse(&locked)?;
+        let mut entries = self.parse(&locked)?;
+        for rotated in self.rotated() {
+            entries.extend(self.parse_path(&rotated)?);
+        }
         let next_id = entries.iter().map(|e| e.id).max().unwrap_or(0) + 1;
         Ok(Writer {
             file: locked,
@@ -233,6 +262,32 @@ mod tests {
         let entries = j.entries().unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].event, removal());
+    }
+
+    #[test]
+    fn ids_continue_across_logrotate_and_rotated_entries_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let j = Journal::new(&path);
+        j.writer(Duration::from_secs(1))
+            .unwrap()
+            .append(removal())
+            .unwrap();
+        j.writer(Duration::from_secs(1))
+            .unwrap()
+            .append(removal())
+            .unwrap();
+        // logrotate: rename to .1, start an empty file.
+        fs::rename(&path, dir.path().join("journal.jsonl.1")).unwrap();
+        fs::write(&path, "").unwrap();
+        let id = j
+            .writer(Duration::from_secs(1))
+            .unwrap()
+            .append(removal())
+            .unwrap();
+        assert_eq!(id, 3);
+        let ids: Vec<u64> = j.entries().unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ def _find_binary():
     env = os.environ.get("DMHEAL_BIN")
     if env:
         return env
-    for profile in ("release", "debug"):
+    for profile in ("x86_64-unknown-linux-gnu/release", "release", "debug"):
         p = os.path.join(ROOT, "target", profile, "dmheal")
         if os.path.exists(p):
             return p

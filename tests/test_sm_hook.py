@@ -31,8 +31,9 @@ def busy():
                             "device-mapper: create ioctl on X failed: Device or resource busy")
 
 
-def result(verdict, action, message="m"):
-    return {"action": action, "message": message, "inspection": {"verdict": verdict}}
+def result(verdict, action, message="m", journal_id=None):
+    return {"action": action, "message": message, "journal_id": journal_id,
+            "inspection": {"verdict": verdict, "summary": "s"}}
 
 
 @pytest.fixture
@@ -41,10 +42,11 @@ def hook(monkeypatch, tmp_path):
     conf = tmp_path / "dmheal.conf"
     conf.write_text("mode = heal\n")
     monkeypatch.setenv("DMHEAL_CONF", str(conf))
-    state = types.SimpleNamespace(calls=[], logs=[], results=[], conf=conf)
+    state = types.SimpleNamespace(calls=[], logs=[], results=[], records=[], conf=conf)
 
-    def fake_heal(path, settings, apply):
+    def fake_heal(path, settings, apply, record=True):
         state.calls.append((path, apply))
+        state.records.append(record)
         r = state.results.pop(0)
         if isinstance(r, Exception):
             raise r
@@ -139,13 +141,15 @@ def test_off_never_asks_the_core(hook):
     assert hook.calls == [] and hook.logs == []
 
 
-def test_observe_never_applies(hook):
+def test_observe_never_applies_and_journals_one_decision_per_activation(hook):
     hook.conf.write_text("mode = observe  # look only\nbudget_seconds = 3\n")
-    hook.results = [result("ghost", "would-remove"), result("ghost", "would-remove")]
+    hook.results = [result("ghost", "would-remove", journal_id=3), result("ghost", "would-remove")]
     fn, _ = sm_function(busy())
     with pytest.raises(CommandException):
         sm_hook.wrap_activate(fn)(PATH, False)
     assert hook.calls == [(PATH, False), (PATH, False)]
+    assert hook.records == [True, False]
+    assert "observe mode, left in place" in hook.logs[0]
 
 
 @pytest.mark.parametrize("text, problem", [
@@ -260,3 +264,12 @@ def test_the_probe_cannot_tell_without_device_mapper(monkeypatch):
     monkeypatch.setattr(dm_probe, "CONTROL", "/nonexistent/control")
     assert dm_probe.mapping_exists("vg-lv") is None
     assert dm_probe.mapping_exists("x" * 200) is None
+
+
+def test_a_refusal_is_journalled_once_per_activation_in_heal_mode(hook):
+    hook.results = [result("in-use", "refused", journal_id=7), result("in-use", "refused")]
+    fn, _ = sm_function(busy())
+    with pytest.raises(CommandException):
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert hook.calls == [(PATH, True), (PATH, True)]
+    assert hook.records == [True, False]

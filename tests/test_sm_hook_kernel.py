@@ -116,10 +116,11 @@ dm_state "$DM_NAME" > "$OUT/state.after_observe"
     held = [l for l in lines if "held open by pid %s" % pid in l]
     assert held and "the original error stands" in held[-1]
     assert any("paused" in l and "4242" in l for l in lines)
-    assert any("would remove" in l for l in lines)
+    assert any("observe mode, left in place: a ghost" in l for l in lines)
     journal = [json.loads(l) for l in r.file("journal.jsonl").splitlines()]
     assert {e["event"] for e in journal} == {"decision"}
     assert {e["action"] for e in journal} == {"refused", "would-remove"}
+    assert len(journal) == 3  # one decision per activation: held open, paused tapdisk, observe
 
 
 def test_the_probe_agrees_with_the_kernel_and_spares_the_core(kernel, dmheal_bin):

@@ -137,13 +137,13 @@ def _backend_for_host():
     return None
 
 
-def _heal(path, settings, apply):
+def _heal(path, settings, apply, record=True):
     from . import _backend
     force = _backend_for_host()
     return _backend.heal(
         path,
         apply=apply,
-        record=True,
+        record=record,
         in_sm_process=True,
         lock_timeout=min(settings.budget, 5.0),
         tool_timeout=settings.budget,
@@ -160,33 +160,39 @@ def _certainly_no_mapping(path):
 
 
 def _describe(result):
-    return "%s (verdict %s)" % (result.get("message", ""), result["inspection"]["verdict"])
+    verdict = result["inspection"]["verdict"]
+    if result["action"] == "would-remove":
+        return "observe mode, left in place: a ghost (%s)" % result["inspection"]["summary"]
+    return "%s (verdict %s)" % (result.get("message", ""), verdict)
 
 
 def before_activation(path):
-    """Runs before ``lvchange -ay path``. Never raises."""
+    """Runs before ``lvchange -ay path``. Never raises. True when it journalled a decision."""
     try:
         settings = load_settings()
         if settings.problem:
             smlog("configuration problem, acting as observe: %s" % settings.problem)
         if settings.mode == "off":
-            return
+            return False
         if _certainly_no_mapping(path):
-            return  # the common case: one ioctl, nothing logged, nothing journalled
+            return False  # the common case: one ioctl, nothing logged, nothing journalled
         apply = settings.mode == "heal"
         if apply and _caller_holds_fairlock():
             smlog("%s: this process holds Fairlock devicemapper; checking only" % path)
             apply = False
         result = _heal(path, settings, apply)
         if result["inspection"]["verdict"] in ("absent", "healthy"):
-            return  # the common case: nothing logged, nothing journalled
+            return False  # nothing logged, nothing journalled
         smlog("before activating %s: %s" % (path, _describe(result)))
+        return result.get("journal_id") is not None
     except Exception as e:  # the hook must never break SM
         smlog("pre-activation check of %s failed, calling through: %s" % (path, e))
+        return False
 
 
-def after_busy_failure(path, exc):
-    """Runs when the activation raised. True: a ghost was removed, retry once. Never raises."""
+def after_busy_failure(path, exc, recorded=False):
+    """Runs when the activation raised. True: a ghost was removed, retry once. Never raises.
+    ``recorded``: this activation's decision is already in the journal (not written twice)."""
     try:
         text = "%s %s" % (getattr(exc, "reason", ""), exc)
         if BUSY not in text:
@@ -195,7 +201,7 @@ def after_busy_failure(path, exc):
         if settings.mode == "off":
             return False
         apply = settings.mode == "heal" and not _caller_holds_fairlock()
-        result = _heal(path, settings, apply)
+        result = _heal(path, settings, apply, record=not recorded)  # removals journal themselves
         if result["action"] == "removed":
             smlog("activation of %s failed busy; %s; retrying the activation once" % (path, result["message"]))
             return True
@@ -214,11 +220,11 @@ def wrap_activate(original):
         return original  # already wrapped
 
     def activateNoRefcount(path, refresh):
-        before_activation(path)
+        recorded = before_activation(path)
         try:
             return original(path, refresh)
         except Exception as exc:
-            if not after_busy_failure(path, exc):
+            if not after_busy_failure(path, exc, recorded):
                 raise  # the original exception, unchanged
         return original(path, refresh)
 

@@ -1,0 +1,202 @@
+"""The dom0 RPM (issue 6): what it contains, its scriptlets, file modes and flags, a scratch-root
+install and upgrade, glibc 2.17 compatibility of every ELF file, and the XenCenter plug-in
+definition checked against XenCenter's published plug-in format."""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SITE = "/usr/lib/python3.6/site-packages"
+
+
+def run(*argv, **kw):
+    return subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, check=True, **kw).stdout
+
+
+@pytest.fixture(scope="module")
+def rpm_path():
+    if shutil.which("rpmbuild") is None:
+        pytest.fail("rpmbuild is not installed (scripts/setup installs Debian's rpm)")
+    found = glob.glob(os.path.join(ROOT, "target", "rpm", "RPMS", "x86_64", "dmheal-*.rpm"))
+    if not found:
+        run(os.path.join(ROOT, "scripts", "rpm"))
+        found = glob.glob(os.path.join(ROOT, "target", "rpm", "RPMS", "x86_64", "dmheal-*.rpm"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def files_of(rpm_path):
+    """{path: (mode string, flags)} from the package header."""
+    out = run("rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILEFLAGS:fflags} %{FILENAMES}\n]", rpm_path)
+    table = {}
+    for line in out.splitlines():
+        mode, flags, path = line.split(" ", 2)
+        table[path] = (mode, "" if flags == "(none)" else flags)
+    return table
+
+
+def test_the_package_installs_where_xapi_and_sm_look(rpm_path):
+    files = files_of(rpm_path)
+    expected = {
+        "/usr/bin/dmheal": "-rwxr-xr-x",
+        "/etc/xapi.d/plugins/dmheal": "-rwxr-xr-x",
+        SITE + "/dmheal/__init__.py": "-rw-r--r--",
+        SITE + "/dmheal/sm_hook.py": "-rw-r--r--",
+        SITE + "/dmheal/dm_probe.py": "-rw-r--r--",
+        SITE + "/dmheal/_core.abi3.so": "-rwxr-xr-x",
+        "/etc/dmheal/dmheal.conf": "-rw-r--r--",
+        "/etc/logrotate.d/dmheal": "-rw-r--r--",
+        "/usr/share/man/man8/dmheal.8": "-rw-r--r--",
+        "/usr/share/dmheal/xencenter/dmheal/dmheal/dmheal.xcplugin.xml": "-rw-r--r--",
+        "/var/lib/dmheal": "drwx------",
+        SITE + "/dmheal-sm-hook.pth": "-rw-r--r--",
+    }
+    for path, mode in expected.items():
+        assert path in files, path
+        assert files[path][0] == mode, (path, files[path])
+    assert "c" in files["/etc/dmheal/dmheal.conf"][1] and "n" in files["/etc/dmheal/dmheal.conf"][1]
+    assert "c" in files["/etc/logrotate.d/dmheal"][1]
+    assert "g" in files[SITE + "/dmheal-sm-hook.pth"][1]  # %ghost: written by %post
+    assert not any("__pycache__" in p for p in files)
+
+
+def test_scriptlets_install_the_hook_and_erase_removes_it(rpm_path):
+    scripts = run("rpm", "-qp", "--scripts", rpm_path)
+    post = scripts.split("postinstall scriptlet")[1].split("preuninstall scriptlet")[0]
+    preun = scripts.split("preuninstall scriptlet")[1]
+    assert "/usr/bin/dmheal hook install --site-dir " + SITE in post
+    assert 'if [ "$1" -eq 0 ]' in preun and "/usr/bin/dmheal hook uninstall --site-dir " + SITE in preun
+
+
+def test_shipped_config_heals_and_version_is_consistent(rpm_path):
+    with open(os.path.join(ROOT, "rpm", "dmheal.conf")) as f:
+        assert re.search(r"^mode = heal$", f.read(), re.M)
+    with open(os.path.join(ROOT, "Cargo.toml")) as f:
+        version = re.search(r'^version = "(.*)"$', f.read(), re.M).group(1)
+    assert run("rpm", "-qp", "--qf", "%{VERSION}", rpm_path) == version
+    import dmheal
+    assert dmheal.__version__ == version
+
+
+@pytest.fixture
+def scratch(rpm_path, tmp_path):
+    root = str(tmp_path / "root")
+    os.makedirs(root)
+    run("rpm", "--root", root, "--initdb")
+    run("rpm", "--root", root, "-i", "--nodeps", "--noscripts", rpm_path)
+    return root
+
+
+def scriptlet(rpm_path, name, root, arg):
+    """Run a scriptlet of the package against the scratch root, as rpm would on dom0 (paths
+    rebased into the root; $1 as rpm passes it)."""
+    scripts = run("rpm", "-qp", "--scripts", rpm_path)
+    body = scripts.split(name + " scriptlet")[1].split("\n", 1)[1]
+    body = re.split(r"\n\S+ scriptlet", body)[0]
+    body = body.replace("/usr/bin/dmheal", root + "/usr/bin/dmheal").replace(SITE, root + SITE)
+    env = dict(os.environ, DMHEAL_PYTHON=sys.executable, PYTHONPATH=root + SITE)
+    return subprocess.run(["sh", "-c", body, "scriptlet", str(arg)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+
+
+def test_scratch_root_install_runs_and_scriptlets_work(rpm_path, scratch):
+    root = scratch
+    assert run(root + "/usr/bin/dmheal", "--version").strip().startswith("dmheal ")
+    assert os.stat(root + "/etc/xapi.d/plugins/dmheal").st_mode & 0o777 == 0o755
+    assert oct(os.stat(root + "/var/lib/dmheal").st_mode & 0o777) == "0o700"
+    # The shipped Python package imports from where dom0's python3 looks, with its native module.
+    env = dict(os.environ, PYTHONPATH=root + SITE, DMHEAL_BIN=root + "/usr/bin/dmheal")
+    out = run(sys.executable, "-c", "import dmheal, os; print(dmheal.backend_name(), os.path.dirname(dmheal.__file__))", env=env)
+    assert out.split() == ["native", root + SITE + "/dmheal"]
+    pth = root + SITE + "/dmheal-sm-hook.pth"
+    assert scriptlet(rpm_path, "postinstall", root, 1).returncode == 0
+    assert os.path.exists(pth)
+    assert scriptlet(rpm_path, "preuninstall", root, 1).returncode == 0  # upgrade: keep the hook
+    assert os.path.exists(pth)
+    assert scriptlet(rpm_path, "preuninstall", root, 0).returncode == 0  # erase: remove it
+    assert not os.path.exists(pth)
+
+
+def test_upgrade_keeps_config_and_journal(rpm_path, scratch):
+    root = scratch
+    conf = root + "/etc/dmheal/dmheal.conf"
+    with open(conf, "w") as f:
+        f.write("mode = observe\n")
+    journal = root + "/var/lib/dmheal/journal.jsonl"
+    with open(journal, "w") as f:
+        f.write('{"id": 1}\n')
+    run("rpm", "--root", root, "-U", "--replacepkgs", "--nodeps", "--noscripts", rpm_path)
+    assert open(conf).read() == "mode = observe\n"
+    assert open(journal).read() == '{"id": 1}\n'
+    run("rpm", "--root", root, "-e", "--nodeps", "--noscripts", "dmheal")
+    assert os.path.exists(journal) and not os.path.exists(root + "/usr/bin/dmheal")
+
+
+def glibc_versions(path):
+    out = run("objdump", "-T", path)
+    return {tuple(int(x) for x in v.split(".")) for v in re.findall(r"GLIBC_([0-9.]+)", out)}
+
+
+def test_every_shipped_elf_runs_on_glibc_2_17(rpm_path, tmp_path):
+    root = str(tmp_path / "x")
+    os.makedirs(root)
+    subprocess.run("rpm2cpio %s | cpio -idm --quiet" % rpm_path, shell=True, cwd=root, check=True)
+    elves = []
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    elves.append(p)
+    assert len(elves) == 2, elves  # the binary and the native module
+    for p in elves:
+        versions = glibc_versions(p)
+        assert versions, p
+        assert max(versions) <= (2, 17), (p, sorted(versions)[-3:])
+
+
+def test_the_check_would_catch_a_newer_glibc():
+    """The same check on this machine's own /bin/ls (Debian 12, glibc 2.36) finds newer symbols."""
+    assert max(glibc_versions("/bin/ls")) > (2, 17)
+
+
+# XenCenter's published plug-in format: root XenCenterPlugin in the plug-in schema namespace,
+# version 1 or 2; features need a name; MenuItem needs menu (one of the listed menus), may set
+# contextmenu and serialized from their lists, and has exactly one command child (Shell,
+# PowerShell or XenServerPowerShell) with a filename.
+NS = "{http://www.citrix.com/XenCenter/Plugins/schema}"
+MENUS = {"file", "view", "pool", "server", "vm", "storage", "templates", "tools", "help"}
+CONTEXT_MENUS = {"none", "pool", "server", "vm", "storage", "template", "folder"}
+COMMANDS = {"Shell", "PowerShell", "XenServerPowerShell"}
+
+
+def test_xencenter_plugin_follows_the_published_format():
+    folder = os.path.join(ROOT, "xencenter", "dmheal", "dmheal")
+    # XenCenter loads Plugins\<organization>\<name>\<name>.xcplugin.xml
+    definition = os.path.join(folder, "dmheal.xcplugin.xml")
+    root = ET.parse(definition).getroot()
+    assert root.tag == NS + "XenCenterPlugin"
+    assert root.get("version") in ("1", "2")
+    items = root.findall(NS + "MenuItem")
+    assert {i.get("menu") for i in items} == {"server", "storage"}
+    for item in items:
+        assert item.get("name")
+        assert item.get("label") == "Diagnose storage (dmheal)"
+        assert item.get("menu") in MENUS
+        assert item.get("contextmenu", item.get("menu")) in CONTEXT_MENUS
+        assert item.get("serialized", "obj") in ("obj", "global")
+        children = list(item)
+        assert len(children) == 1 and children[0].tag[len(NS):] in COMMANDS
+        filename = children[0].get("filename")
+        assert filename and filename.startswith("Plugins\\dmheal\\dmheal\\")
+        assert os.path.exists(os.path.join(folder, filename.split("\\")[-1]))
+    for child in root:
+        assert child.tag[len(NS):] in ("MenuItem", "GroupMenuItem", "TabPage", "Search", "MethodList")
