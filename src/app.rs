@@ -74,6 +74,19 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             Ok(Exit::of_heal(o.action, o.inspection.verdict))
         }
         Command::Hook { args } => hook(cli.json, args),
+        Command::Doctor { apply } => {
+            let r = crate::doctor::doctor(&config, *apply)?;
+            print(cli.json, &r, render::doctor);
+            let open = r
+                .findings
+                .iter()
+                .any(|f| f.severity > crate::doctor::Severity::Info);
+            Ok(if open && !*apply {
+                Exit::GhostFound
+            } else {
+                Exit::Ok
+            })
+        }
         Command::Manpage => {
             use clap::CommandFactory;
             let mut out = std::io::stdout();

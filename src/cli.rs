@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::error::InputError;
 
 const EXIT_CODES: &str = "Exit codes: 0 nothing to do or done; 1 error; 2 bad input; \
-3 ghost found, not removed; 4 refused, in use; 5 refused, needs a human.";
+3 ghost (or doctor finding) found, not fixed; 4 refused, in use; 5 refused, needs a human.";
 
 /// Find device-mapper ghosts of XenServer / XCP-ng VDIs, prove them unused, heal them safely.
 #[derive(Debug, Parser)]
@@ -77,6 +77,14 @@ pub enum Command {
     },
     /// List the journal.
     Journal,
+    /// Cross-layer doctor: duplicate and orphaned SRs, VMs running without a domain, VDIs
+    /// wedged between layers, ghost mappings; with --apply, the safe subset only.
+    Doctor {
+        /// Carry out the safe actions (SR.forget of a proven duplicate, VM.power_state_reset
+        /// of a VM whose domain provably does not exist), each re-checked and journalled.
+        #[arg(long)]
+        apply: bool,
+    },
     /// Pool-wide operations, run on the master through xapi.
     Pool {
         #[command(subcommand)]

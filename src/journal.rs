@@ -54,6 +54,13 @@ pub enum Event {
         action: String,
         summary: String,
     },
+    /// A xapi action the doctor carried out (SR.forget, VM.power_state_reset).
+    XapiAction {
+        action: String,
+        subject: String,
+        evidence: serde_json::Value,
+        result: String,
+    },
     /// Removal `of` was undone.
     Restore {
         of: u64,

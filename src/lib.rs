@@ -10,6 +10,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod dm;
+pub mod doctor;
 pub mod error;
 pub mod exit_codes;
 pub mod facts;

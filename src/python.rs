@@ -110,6 +110,13 @@ fn restore(
     }))
 }
 
+/// The cross-layer doctor, as JSON; `apply` carries out the safe subset.
+#[pyfunction]
+#[pyo3(signature = (apply=false, journal=None))]
+fn doctor(py: Python<'_>, apply: bool, journal: Option<PathBuf>) -> PyResult<String> {
+    to_py(py.detach(|| crate::doctor::doctor(&config(journal, None)?, apply)))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -119,5 +126,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(heal, m)?)?;
     m.add_function(wrap_pyfunction!(journal, m)?)?;
     m.add_function(wrap_pyfunction!(restore, m)?)?;
+    m.add_function(wrap_pyfunction!(doctor, m)?)?;
     Ok(())
 }

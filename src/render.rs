@@ -114,6 +114,12 @@ pub fn journal(entries: &[Entry]) -> String {
                 action,
                 ..
             } => format!("decision on {dm_name}: {verdict}, {action}"),
+            Event::XapiAction {
+                action,
+                subject,
+                result,
+                ..
+            } => format!("{action} on {subject}: {result}"),
         };
         rows.push([e.id.to_string(), format!("{} {}", e.time, e.host), what]);
     }
@@ -163,5 +169,38 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    out
+}
+
+pub fn doctor(r: &crate::doctor::Report) -> String {
+    let mut out = String::new();
+    if r.findings.is_empty() {
+        out.push_str("no findings\n");
+    }
+    for f in &r.findings {
+        let _ = writeln!(
+            out,
+            "{:<8} {:<24} {}\n         {}",
+            format!("{:?}", f.severity).to_uppercase(),
+            f.check,
+            f.subject,
+            f.summary
+        );
+        for step in &f.plan {
+            let _ = writeln!(out, "         $ {step}");
+        }
+        if f.safe_action.is_some() {
+            let _ = writeln!(
+                out,
+                "         (safe: `dmheal doctor --apply` does this after re-checking)"
+            );
+        }
+    }
+    for u in &r.unchecked {
+        let _ = writeln!(out, "not checked: {u}");
+    }
+    for a in &r.applied {
+        let _ = writeln!(out, "applied {} on {}: {}", a.action, a.subject, a.result);
+    }
     out
 }

@@ -90,4 +90,4 @@ def test_restore_of_an_unknown_entry_is_not_found(dmheal_bin, tmp_path):
 def test_help_documents_exit_codes(dmheal_bin):
     p = run_cli(dmheal_bin, "--help")
     assert p.returncode == 0
-    assert "3 ghost found" in p.stdout and "4 refused, in use" in p.stdout
+    assert "3 ghost (or doctor finding) found, not fixed" in p.stdout and "4 refused, in use" in p.stdout

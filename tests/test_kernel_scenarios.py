@@ -133,7 +133,7 @@ def test_d_paused_tapdisk_naming_the_lv_is_refused(kernel, dmheal_bin):
 make_sr_vg
 make_ghost
 echo "pid=4242 minor=3 state=0x20 args=vhd:/dev/$VG/$LV" > "$WORK/taps"
-export TAPCTL_LIST_FILE="$WORK/taps" PATH="$HELPERS/bin:$PATH"
+export TAPCTL_LIST_FILE="$WORK/taps" PATH="$HELPERS/../doubles:$PATH"
 dm_state "$DM_NAME" > "$OUT/state.before"
 capture heal "$DMHEAL" --json heal "/dev/$VG/$LV" --apply
 dm_state "$DM_NAME" > "$OUT/state.after"

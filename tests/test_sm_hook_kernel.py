@@ -93,7 +93,7 @@ dm_state "$DM_NAME" > "$OUT/state.after_held"
 
 # 2. named by a paused tapdisk (tap-ctl double)
 echo "pid=4242 minor=3 state=0x20 args=vhd:/dev/$VG/$LV" > "$WORK/taps"
-TAPCTL_LIST_FILE="$WORK/taps" PATH="$HELPERS/bin:$PATH" activate legacy "$WORK/site" paused_tapdisk
+TAPCTL_LIST_FILE="$WORK/taps" PATH="$HELPERS/../doubles:$PATH" activate legacy "$WORK/site" paused_tapdisk
 dm_state "$DM_NAME" > "$OUT/state.after_paused"
 
 # 3. observe: looks, logs, journals the decision, changes nothing (binary backend here)

@@ -103,3 +103,38 @@ def test_plugin_heals_a_free_vdi_refuses_an_attached_one_and_pool_scan_merges(ke
     xapi = [x for x in dead["reasons"] if x["layer"] == "xapi"][0]
     assert xapi["code"] == "xapi_unreachable"
     assert dead["verdict"] == "ghost"
+
+
+OLD_VDI = "00000035-0000-4000-8000-000000000035"  # "old disk" in seed_pool.json: no VBD
+DOCTOR_SCRIPT = r"""
+export DMHEAL_BIN="$DMHEAL" PATH="%(doubles)s:$(dirname "$PYTHON"):$PATH"
+export PYTHONPATH="%(sim)s:$PYTHONPATH" DMHEAL_HOST_UUID=%(host_a)s
+export DMHEAL_XAPI=/run/xapi/xapi XL_LIST_FILE="$WORK/xl" TAPCTL_LIST_FILE="$WORK/taps"
+printf 'Name ID Mem VCPUs State Time(s)\nDomain-0 0 4096 8 r----- 1.0\ndb 8 2048 2 -b---- 1.0\n' > "$WORK/xl"
+: > "$WORK/taps"
+make_sr_vg
+add_lv "$VG" "VHD-%(old)s"
+make_ghost "$VG" "VHD-%(old)s"
+mkdir -p /run/xapi
+"$PYTHON" "%(sim)s/simulator.py" "%(sim)s/scenarios/seed_pool.json" --unix /run/xapi/xapi \
+    --plugins "$(dirname "$HELPERS")/../xapi-plugin" --ready /run/xapi/ready &
+for i in $(seq 100); do [ -e /run/xapi/ready ] && break; sleep 0.1; done
+capture doctor "$DMHEAL" --json doctor
+"$DMHEAL" doctor > "$OUT/doctor.txt" 2>&1 || true
+"""
+
+
+def test_doctor_on_the_seed_pool_includes_the_ghost_mapping(kernel, dmheal_bin):
+    doubles = os.path.join(os.path.dirname(SIM_DIR), "doubles")
+    r = kernel.run(DOCTOR_SCRIPT % {"sim": SIM_DIR, "host_a": HOST_A, "old": OLD_VDI, "doubles": doubles}, dmheal_bin)
+    assert r.rc == 0, r.output
+    assert int(r.file("doctor.rc")) == 3, r.file("doctor.err")
+    report = json.loads(r.file("doctor.out"))
+    ghost_dm = uml.VG.replace("-", "--") + "-VHD--" + OLD_VDI.replace("-", "--")
+    ghosts = [f for f in report["findings"] if f["check"] == "ghost_mapping"]
+    assert [g["subject"] for g in ghosts] == ["mapping " + ghost_dm]
+    assert ghosts[0]["plan"] == ["dmheal heal %s --apply" % ghost_dm]
+    checks = {f["check"] for f in report["findings"]}
+    assert {"vm_without_domain", "duplicate_sr", "broken_vhd_chain", "ghost_mapping"} <= checks
+    assert not any("device-mapper" in u for u in report["unchecked"])
+    assert "CRITICAL vm_without_domain" in r.file("doctor.txt")

@@ -17,6 +17,7 @@ __all__ = [
     "DmhealError",
     "__version__",
     "backend_name",
+    "doctor",
     "heal",
     "inspect",
     "journal",
@@ -58,3 +59,8 @@ def journal(journal=None):
 def restore(entry_id, journal=None, lock_timeout=None):
     """Recreate the mapping that journal entry ``entry_id`` removed."""
     return _load().restore(entry_id, journal=journal, lock_timeout=lock_timeout)
+
+
+def doctor(apply=False, journal=None):
+    """Cross-layer findings (SRs, PBDs, VMs, VDIs, mappings); ``apply``: the safe subset."""
+    return _load().doctor(apply=apply, journal=journal)

@@ -119,3 +119,10 @@ def restore(entry_id, journal=None, lock_timeout=None):
     if _choose() is None:
         return _run_binary(["restore", "--", str(entry_id)], journal, lock_timeout)
     return _call_native("restore", str(entry_id), journal=journal, lock_timeout=lock_timeout)
+
+
+def doctor(apply=False, journal=None):
+    """Cross-layer findings with evidence and plans; ``apply`` carries out the safe subset."""
+    if _choose() is None:
+        return _run_binary(["doctor"] + (["--apply"] if apply else []), journal)
+    return _call_native("doctor", apply=apply, journal=journal)

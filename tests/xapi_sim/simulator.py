@@ -88,6 +88,9 @@ class Pool(object):
             return ""
         if method == "host.call_plugin":
             return self.call_plugin(params[0], *args)
+        if method in self.MUTATORS:
+            with self.lock:
+                return getattr(self, self.MUTATORS[method])(*args)
         cls, _, op = method.partition(".")
         table = self._table(cls)
         if op == "get_all":
@@ -110,6 +113,41 @@ class Pool(object):
                 raise ApiError("MESSAGE_METHOD_UNKNOWN", method)
             return rec[field]
         raise ApiError("MESSAGE_METHOD_UNKNOWN", method)
+
+    # -- the few writes the doctor's --apply uses, with xapi's effects
+    MUTATORS = {"SR.forget": "sr_forget", "SR.scan": "sr_scan", "VM.power_state_reset": "vm_reset"}
+
+    def sr_forget(self, sr_ref):
+        sr = self._record("SR", sr_ref)
+        for vdi_ref in sr.get("VDIs", []):
+            vdi = self.db["VDI"].pop(vdi_ref, {})
+            for vbd_ref in vdi.get("VBDs", []):
+                vbd = self.db["VBD"].pop(vbd_ref, {})
+                vm = self.db["VM"].get(vbd.get("VM"))
+                if vm and vbd_ref in vm.get("VBDs", []):
+                    vm["VBDs"].remove(vbd_ref)
+        for pbd_ref in sr.get("PBDs", []):
+            pbd = self.db["PBD"].pop(pbd_ref, {})
+            host = self.db["host"].get(pbd.get("host"))
+            if host and pbd_ref in host.get("PBDs", []):
+                host["PBDs"].remove(pbd_ref)
+        del self.db["SR"][sr_ref]
+        return ""
+
+    def sr_scan(self, sr_ref):
+        self._record("SR", sr_ref)
+        self.sim.setdefault("scanned", []).append(sr_ref)
+        return ""
+
+    def vm_reset(self, vm_ref):
+        vm = self._record("VM", vm_ref)
+        if vm.get("is_control_domain"):
+            raise ApiError("OPERATION_NOT_ALLOWED", "the control domain's power state cannot be reset")
+        vm.update(power_state="Halted", resident_on="OpaqueRef:NULL", domid="-1")
+        for vbd_ref in vm.get("VBDs", []):
+            if vbd_ref in self.db["VBD"]:
+                self.db["VBD"][vbd_ref]["currently_attached"] = False
+        return ""
 
     # -- plugins, as xapi runs them
     def call_plugin(self, session, host_ref, plugin, fn, args):
