@@ -16,10 +16,12 @@ use crate::verdict::Verdict;
 
 fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("results always serialise")
-        );
+        // Streamed: a scan of thousands of mappings is never held twice in memory.
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let _ = serde_json::to_writer_pretty(&mut out, value)
+            .and_then(|_| writeln!(out).map_err(serde_json::Error::io));
+        let _ = out.flush();
     } else {
         print!("{}", human(value));
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+use tracing::debug;
 
 use crate::config::Config;
 use crate::dm::{DevNum, DeviceMapper, DmDevice};
@@ -41,14 +42,16 @@ pub struct Facts {
     pub vdi: Option<Uuid>,
     /// The mapping in the kernel; None: no mapping of that name.
     pub device: Option<DmDevice>,
+    /// What was searched for users (see `KernelSearch`).
+    pub users_searched: UsersSearched,
     pub holders: Vec<Holder>,
     pub openers: Vec<Opener>,
     pub mounts: Vec<Mount>,
     /// LVM's view; None when not asked (no mapping, or not an SR volume).
     pub lvm: Option<LvmView>,
-    /// DM uuids LVM would give the other LVs of the same VG.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub other_lvm_uuids: Vec<String>,
+    /// Another LV (`vg/lv`) whose LVM DM uuid this mapping carries, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid_owner: Option<String>,
     pub tapdisk: TapdiskFacts,
     pub refcount: Refcount,
     pub xapi: XapiView,
@@ -59,6 +62,30 @@ impl Facts {
     pub fn is_sr_volume(&self) -> bool {
         self.sr.is_some() && self.lvm_name.as_ref().is_some_and(|n| n.layer.is_none())
     }
+}
+
+/// Where to look for holders, openers and mounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelSearch {
+    /// Every mapping, whatever its open count: inspect, heal and heal's re-check.
+    Everywhere,
+    /// A host scan: sysfs holders only, and only for mappings the kernel counts as open. An
+    /// opener, a mount and a stacked holder all raise the open count, so with a count of 0
+    /// none can exist; an open mapping is in use by its count alone. /proc is not walked
+    /// (thousands of kernel threads on a busy host); `inspect` names the processes.
+    HoldersWhereOpen,
+}
+
+/// What was searched for users of one mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsersSearched {
+    /// Holders, openers and mounts.
+    All,
+    /// Holders only (host scan, open mapping).
+    Holders,
+    /// Nothing: the open count is 0 (host scan).
+    Nothing,
 }
 
 /// How LVM facts are obtained: by one `lvs` over the VGs concerned, or from a report the
@@ -74,7 +101,16 @@ pub fn gather(
     dm: &dyn DeviceMapper,
     names: &[DmName],
     lvm_source: LvmSource<'_>,
+    search: KernelSearch,
 ) -> Result<Vec<Facts>> {
+    let clock = std::time::Instant::now();
+    let phase = |what: &str| {
+        debug!(
+            phase = what,
+            ms = clock.elapsed().as_millis() as u64,
+            "facts"
+        )
+    };
     let mut all: Vec<Facts> = Vec::with_capacity(names.len());
     for name in names {
         let lvm_name = lvm::split_dm_name(name);
@@ -83,6 +119,7 @@ pub fn gather(
         all.push(Facts {
             dm_name: name.clone(),
             device: dm.device(name)?,
+            users_searched: UsersSearched::Nothing,
             lvm_name,
             sr,
             vdi,
@@ -90,7 +127,7 @@ pub fn gather(
             openers: Vec::new(),
             mounts: Vec::new(),
             lvm: None,
-            other_lvm_uuids: Vec::new(),
+            uuid_owner: None,
             tapdisk: TapdiskFacts::NotChecked,
             refcount: Refcount::NotApplicable,
             xapi: XapiView::NotApplicable,
@@ -102,20 +139,29 @@ pub fn gather(
     let wanted: Vec<usize> = (0..all.len())
         .filter(|i| all[*i].device.is_some() && all[*i].is_sr_volume())
         .collect();
+    let searched = |d: &DmDevice| search == KernelSearch::Everywhere || d.open_count > 0;
     let present: BTreeSet<DevNum> = all
         .iter()
-        .filter_map(|f| f.device.as_ref().map(|d| d.dev))
+        .filter_map(|f| f.device.as_ref().filter(|d| searched(d)).map(|d| d.dev))
+        .filter(|_| search == KernelSearch::Everywhere)
         .collect();
 
+    phase("device-mapper status");
     // Kernel: holders per device; openers and mounts in one /proc pass.
     let usage = kernel::scan(&config.proc_root, &present);
+    phase("/proc openers and mounts");
     for f in all.iter_mut() {
-        if let Some(d) = &f.device {
+        if let Some(d) = f.device.as_ref().filter(|d| searched(d)) {
+            f.users_searched = match search {
+                KernelSearch::Everywhere => UsersSearched::All,
+                KernelSearch::HoldersWhereOpen => UsersSearched::Holders,
+            };
             f.holders = kernel::holders_of(&config.sys_root, d.dev);
             f.openers = usage.openers.get(&d.dev).cloned().unwrap_or_default();
             f.mounts = usage.mounts.get(&d.dev).cloned().unwrap_or_default();
         }
     }
+    phase("sysfs holders");
     if wanted.is_empty() {
         return Ok(all);
     }
@@ -133,8 +179,10 @@ pub fn gather(
             &queried
         }
     };
+    phase("lvs");
     // tapdisk.
     let taps = tapdisk::list(&config.tap_ctl, config.tool_timeout);
+    phase("tap-ctl");
     // xapi: one connection for all the VDIs asked about.
     let xapi_conn = xapi_connection(config);
 
@@ -142,15 +190,28 @@ pub fn gather(
         let f = &mut all[i];
         let n = f.lvm_name.clone().expect("SR volumes are LVM-shaped");
         f.lvm = Some(report.view(&n.vg, &n.lv));
-        f.other_lvm_uuids = report.other_dm_uuids(&n.vg, &n.lv);
+        f.uuid_owner = f
+            .device
+            .as_ref()
+            .and_then(|d| report.other_owner(&d.uuid, &n.vg, &n.lv));
         f.tapdisk = match &taps {
-            TapdiskView::Listed { tapdisks } => TapdiskFacts::Listed {
-                naming_this: tapdisks
-                    .iter()
-                    .filter(|t| names_volume(t, f))
-                    .cloned()
-                    .collect(),
-            },
+            TapdiskView::Listed { tapdisks } => {
+                // The paths that would name this volume, formatted once per volume.
+                let lv_path = format!("/dev/{}/{}", n.vg, n.lv);
+                let mapper_path = format!("/dev/mapper/{}", f.dm_name);
+                let vdi = f.vdi.as_ref().map(|v| v.as_str());
+                TapdiskFacts::Listed {
+                    naming_this: tapdisks
+                        .iter()
+                        .filter(|t| {
+                            t.path
+                                .as_deref()
+                                .is_some_and(|p| names_volume(p, Some(&lv_path), &mapper_path, vdi))
+                        })
+                        .cloned()
+                        .collect(),
+                }
+            }
             TapdiskView::NotInstalled => TapdiskFacts::NotInstalled,
             TapdiskView::Failed { why } => TapdiskFacts::Failed { why: why.clone() },
         };
@@ -167,6 +228,7 @@ pub fn gather(
             }
         };
     }
+    phase("per-volume layers");
     Ok(all)
 }
 
@@ -192,14 +254,6 @@ fn xapi_connection(config: &Config) -> XapiConnection {
 
 /// Whether a tapdisk's image path names this volume: by /dev/<vg>/<lv>, by /dev/mapper/<dm>,
 /// or — erring on the side of "in use" — by containing the VDI's uuid at all.
-fn names_volume(t: &Tapdisk, f: &Facts) -> bool {
-    let Some(path) = t.path.as_deref() else {
-        return false;
-    };
-    let by_vdi = f.vdi.as_ref().is_some_and(|v| path.contains(v.as_str()));
-    let by_lv = f
-        .lvm_name
-        .as_ref()
-        .is_some_and(|n| path == format!("/dev/{}/{}", n.vg, n.lv));
-    by_vdi || by_lv || path == format!("/dev/mapper/{}", f.dm_name)
+fn names_volume(path: &str, lv_path: Option<&str>, mapper_path: &str, vdi: Option<&str>) -> bool {
+    Some(path) == lv_path || path == mapper_path || vdi.is_some_and(|v| path.contains(v))
 }

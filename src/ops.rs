@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::dm::{DeviceMapper, KernelDm};
 use crate::error::{Error, Result};
-use crate::facts::{self, Facts, LvmSource};
+use crate::facts::{self, Facts, KernelSearch, LvmSource};
 use crate::ids::{DmName, LvName, Target, Uuid};
 use crate::journal::{Entry, Journal};
 use crate::lvm::{self, VgReport};
@@ -143,6 +143,7 @@ impl Host {
             self.dm.as_ref(),
             std::slice::from_ref(name),
             LvmSource::Query,
+            KernelSearch::Everywhere,
         )?;
         Ok(Inspection::new(target, facts.remove(0)))
     }
@@ -154,7 +155,9 @@ impl Host {
 
     /// Every SR-VG mapping in the kernel and every SR LV LVM knows, one pass per layer.
     pub fn scan(&self) -> Result<Scan> {
+        let clock = std::time::Instant::now();
         let all_lvs = self.config.lvs().all();
+        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "scan: lvs");
         let lvm_error = all_lvs.as_ref().err().map(|e| e.to_string());
         let report = VgReport::from_all(&all_lvs);
 
@@ -189,6 +192,7 @@ impl Host {
             self.dm.as_ref(),
             &names,
             LvmSource::Report(&report),
+            KernelSearch::HoldersWhereOpen,
         )?;
         let mappings: Vec<Inspection> = facts
             .into_iter()

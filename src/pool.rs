@@ -63,14 +63,7 @@ pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
             why: error_chain(&e),
         }
     };
-    let client = config
-        .xapi
-        .connect()
-        .map_err(xapi_err("connecting to xapi"))?
-        .ok_or(Error::Xapi {
-            what: "pool scan",
-            why: "no xapi on this host: run it on a pool member or give --xapi".into(),
-        })?;
+    let client = config.xapi.require("pool scan")?;
     let hosts: BTreeMap<String, Host> = client
         .call("host.get_all_records", vec![])
         .map_err(xapi_err("listing hosts"))?;

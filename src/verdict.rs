@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::facts::{Facts, TapdiskFacts};
+use crate::facts::{Facts, TapdiskFacts, UsersSearched};
 use crate::lvm::LvmView;
 use crate::sm::Refcount;
 use crate::xapi::XapiView;
@@ -260,9 +260,16 @@ pub fn decide(f: &Facts) -> Decision {
                     format!("uuid {}", dev.uuid),
                     "the uuid is LVM's for this LV plus a suffix: an LVM internal layer".into(),
                 ));
-            } else if f.other_lvm_uuids.contains(&dev.uuid) {
-                rs.push(reason(Layer::Lvm, Suspicious, "lvm_other_lv", "uuid of another LV".into(),
-                    "the mapping carries the identity of another LV of this VG: a rename in progress?".into()));
+            } else if let Some(owner) = &f.uuid_owner {
+                rs.push(reason(
+                    Layer::Lvm,
+                    Suspicious,
+                    "lvm_other_lv",
+                    "uuid of another LV".into(),
+                    format!(
+                        "the mapping carries the identity of LV {owner}: a rename in progress?"
+                    ),
+                ));
             } else if lv.active() {
                 rs.push(reason(
                     Layer::Lvm,
@@ -300,68 +307,88 @@ pub fn decide(f: &Facts) -> Decision {
     }
 
     // Kernel users.
-    rs.push(if f.holders.is_empty() {
-        reason(
+    if f.users_searched == UsersSearched::Nothing {
+        rs.push(reason(
             Layer::Holders,
             Clear,
-            "no_holders",
-            "none".into(),
-            "no device is stacked on it".into(),
-        )
+            "not_open",
+            "open count 0".into(),
+            "the kernel counts no open: no holder, opener or mount can exist (not searched)".into(),
+        ));
     } else {
-        let names: Vec<String> = f.holders.iter().map(|h| h.name.clone()).collect();
-        reason(
-            Layer::Holders,
-            InUse,
-            "holders",
-            names.join(", "),
-            format!("stacked under {}", names.join(", ")),
-        )
-    });
-    rs.push(if f.openers.is_empty() {
-        reason(
-            Layer::Openers,
-            Clear,
-            "no_openers",
-            "none".into(),
-            "no process has it open".into(),
-        )
-    } else {
-        let who: Vec<String> = f
-            .openers
-            .iter()
-            .map(|o| format!("pid {} ({})", o.pid, o.command))
-            .collect();
-        reason(
-            Layer::Openers,
-            InUse,
-            "openers",
-            who.join(", "),
-            format!("held open by {}", who.join(", ")),
-        )
-    });
-    rs.push(if f.mounts.is_empty() {
-        reason(
-            Layer::Mounts,
-            Clear,
-            "no_mounts",
-            "none".into(),
-            "not mounted in any mount namespace".into(),
-        )
-    } else {
-        let at: Vec<String> = f
-            .mounts
-            .iter()
-            .map(|m| format!("{} (ns of pid {})", m.mount_point, m.pid))
-            .collect();
-        reason(
-            Layer::Mounts,
-            InUse,
-            "mounted",
-            at.join(", "),
-            format!("mounted at {}", at.join(", ")),
-        )
-    });
+        rs.push(if f.holders.is_empty() {
+            reason(
+                Layer::Holders,
+                Clear,
+                "no_holders",
+                "none".into(),
+                "no device is stacked on it".into(),
+            )
+        } else {
+            let names: Vec<String> = f.holders.iter().map(|h| h.name.clone()).collect();
+            reason(
+                Layer::Holders,
+                InUse,
+                "holders",
+                names.join(", "),
+                format!("stacked under {}", names.join(", ")),
+            )
+        });
+        if f.users_searched == UsersSearched::Holders {
+            rs.push(reason(
+                Layer::Openers,
+                Clear,
+                "openers_not_searched",
+                "not searched".into(),
+                "a host scan does not walk /proc; `dmheal inspect` names the processes".into(),
+            ));
+        } else {
+            rs.push(if f.openers.is_empty() {
+                reason(
+                    Layer::Openers,
+                    Clear,
+                    "no_openers",
+                    "none".into(),
+                    "no process has it open".into(),
+                )
+            } else {
+                let who: Vec<String> = f
+                    .openers
+                    .iter()
+                    .map(|o| format!("pid {} ({})", o.pid, o.command))
+                    .collect();
+                reason(
+                    Layer::Openers,
+                    InUse,
+                    "openers",
+                    who.join(", "),
+                    format!("held open by {}", who.join(", ")),
+                )
+            });
+            rs.push(if f.mounts.is_empty() {
+                reason(
+                    Layer::Mounts,
+                    Clear,
+                    "no_mounts",
+                    "none".into(),
+                    "not mounted in any mount namespace".into(),
+                )
+            } else {
+                let at: Vec<String> = f
+                    .mounts
+                    .iter()
+                    .map(|m| format!("{} (ns of pid {})", m.mount_point, m.pid))
+                    .collect();
+                reason(
+                    Layer::Mounts,
+                    InUse,
+                    "mounted",
+                    at.join(", "),
+                    format!("mounted at {}", at.join(", ")),
+                )
+            });
+        }
+    }
 
     // tapdisk.
     match &f.tapdisk {
@@ -614,11 +641,12 @@ mod tests {
                 }],
             }),
             dm_name: name,
+            users_searched: UsersSearched::All,
             holders: vec![],
             openers: vec![],
             mounts: vec![],
             lvm: Some(LvmView::Lv(lv_record("-wi-------"))),
-            other_lvm_uuids: vec![],
+            uuid_owner: None,
             tapdisk: TapdiskFacts::Listed {
                 naming_this: vec![],
             },
@@ -792,7 +820,7 @@ mod tests {
                 "lvm_other_lv",
                 Box::new(|f: &mut Facts| {
                     device(f).uuid = "LVM-other".into();
-                    f.other_lvm_uuids = vec!["LVM-other".into()];
+                    f.uuid_owner = Some("vg/other".into());
                 }),
             ),
             (
@@ -923,6 +951,16 @@ mod tests {
             Verdict::Ghost,
             "an unreachable xapi does not block"
         );
+    }
+
+    #[test]
+    fn an_unopened_mapping_not_searched_is_still_a_ghost_and_says_why() {
+        let mut f = ghost();
+        f.users_searched = UsersSearched::Nothing;
+        let d = decide(&f);
+        assert_eq!(d.verdict, Verdict::Ghost);
+        assert_eq!(code_of(&d, Layer::Holders), "not_open");
+        assert!(!d.reasons.iter().any(|r| r.layer == Layer::Openers));
     }
 
     #[test]

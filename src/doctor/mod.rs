@@ -42,17 +42,6 @@ fn xapi_err(what: &'static str) -> impl Fn(crate::xapi::XapiError) -> Error {
     }
 }
 
-fn connect(config: &Config) -> Result<Xapi> {
-    config
-        .xapi
-        .connect()
-        .map_err(xapi_err("connecting to xapi"))?
-        .ok_or(Error::Xapi {
-            what: "doctor",
-            why: "no xapi on this host: run it in dom0 or give --xapi".into(),
-        })
-}
-
 fn diagnose(
     config: &Config,
     xapi: &Xapi,
@@ -103,7 +92,7 @@ fn diagnose(
 
 /// Diagnose, and with `apply` carry out the safe actions.
 pub fn doctor(config: &Config, apply: bool) -> Result<Report> {
-    let xapi = connect(config)?;
+    let xapi = config.xapi.require("doctor")?;
     let (snap, findings, unchecked) = diagnose(config, &xapi)?;
     let mut applied = Vec::new();
     if apply {

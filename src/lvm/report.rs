@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 
 use crate::command::{self, CommandError};
@@ -95,31 +97,20 @@ impl Lvs {
     pub fn of_vgs(&self, vgs: &[&VgName]) -> VgReport {
         let names: Vec<&str> = vgs.iter().map(|v| v.as_str()).collect();
         match self.run(&names) {
-            Err(e) => VgReport {
-                records: Vec::new(),
-                status: 1,
-                stderr: String::new(),
-                failure: Some(e.to_string()),
-            },
+            Err(e) => VgReport::new(Vec::new(), 1, String::new(), Some(e.to_string())),
             Ok(out) => match parse(&out.stdout) {
-                Ok(records) => VgReport {
-                    records,
-                    status: out.status,
-                    stderr: out.stderr,
-                    failure: None,
-                },
-                Err(why) => VgReport {
-                    records: Vec::new(),
-                    status: out.status,
-                    failure: Some(format!("{why}; stderr: {}", out.stderr.trim())),
-                    stderr: out.stderr,
-                },
+                Ok(records) => VgReport::new(records, out.status, out.stderr, None),
+                Err(why) => {
+                    let failure = Some(format!("{why}; stderr: {}", out.stderr.trim()));
+                    VgReport::new(Vec::new(), out.status, out.stderr, failure)
+                }
             },
         }
     }
 }
 
-/// The outcome of one `lvs` run over some VGs.
+/// The outcome of one `lvs` run over some VGs, indexed once so that looking up thousands of
+/// mappings stays linear.
 #[derive(Clone, Debug, Default)]
 pub struct VgReport {
     pub records: Vec<LvRecord>,
@@ -127,21 +118,42 @@ pub struct VgReport {
     pub stderr: String,
     /// Set when nothing at all could be read.
     pub failure: Option<String>,
+    by_name: HashMap<(String, String), usize>,
+    by_dm_uuid: HashMap<String, usize>,
+    vgs: HashSet<String>,
 }
 
 impl VgReport {
+    pub fn new(
+        records: Vec<LvRecord>,
+        status: i32,
+        stderr: String,
+        failure: Option<String>,
+    ) -> Self {
+        let mut by_name = HashMap::with_capacity(records.len());
+        let mut by_dm_uuid = HashMap::with_capacity(records.len());
+        let mut vgs = HashSet::new();
+        for (i, r) in records.iter().enumerate() {
+            by_name.insert((r.vg_name.clone(), r.lv_name.clone()), i);
+            by_dm_uuid.insert(r.expected_dm_uuid(), i);
+            vgs.insert(r.vg_name.clone());
+        }
+        VgReport {
+            records,
+            status,
+            stderr,
+            failure,
+            by_name,
+            by_dm_uuid,
+            vgs,
+        }
+    }
+
     /// A report built from a whole-host `lvs` run.
     pub fn from_all(result: &Result<Vec<LvRecord>, CommandError>) -> Self {
         match result {
-            Ok(records) => VgReport {
-                records: records.clone(),
-                ..Default::default()
-            },
-            Err(e) => VgReport {
-                failure: Some(e.to_string()),
-                status: 1,
-                ..Default::default()
-            },
+            Ok(records) => VgReport::new(records.clone(), 0, String::new(), None),
+            Err(e) => VgReport::new(Vec::new(), 1, String::new(), Some(e.to_string())),
         }
     }
 
@@ -150,14 +162,11 @@ impl VgReport {
         if let Some(why) = &self.failure {
             return LvmView::Unreadable { why: why.clone() };
         }
-        if let Some(r) = self
-            .records
-            .iter()
-            .find(|r| r.vg_name == vg.as_str() && r.lv_name == lv.as_str())
-        {
-            return LvmView::Lv(r.clone());
+        let key = (vg.as_str().to_string(), lv.as_str().to_string());
+        if let Some(i) = self.by_name.get(&key) {
+            return LvmView::Lv(self.records[*i].clone());
         }
-        if self.records.iter().any(|r| r.vg_name == vg.as_str()) {
+        if self.vgs.contains(vg.as_str()) {
             return LvmView::LvMissing;
         }
         if self
@@ -179,14 +188,12 @@ impl VgReport {
         }
     }
 
-    /// DM uuids LVM would give the other LVs of `vg` (to recognise a mapping that carries
-    /// another volume's identity).
-    pub fn other_dm_uuids(&self, vg: &VgName, lv: &LvName) -> Vec<String> {
-        self.records
-            .iter()
-            .filter(|r| r.vg_name == vg.as_str() && r.lv_name != lv.as_str())
-            .map(LvRecord::expected_dm_uuid)
-            .collect()
+    /// The LV (`vg/lv`) whose LVM DM uuid `dm_uuid` is, when it is another LV than `vg/lv`:
+    /// a mapping carrying another volume's identity.
+    pub fn other_owner(&self, dm_uuid: &str, vg: &VgName, lv: &LvName) -> Option<String> {
+        let r = &self.records[*self.by_dm_uuid.get(dm_uuid)?];
+        (r.vg_name != vg.as_str() || r.lv_name != lv.as_str())
+            .then(|| format!("{}/{}", r.vg_name, r.lv_name))
     }
 }
 
@@ -217,12 +224,12 @@ mod tests {
     #[test]
     fn views_distinguish_missing_lv_missing_vg_and_failure() {
         let vg = VgName::new("VG_XenStorage-aaaa").unwrap();
-        let report = VgReport {
-            records: parse(SAMPLE).unwrap(),
-            status: 5,
-            stderr: "  Volume group \"VG_XenStorage-zzzz\" not found\n".into(),
-            failure: None,
-        };
+        let report = VgReport::new(
+            parse(SAMPLE).unwrap(),
+            5,
+            "  Volume group \"VG_XenStorage-zzzz\" not found\n".into(),
+            None,
+        );
         let lv = |n: &str| LvName::new(n).unwrap();
         assert!(matches!(report.view(&vg, &lv("VHD-cc")), LvmView::Lv(_)));
         assert_eq!(report.view(&vg, &lv("VHD-zz")), LvmView::LvMissing);
@@ -234,9 +241,16 @@ mod tests {
             LvmView::Unreadable { .. }
         ));
         assert_eq!(
-            report.other_dm_uuids(&vg, &lv("VHD-cc")),
-            vec!["LVM-K2BweQUkrIAAAABBBB"]
+            report
+                .other_owner("LVM-K2BweQUkrIAAAABBBB", &vg, &lv("VHD-cc"))
+                .as_deref(),
+            Some("VG_XenStorage-aaaa/VHD-dd")
         );
+        assert_eq!(
+            report.other_owner("LVM-K2BweQUkrIAAAABBBB", &vg, &lv("VHD-dd")),
+            None
+        );
+        assert_eq!(report.other_owner("", &vg, &lv("VHD-cc")), None);
     }
 
     #[test]

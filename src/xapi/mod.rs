@@ -44,6 +44,19 @@ impl XapiConfig {
         Ok(Some(xapi))
     }
 
+    /// A connected client for an operation that cannot work without xapi (pool scan, doctor).
+    pub fn require(&self, what: &'static str) -> crate::error::Result<Xapi> {
+        self.connect()
+            .map_err(|e| crate::error::Error::Xapi {
+                what,
+                why: view::error_chain(&e),
+            })?
+            .ok_or(crate::error::Error::Xapi {
+                what,
+                why: "no xapi on this host: run it in dom0 or give --xapi".into(),
+            })
+    }
+
     pub fn this_host(&self) -> Option<String> {
         self.host_uuid
             .clone()

@@ -57,7 +57,7 @@ class Result(object):
         return os.path.exists(os.path.join(self.out_dir, name))
 
 
-def run(script, dmheal_bin, timeout=180, env=None, keep=False):
+def run(script, dmheal_bin, timeout=180, env=None, keep=False, disk_mb=256):
     """Boot a kernel, run `script` (bash) with the prelude, return a Result."""
     work = tempfile.mkdtemp(prefix="dmheal-uml-")
     out_dir = os.path.join(work, "out")
@@ -67,7 +67,7 @@ def run(script, dmheal_bin, timeout=180, env=None, keep=False):
         f.write(LVM_CONF)
     disk = os.path.join(work, "disk.img")
     with open(disk, "wb") as f:
-        f.truncate(256 * 1024 * 1024)
+        f.truncate(disk_mb * 1024 * 1024)
 
     exports = {
         "OUT": out_dir,

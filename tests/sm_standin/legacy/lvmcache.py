@@ -1,12 +1,4 @@
 import lvutil
+from lvmcache_impl import make
 
-
-class LVMCache(object):
-    def __init__(self, vgName):
-        self.vgName = vgName
-
-    def _getPath(self, lvName):
-        return "/dev/%s/%s" % (self.vgName, lvName)
-
-    def activateNoRefcount(self, lvName, refresh=False):
-        lvutil.activateNoRefcount(self._getPath(lvName), refresh)
+LVMCache = make(lvutil)
