@@ -276,3 +276,28 @@ capture scan "$DMHEAL" --json scan
     ghosts = [m["dm_name"] for m in s["mappings"] if m["verdict"] == "ghost"]
     assert ghosts == [uml.VG.replace("-", "--") + "-VHD--" + ghost_vdi.replace("-", "--")]
     assert s["inactive_lvs"] == ["/dev/%s/VHD-%s" % (uml.VG, idle_vdi)]
+
+
+def test_mapping_mounted_in_another_mount_namespace_is_refused(kernel, dmheal_bin):
+    r = kernel.run(r"""
+make_sr_vg
+make_ghost
+mkfs.ext2 -q "/dev/mapper/$DM_NAME"
+mkdir -p /run/private-mnt
+# Mounted only inside a new mount namespace: invisible in this namespace's /proc/self/mounts.
+unshare -m sh -c "mount /dev/mapper/$DM_NAME /run/private-mnt && echo \$\$ > $OUT/nspid && sleep 600" &
+for i in $(seq 50); do [ -s "$OUT/nspid" ] && break; sleep 0.1; done
+grep -c "$DM_NAME\|private-mnt" /proc/self/mountinfo > "$OUT/visible_here"
+dm_state "$DM_NAME" > "$OUT/state.before"
+capture heal "$DMHEAL" --json heal "$DM_NAME" --apply
+dm_state "$DM_NAME" > "$OUT/state.after"
+""", dmheal_bin)
+    assert r.rc == 0, r.output
+    assert r.file("visible_here").strip() == "0"
+    h = load(r, "heal")
+    assert rc(r, "heal") == 4 and h["action"] == "refused"
+    mounts = h["inspection"]["facts"]["mounts"]
+    assert [m["mount_point"] for m in mounts] == ["/run/private-mnt"]
+    assert mounts[0]["pid"] == int(r.file("nspid"))
+    assert "mounted" in reason_codes(h["inspection"])
+    assert_untouched(r)
