@@ -42,7 +42,7 @@ def seed():
 class Run(object):
     """A simulator for one scenario and the dmheal CLI pointed at it."""
 
-    def __init__(self, tmp_path, dmheal_bin, scenario, xl=XL_LIST, taps=""):
+    def __init__(self, tmp_path, dmheal_bin, scenario, xl=XL_LIST, taps="", xenstore=None):
         path = tmp_path / "scenario.json"
         path.write_text(json.dumps(scenario))
         (tmp_path / "xl").write_text(xl or "")
@@ -50,6 +50,10 @@ class Run(object):
         self.env = dict(os.environ, DMHEAL_JOURNAL=str(tmp_path / "journal.jsonl"),
                         TAPCTL_LIST_FILE=str(tmp_path / "taps"), XL_LIST_FILE=str(tmp_path / "xl"),
                         DMHEAL_HOST_UUID=HOST_A, DMHEAL_BIN=dmheal_bin)
+        self.env.pop("XENSTORE_DOMAINS_FILE", None)
+        if xenstore is not None:
+            (tmp_path / "xenstore").write_text(xenstore)
+            self.env["XENSTORE_DOMAINS_FILE"] = str(tmp_path / "xenstore")
         if xl is not None:
             self.env["PATH"] = DOUBLES + os.pathsep + self.env["PATH"]
         else:  # no domain facts at all: no xl, no xenstore-list, but tap-ctl still there
@@ -145,6 +149,7 @@ def without(scenario, cls, *refs):
     "vm_without_domain: domain exists",
     "vm_without_domain: tapdisk serves its disk",
     "vm_without_domain: domains unknown",
+    "vm_without_domain: xenstore still has it",
     "vm_without_domain: resident elsewhere",
     "stale_host_key: host exists, tapdisk serves",
     "broken_vhd_chain: parent exists",
@@ -174,6 +179,9 @@ def test_near_misses_do_not_fire(run, name):
         absent = {("vm_without_domain", u(51))}
     elif name == "vm_without_domain: domains unknown":
         kw["xl"] = None
+        absent = {("vm_without_domain", u(51))}
+    elif name == "vm_without_domain: xenstore still has it":
+        kw["xenstore"] = "0\n7\n8\n"  # xl lacks 7, xenstore has it: not provably gone
         absent = {("vm_without_domain", u(51))}
     elif name == "vm_without_domain: resident elsewhere":
         s["VM"]["OpaqueRef:vm-web"]["resident_on"] = "OpaqueRef:host-b"

@@ -93,35 +93,44 @@ pub fn gather(
     })
 }
 
-/// This host's domains: xenstore's /local/domain first, `xl list` second.
+/// This host's domains from xenstore's /local/domain and from the toolstack (`xl list`). A
+/// domain either source lists exists: a VM is called domain-less only when every source that
+/// answered lacks it.
 pub fn domains(timeout: Duration) -> Domains {
-    let mut why = Vec::new();
-    match command::run("xenstore-list", &["/local/domain"], timeout)
+    let xenstore = command::run("xenstore-list", &["/local/domain"], timeout)
         .and_then(|o| o.success("xenstore-list"))
-    {
-        Ok(out) => {
-            return Domains::Known {
-                domids: out
-                    .stdout
-                    .split_whitespace()
-                    .filter_map(|d| d.parse().ok())
-                    .collect(),
-                source: "xenstore /local/domain".into(),
-            }
-        }
-        Err(e) => why.push(e.to_string()),
-    }
-    match command::run("xl", &["list"], timeout).and_then(|o| o.success("xl")) {
-        Ok(out) => Domains::Known {
-            domids: parse_xl_list(&out.stdout),
-            source: "xl list".into(),
+        .map(|o| {
+            o.stdout
+                .split_whitespace()
+                .filter_map(|d| d.parse().ok())
+                .collect()
+        });
+    let xl = command::run("xl", &["list"], timeout)
+        .and_then(|o| o.success("xl"))
+        .map(|o| parse_xl_list(&o.stdout));
+    merge_domains(xenstore, xl)
+}
+
+fn merge_domains(
+    xenstore: Result<BTreeSet<u32>, command::CommandError>,
+    xl: Result<BTreeSet<u32>, command::CommandError>,
+) -> Domains {
+    match (xenstore, xl) {
+        (Ok(a), Ok(b)) => Domains::Known {
+            domids: a.union(&b).copied().collect(),
+            source: "xenstore /local/domain and xl list".into(),
         },
-        Err(e) => {
-            why.push(e.to_string());
-            Domains::Unknown {
-                why: why.join("; "),
-            }
-        }
+        (Ok(a), Err(_)) => Domains::Known {
+            domids: a,
+            source: "xenstore /local/domain (xl unavailable)".into(),
+        },
+        (Err(_), Ok(b)) => Domains::Known {
+            domids: b,
+            source: "xl list (xenstore unavailable)".into(),
+        },
+        (Err(e1), Err(e2)) => Domains::Unknown {
+            why: format!("{e1}; {e2}"),
+        },
     }
 }
 
@@ -140,6 +149,25 @@ pub fn parse_xl_list(text: &str) -> BTreeSet<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_domain_either_source_lists_exists() {
+        let none = || {
+            Err(command::CommandError::NotFound {
+                program: "x".into(),
+            })
+        };
+        let d = merge_domains(Ok([0, 7].into()), Ok([0, 8].into()));
+        assert!(matches!(d, Domains::Known { ref domids, .. } if *domids == [0, 7, 8].into()));
+        assert!(matches!(
+            merge_domains(none(), Ok([0].into())),
+            Domains::Known { .. }
+        ));
+        assert!(matches!(
+            merge_domains(none(), none()),
+            Domains::Unknown { .. }
+        ));
+    }
 
     #[test]
     fn xl_list_gives_domids() {
