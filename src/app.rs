@@ -35,6 +35,7 @@ pub fn config_of(cli: &Cli) -> Result<Config> {
         in_sm_process: false,
         activating: cli.activating,
         xapi: cli.xapi.clone(),
+        xapi_ca: cli.xapi_ca.clone(),
         xapi_session: cli.xapi_session.clone(),
         host_uuid: cli.host_uuid.clone(),
     })

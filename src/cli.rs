@@ -30,10 +30,15 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub tool_timeout: Option<f64>,
 
-    /// Where xapi listens: unix:/path, /path or http://host:port; "none" to not ask xapi
+    /// Where xapi listens: unix:/path, /path, http://host:port or https://host[:port]; "none" to not ask xapi
     /// [env: DMHEAL_XAPI] [default: /var/lib/xcp/xapi when it exists]
     #[arg(long, global = true, value_name = "ENDPOINT")]
     pub xapi: Option<String>,
+
+    /// For an https:// xapi endpoint: the pool certificate (PEM) to trust [env: DMHEAL_XAPI_CA].
+    /// Credentials: DMHEAL_XAPI_USER (default root) and DMHEAL_XAPI_PASSWORD.
+    #[arg(long, global = true, value_name = "PEM")]
+    pub xapi_ca: Option<PathBuf>,
 
     /// A xapi session to reuse instead of logging in as root [env: DMHEAL_XAPI_SESSION]
     #[arg(long, global = true, value_name = "REF")]

@@ -44,6 +44,8 @@ pub struct Overrides {
     pub activating: bool,
     /// `unix:/path`, `/path` or `http://host:port` [env DMHEAL_XAPI]; "none" disables xapi.
     pub xapi: Option<String>,
+    /// The pool certificate (PEM) to trust for an https endpoint [env DMHEAL_XAPI_CA].
+    pub xapi_ca: Option<PathBuf>,
     /// A xapi session to reuse [env DMHEAL_XAPI_SESSION].
     pub xapi_session: Option<String>,
     /// This host's uuid [env DMHEAL_HOST_UUID]; default INSTALLATION_UUID of the inventory.
@@ -65,7 +67,19 @@ impl Config {
         let tool_timeout = o.tool_timeout.unwrap_or(Duration::from_secs(20));
         let endpoint = match o.xapi.or_else(|| env("DMHEAL_XAPI")) {
             Some(s) if s == "none" => None,
-            Some(s) => Some(Endpoint::parse(&s).map_err(crate::error::InputError::BadXapi)?),
+            Some(s) => Some(
+                match Endpoint::parse(&s).map_err(crate::error::InputError::BadXapi)? {
+                    Endpoint::Https { host, port, .. } => Endpoint::Https {
+                        host,
+                        port,
+                        ca: o
+                            .xapi_ca
+                            .clone()
+                            .or_else(|| env("DMHEAL_XAPI_CA").map(PathBuf::from)),
+                    },
+                    other => other,
+                },
+            ),
             // On dom0 the local socket exists; elsewhere there is no xapi to ask.
             None => Some(Endpoint::Unix(xapi::LOCAL_SOCKET.into()))
                 .filter(|_| std::path::Path::new(xapi::LOCAL_SOCKET).exists()),
@@ -73,6 +87,7 @@ impl Config {
         let xapi = XapiConfig {
             endpoint,
             session: o.xapi_session.or_else(|| env("DMHEAL_XAPI_SESSION")),
+            user: env("DMHEAL_XAPI_USER").unwrap_or_else(|| "root".into()),
             password: env("DMHEAL_XAPI_PASSWORD").unwrap_or_default(),
             host_uuid: o.host_uuid.or_else(|| env("DMHEAL_HOST_UUID")),
             inventory: env("DMHEAL_INVENTORY")

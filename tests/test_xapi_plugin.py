@@ -144,3 +144,37 @@ def test_a_dead_xapi_is_a_clear_error_for_pool_scan(dmheal_bin):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=30)
     assert p.returncode == 1
     assert "xapi unreachable" in p.stderr and "/nonexistent/xapi" in p.stderr
+
+
+def make_cert(directory, name):
+    cert, key = str(directory / (name + ".pem")), str(directory / (name + ".key"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def test_https_endpoint_with_the_pool_certificate(tmp_path, dmheal_bin):
+    """xapi over TLS (what a remote pool member offers on 443): trusted only with --xapi-ca."""
+    cert, key = make_cert(tmp_path, "pool")
+    other, _ = make_cert(tmp_path, "other")
+    sim = Simulator("three_hosts.json", env={"DMHEAL_BIN": dmheal_bin}, tls=(cert, key))
+    try:
+        url = "https://127.0.0.1:%s" % sim.port
+
+        def scan(*extra):
+            return subprocess.run([dmheal_bin, "--json", "--xapi", url] + list(extra) +
+                                  ["pool", "scan", "--host-timeout", "3"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        ok = scan("--xapi-ca", cert)
+        assert ok.returncode == 0, ok.stderr
+        hosts = {h["host_uuid"]: h["status"] for h in json.loads(ok.stdout)["hosts"]}
+        assert set(hosts) == set(HOSTS.values()) and hosts[HOSTS["c"]] == "failed"
+        no_ca = scan()
+        assert no_ca.returncode == 1 and "--xapi-ca" in no_ca.stderr
+        wrong = scan("--xapi-ca", other)
+        assert wrong.returncode == 1 and "xapi unreachable" in wrong.stderr
+        assert "certificate" in wrong.stderr.lower()
+    finally:
+        sim.stop()

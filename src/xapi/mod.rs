@@ -21,8 +21,9 @@ pub const INVENTORY: &str = "/etc/xensource-inventory";
 pub struct XapiConfig {
     /// None: not a XenServer host (no local socket) and nothing configured.
     pub endpoint: Option<Endpoint>,
-    /// A session to reuse (the plugin's); otherwise log in as root with `password`.
+    /// A session to reuse (the plugin's); otherwise log in as `user` with `password`.
     pub session: Option<String>,
+    pub user: String,
     pub password: String,
     /// This host's uuid; otherwise INSTALLATION_UUID from `inventory`.
     pub host_uuid: Option<String>,
@@ -39,7 +40,7 @@ impl XapiConfig {
         let mut xapi = Xapi::new(endpoint, self.timeout);
         match &self.session {
             Some(s) => xapi = xapi.with_session(s.clone()),
-            None => xapi.login("root", &self.password)?,
+            None => xapi.login(&self.user, &self.password)?,
         }
         Ok(Some(xapi))
     }

@@ -1,11 +1,11 @@
-//! One HTTP/1.1 POST to xapi, over its local unix socket (/var/lib/xcp/xapi) or TCP, with a
-//! deadline on connect, write and read. xapi answers each request with a Content-Length body;
+//! One HTTP/1.1 POST to xapi, over its local unix socket (/var/lib/xcp/xapi), TCP, or TLS
+//! (rustls, trusting only the pool certificate given), with a deadline on connect, write, read. xapi answers each request with a Content-Length body;
 //! `Connection: close` keeps the exchange to one request per connection.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -17,10 +17,17 @@ pub enum Endpoint {
     Unix(PathBuf),
     /// `http://host:port` (the test simulator on loopback; a pool member over plain HTTP).
     Http { host: String, port: u16 },
+    /// `https://host[:port]`, trusting the certificate(s) in `ca` (a pool's own certificate is
+    /// self-signed, so there is no public root to fall back on).
+    Https {
+        host: String,
+        port: u16,
+        ca: Option<PathBuf>,
+    },
 }
 
 impl Endpoint {
-    /// `unix:/path`, `/path`, or `http://host[:port]`.
+    /// `unix:/path`, `/path`, `http://host[:port]` or `https://host[:port]`.
     pub fn parse(s: &str) -> Result<Self, String> {
         if let Some(path) = s.strip_prefix("unix:") {
             return Ok(Endpoint::Unix(path.into()));
@@ -28,29 +35,31 @@ impl Endpoint {
         if s.starts_with('/') {
             return Ok(Endpoint::Unix(s.into()));
         }
-        if let Some(rest) = s.strip_prefix("http://") {
+        let host_port = |rest: &str, default: u16| -> Result<(String, u16), String> {
             let hostport = rest.trim_end_matches('/');
             let (host, port) = match hostport.rsplit_once(':') {
                 Some((h, p)) => (h, p.parse().map_err(|_| format!("bad port in {s:?}"))?),
-                None => (hostport, 80),
+                None => (hostport, default),
             };
             if host.is_empty() || host.contains('/') {
                 return Err(format!("bad host in {s:?}"));
             }
-            return Ok(Endpoint::Http {
-                host: host.into(),
+            Ok((host.to_string(), port))
+        };
+        if let Some(rest) = s.strip_prefix("http://") {
+            let (host, port) = host_port(rest, 80)?;
+            return Ok(Endpoint::Http { host, port });
+        }
+        if let Some(rest) = s.strip_prefix("https://") {
+            let (host, port) = host_port(rest, 443)?;
+            return Ok(Endpoint::Https {
+                host,
                 port,
+                ca: None,
             });
         }
-        if s.starts_with("https://") {
-            return Err(
-                "https endpoints are not supported yet: use the local unix socket \
-                        (run on the pool member) or http:// on a trusted network"
-                    .into(),
-            );
-        }
         Err(format!(
-            "{s:?} is not an xapi endpoint (unix:/path, /path or http://host:port)"
+            "{s:?} is not an xapi endpoint (unix:/path, /path, http://host:port or https://host:port)"
         ))
     }
 }
@@ -60,6 +69,7 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
             Endpoint::Http { host, port } => write!(f, "http://{host}:{port}"),
+            Endpoint::Https { host, port, .. } => write!(f, "https://{host}:{port}"),
         }
     }
 }
@@ -89,6 +99,53 @@ pub enum TransportError {
 trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}
 
+fn tcp(host: &str, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::other("no address");
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// A TLS client trusting only the certificates in `ca` (PEM).
+fn tls(host: &str, ca: Option<&Path>, sock: TcpStream) -> std::io::Result<Box<dyn Stream>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let ca = ca.ok_or_else(|| {
+        invalid(
+            "an https endpoint needs the pool's certificate: give --xapi-ca (or DMHEAL_XAPI_CA)"
+                .into(),
+        )
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(ca).map_err(|e| invalid(format!("{}: {e}", ca.display())))?
+    {
+        let cert = cert.map_err(|e| invalid(format!("{}: {e}", ca.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid(format!("{}: {e}", ca.display())))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string()).map_err(|e| invalid(e.to_string()))?;
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(Box::new(rustls::StreamOwned::new(conn, sock)))
+}
+
 fn connect(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<Box<dyn Stream>> {
     match endpoint {
         Endpoint::Unix(path) => {
@@ -97,20 +154,8 @@ fn connect(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<Box<dyn St
             s.set_write_timeout(Some(timeout))?;
             Ok(Box::new(s))
         }
-        Endpoint::Http { host, port } => {
-            let mut last = std::io::Error::other("no address");
-            for addr in (host.as_str(), *port).to_socket_addrs()? {
-                match TcpStream::connect_timeout(&addr, timeout) {
-                    Ok(s) => {
-                        s.set_read_timeout(Some(timeout))?;
-                        s.set_write_timeout(Some(timeout))?;
-                        return Ok(Box::new(s));
-                    }
-                    Err(e) => last = e,
-                }
-            }
-            Err(last)
-        }
+        Endpoint::Http { host, port } => Ok(Box::new(tcp(host, *port, timeout)?)),
+        Endpoint::Https { host, port, ca } => tls(host, ca.as_deref(), tcp(host, *port, timeout)?),
     }
 }
 
@@ -145,7 +190,7 @@ pub fn post(
     })?;
     let host = match endpoint {
         Endpoint::Unix(_) => "localhost".to_string(),
-        Endpoint::Http { host, .. } => host.clone(),
+        Endpoint::Http { host, .. } | Endpoint::Https { host, .. } => host.clone(),
     };
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: dmheal/{}\r\n\
@@ -156,7 +201,20 @@ pub fn post(
     stream.write_all(head.as_bytes()).map_err(&io_err)?;
     stream.write_all(body).map_err(&io_err)?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).map_err(&io_err)?;
+    let mut buf = [0u8; 16384];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A TLS peer that closes without close_notify: the body's Content-Length, checked
+            // by parse_response, tells a complete answer from a truncated one.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+                break
+            }
+            Err(e) => return Err(io_err(e)),
+        }
+    }
     parse_response(&name, &response)
 }
 
@@ -237,7 +295,14 @@ mod tests {
                 port: 8080
             }
         );
-        assert!(Endpoint::parse("https://pool").is_err());
+        assert_eq!(
+            Endpoint::parse("https://pool.example").unwrap(),
+            Endpoint::Https {
+                host: "pool.example".into(),
+                port: 443,
+                ca: None
+            }
+        );
         assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("http://:1").is_err());
     }

@@ -14,7 +14,7 @@ HOSTS = {k: "%s0000000-0000-4000-8000-00000000000%s" % (k, k) for k in "abc"}
 
 
 class Simulator(object):
-    def __init__(self, scenario, env=None):
+    def __init__(self, scenario, env=None, tls=None):
         self.dir = "/tmp/dmhealsim%d%d" % (os.getpid(), int(time.time() * 1000) % 100000)
         os.makedirs(self.dir)
         self.socket = os.path.join(self.dir, "xapi")
@@ -23,15 +23,19 @@ class Simulator(object):
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, full_env.get("PYTHONPATH", "")) if p)
         full_env["DMHEAL_XAPI"] = self.socket
         full_env.update(env or {})
+        listen = ["--unix", self.socket] if not tls else ["--port", "0", "--tls-cert", tls[0], "--tls-key", tls[1]]
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "simulator.py"), os.path.join(SCENARIOS, scenario),
-             "--unix", self.socket, "--plugins", PLUGINS, "--ready", ready], env=full_env)
+             "--plugins", PLUGINS, "--ready", ready] + listen, env=full_env)
         deadline = time.time() + 20
         while not os.path.exists(ready):
             if time.time() > deadline or self.proc.poll() is not None:
                 self.stop()
                 raise RuntimeError("the xapi simulator did not start")
             time.sleep(0.05)
+        time.sleep(0.05)
+        with open(ready) as f:
+            self.port = f.read().strip()
 
     def url(self):
         return "http://" + self.socket.replace("/", "_") + "/"

@@ -10,7 +10,7 @@ exactly as xapi does: one argument, the XML-RPC methodCall(fn, [session ref, arg
 parsed as a methodResponse; Failure(code, params) is raised as that API error, a crash as
 XENAPI_PLUGIN_FAILURE, an absent plugin as XENAPI_MISSING_PLUGIN.
 
-usage: simulator.py SCENARIO.json --unix PATH | --port N   [--plugins DIR]
+usage: simulator.py SCENARIO.json --unix PATH | --port N [--tls-cert PEM --tls-key PEM] [--plugins DIR]
 A scenario maps class names (host, host_metrics, SR, PBD, VDI, VBD, VM, pool) to
 {ref: record}; "sim" holds simulator settings: "password", per-host "plugin_env",
 "hang_hosts" (call_plugin never answers) and "offline_hosts" (HOST_OFFLINE).
@@ -233,7 +233,7 @@ class TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
 
 
-def serve(scenario_path, unix=None, port=None, plugins=None, ready=None):
+def serve(scenario_path, unix=None, port=None, plugins=None, ready=None, tls=None):
     with open(scenario_path) as f:
         scenario = json.load(f)
     pool = Pool(scenario, plugins or os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins"))
@@ -243,10 +243,15 @@ def serve(scenario_path, unix=None, port=None, plugins=None, ready=None):
         server = UnixServer(unix, Handler)
     else:
         server = TcpServer(("127.0.0.1", port), Handler)
+        if tls:  # HTTPS, as xapi serves on port 443 with the pool's certificate
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            server.socket = ctx.wrap_socket(server.socket, server_side=True)
     server.pool = pool
     if ready:
         with open(ready, "w") as f:
-            f.write("ready\n")
+            f.write("%s\n" % (server.server_address[1] if not unix else "ready"))
     server.serve_forever()
 
 
@@ -257,10 +262,13 @@ def main():
     p.add_argument("--port", type=int)
     p.add_argument("--plugins")
     p.add_argument("--ready")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     a = p.parse_args()
-    if not a.unix and not a.port:
-        sys.exit("give --unix PATH or --port N")
-    serve(a.scenario, a.unix, a.port, a.plugins, a.ready)
+    if not a.unix and a.port is None:
+        sys.exit("give --unix PATH or --port N (0: any free port, written to --ready)")
+    tls = (a.tls_cert, a.tls_key) if a.tls_cert else None
+    serve(a.scenario, a.unix, a.port, a.plugins, a.ready, tls)
 
 
 if __name__ == "__main__":
