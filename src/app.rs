@@ -12,7 +12,6 @@ use crate::heal;
 use crate::ids::Target;
 use crate::ops::{self, Host};
 use crate::render;
-use crate::verdict::Verdict;
 
 fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
     if json {
@@ -132,15 +131,6 @@ pub fn exit_of(e: &Error) -> Exit {
 pub fn error_json(e: &Error) -> String {
     serde_json::json!({"error": {"kind": e.kind(), "message": e.chain()}}).to_string()
 }
-
-/// Verdict names, for documentation and tests.
-pub const VERDICTS: [Verdict; 5] = [
-    Verdict::Absent,
-    Verdict::Healthy,
-    Verdict::Ghost,
-    Verdict::InUse,
-    Verdict::Suspicious,
-];
 
 /// The hook lives in the Python package (it runs inside SM's Python); this forwards to it with
 /// the Python named by DMHEAL_PYTHON (default python3).
