@@ -330,3 +330,169 @@ pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
         message,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The guarded removal's refusal paths, with a fake device-mapper (the real kernel paths
+    //! are in tests/test_kernel_scenarios.py): a mapping that changes between planning and the
+    //! re-check under the lock is not removed, and a remove the kernel refuses is journalled
+    //! as failed after the removal entry that was written first.
+
+    use std::cell::Cell;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::config::Overrides;
+    use crate::dm::{DevNum, DeviceMapper, Listed};
+    use crate::journal::Journal;
+
+    const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
+    const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
+
+    /// A ghost-shaped mapping (a device number nothing on this machine uses) whose event number advances on every read when `moving`, and
+    /// whose removal the "kernel" refuses when `refuse`.
+    struct FakeDm {
+        reads: Cell<u32>,
+        moving: bool,
+        refuse: bool,
+        removed: Cell<bool>,
+    }
+
+    impl DeviceMapper for FakeDm {
+        fn list(&self) -> Result<Vec<Listed>> {
+            Ok(Vec::new())
+        }
+        fn device(&self, name: &DmName) -> Result<Option<DmDevice>> {
+            if self.removed.get() {
+                return Ok(None);
+            }
+            self.reads.set(self.reads.get() + 1);
+            Ok(Some(DmDevice {
+                name: name.to_string(),
+                uuid: String::new(),
+                dev: DevNum {
+                    major: 4095,
+                    minor: 1048575,
+                },
+                open_count: 0,
+                event_nr: if self.moving { self.reads.get() } else { 0 },
+                suspended: false,
+                read_only: false,
+                live_table: true,
+                inactive_table: false,
+                deferred_remove: false,
+                table: vec![TableLine {
+                    start: 0,
+                    length: 8,
+                    target: "linear".into(),
+                    params: "98:0 2048".into(),
+                }],
+            }))
+        }
+        fn remove(&self, name: &DmName) -> Result<()> {
+            if self.refuse {
+                return Err(Error::Io(
+                    format!("removing {name}"),
+                    std::io::Error::from_raw_os_error(libc::EBUSY),
+                ));
+            }
+            self.removed.set(true);
+            Ok(())
+        }
+        fn create(&self, _: &DmName, _: &str, _: &[TableLine], _: bool) -> Result<()> {
+            unreachable!("not used here")
+        }
+    }
+
+    fn host(dir: &std::path::Path, moving: bool, refuse: bool) -> Host {
+        // A stand-in lvs: LVM knows the LV and calls it inactive.
+        let lvs = dir.join("lvs");
+        std::fs::write(
+            &lvs,
+            format!(
+                "#!/bin/sh\ncat <<'EOF'\n{{\"report\":[{{\"lv\":[{{\"vg_name\":\"VG_XenStorage-{SR}\",\
+                 \"lv_name\":\"VHD-{VDI}\",\"lv_uuid\":\"X4HzXT\",\"vg_uuid\":\"K2BweQ\",\
+                 \"lv_attr\":\"-wi-------\"}}]}}]}}\nEOF\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&lvs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut config = Config::resolve(Overrides {
+            journal: Some(dir.join("journal.jsonl")),
+            xapi: Some("none".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        config.lvs_program = lvs.to_string_lossy().into_owned();
+        config.tap_ctl = "dmheal-no-tap-ctl".into();
+        config.refcount_dir = dir.join("refcount");
+        config.sys_root = dir.join("sys");
+        config.fairlock_socket = dir.join("no-fairlock");
+        config.legacy_lock = dir.join("no-sm/lvm");
+        Host {
+            config,
+            dm: Box::new(FakeDm {
+                reads: Cell::new(0),
+                moving,
+                refuse,
+                removed: Cell::new(false),
+            }),
+        }
+    }
+
+    fn target() -> Target {
+        Target::parse(&format!("/dev/VG_XenStorage-{SR}/VHD-{VDI}")).unwrap()
+    }
+
+    #[test]
+    fn a_still_ghost_is_removed_and_journalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = heal(&host(dir.path(), false, false), &target(), true, false).unwrap();
+        assert_eq!(o.action, Action::Removed, "{}", o.message);
+        let events: Vec<String> = Journal::new(&dir.path().join("journal.jsonl"))
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::to_value(&e.event).unwrap()["event"].to_string())
+            .collect();
+        assert_eq!(events, ["\"removal\"", "\"outcome\""]);
+    }
+
+    #[test]
+    fn a_mapping_that_moved_since_planning_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path(), true, false);
+        let o = heal(&h, &target(), true, false).unwrap();
+        assert_eq!(o.action, Action::Refused);
+        assert!(
+            o.message
+                .contains("changed between planning and the re-check"),
+            "{}",
+            o.message
+        );
+        assert!(o.message.contains("event number"), "{}", o.message);
+        assert!(
+            h.dm.device(&DmName::new("x").unwrap()).unwrap().is_some(),
+            "it was removed"
+        );
+        assert!(Journal::new(&dir.path().join("journal.jsonl"))
+            .entries()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_refused_remove_is_journalled_after_the_removal_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = heal(&host(dir.path(), false, true), &target(), true, false).unwrap();
+        assert_eq!(o.action, Action::Failed);
+        let entries = Journal::new(&dir.path().join("journal.jsonl"))
+            .entries()
+            .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(matches!(entries[0].event, Event::Removal { .. }));
+        assert!(
+            matches!(&entries[1].event, Event::Outcome { of, result, .. } if *of == entries[0].id && result == "failed")
+        );
+    }
+}
