@@ -48,6 +48,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "UUID")]
     pub host_uuid: Option<String>,
 
+    /// How to read LVM's view: "metadata" (the VG metadata on the PVs under the mappings, `lvs`
+    /// only for what it cannot cover) or "lvs" [env: DMHEAL_LVM_READER] [default: metadata]
+    #[arg(long, global = true, value_name = "READER")]
+    pub lvm_reader: Option<crate::lvm::LvmReader>,
+
     /// Called from SM's own activation of the volume (the SM hook sets this).
     #[arg(long, global = true, hide = true)]
     pub activating: bool,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::lvm::Lvs;
+use crate::lvm::{LvmReader, Lvs, PvReader};
 use crate::xapi::{self, Endpoint, XapiConfig};
 
 pub const DEFAULT_JOURNAL: &str = "/var/lib/dmheal/journal.jsonl";
@@ -16,10 +16,13 @@ pub struct Config {
     pub journal: PathBuf,
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
+    pub dev_root: PathBuf,
     pub refcount_dir: PathBuf,
     pub fairlock_socket: PathBuf,
     pub legacy_lock: PathBuf,
     pub lvs_program: String,
+    /// How LVM's view is read: the PVs' metadata (default) or `lvs`.
+    pub lvm_reader: LvmReader,
     pub tap_ctl: String,
     /// Deadline for each external tool (lvs, tap-ctl).
     pub tool_timeout: Duration,
@@ -50,6 +53,8 @@ pub struct Overrides {
     pub xapi_session: Option<String>,
     /// This host's uuid [env DMHEAL_HOST_UUID]; default INSTALLATION_UUID of the inventory.
     pub host_uuid: Option<String>,
+    /// `metadata` or `lvs` [env DMHEAL_LVM_READER].
+    pub lvm_reader: Option<LvmReader>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -95,14 +100,25 @@ impl Config {
                 .into(),
             timeout: tool_timeout.min(Duration::from_secs(10)),
         };
+        let lvm_reader = match o.lvm_reader {
+            Some(r) => r,
+            None => match env("DMHEAL_LVM_READER") {
+                Some(s) => s
+                    .parse()
+                    .map_err(|why: String| crate::error::InputError::BadLvmReader(why))?,
+                None => LvmReader::default(),
+            },
+        };
         Ok(Config {
             journal,
             proc_root: "/proc".into(),
             sys_root: "/sys".into(),
+            dev_root: "/dev".into(),
             refcount_dir: "/run/sm/refcount".into(),
             fairlock_socket: crate::sm::lock::FAIRLOCK_SOCKET.into(),
             legacy_lock: crate::sm::lock::LEGACY_LOCK.into(),
             lvs_program: "lvs".into(),
+            lvm_reader,
             tap_ctl: "tap-ctl".into(),
             tool_timeout,
             lock_timeout: o.lock_timeout.unwrap_or(Duration::from_secs(30)),
@@ -118,6 +134,15 @@ impl Config {
     pub fn lvs(&self) -> Lvs {
         Lvs {
             program: self.lvs_program.clone(),
+            timeout: self.tool_timeout,
+        }
+    }
+
+    /// The reader of LVM metadata on PVs, with this configuration's roots and deadline.
+    pub fn pv_reader(&self) -> PvReader {
+        PvReader {
+            sys_root: self.sys_root.clone(),
+            dev_root: self.dev_root.clone(),
             timeout: self.tool_timeout,
         }
     }

@@ -87,6 +87,8 @@ pub trait DeviceMapper {
     fn list(&self) -> Result<Vec<Listed>>;
     /// `None` when no mapping has that name.
     fn device(&self, name: &DmName) -> Result<Option<DmDevice>>;
+    /// Whether some mapping carries `uuid` (how LVM decides that an LV is active).
+    fn has_uuid(&self, uuid: &str) -> Result<bool>;
     /// Plain remove: never forced, never deferred. Retries on EBUSY are bounded.
     fn remove(&self, name: &DmName) -> Result<()>;
     /// Create `name` with `uuid`, load `table` and resume it.
@@ -197,6 +199,21 @@ impl DeviceMapper for KernelDm {
                 })
                 .collect(),
         }))
+    }
+
+    fn has_uuid(&self, uuid: &str) -> Result<bool> {
+        let Ok(id) = CrateDmUuid::new(uuid) else {
+            return Ok(false); // not a uuid the kernel could hold
+        };
+        match self.dm.device_info(&DevId::Uuid(id)) {
+            Ok(_) => Ok(true),
+            Err(e) if is_no_such_device(&e) => Ok(false),
+            Err(source) => Err(Error::Dm {
+                operation: "info by uuid",
+                name: uuid.to_string(),
+                source,
+            }),
+        }
     }
 
     fn remove(&self, name: &DmName) -> Result<()> {

@@ -24,6 +24,8 @@ pub enum InputError {
     BadXapi(String),
     #[error("journal entry id {0:?} is not a positive number")]
     BadJournalId(String),
+    #[error("DMHEAL_LVM_READER: {0}")]
+    BadLvmReader(String),
 }
 
 /// Everything that can stop an operation. Refusals are not errors: they are verdicts.

@@ -1,7 +1,7 @@
 //! An immutable picture of what every local layer says about some mappings. Gathered first,
 //! decided on afterwards (`verdict`), acted on last (`heal`): a dry run is "stop after deciding".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 use tracing::debug;
@@ -88,21 +88,24 @@ pub enum UsersSearched {
     Nothing,
 }
 
-/// How LVM facts are obtained: by one `lvs` over the VGs concerned, or from a report the
-/// caller already has (a host scan runs `lvs` once for everything).
-pub enum LvmSource<'a> {
-    Query,
-    Report(&'a VgReport),
-}
-
-/// Gather the facts for each name, sharing one tap-ctl run, one `lvs` run and one /proc pass.
+/// Gather the facts for each name, sharing one tap-ctl run, one LVM read and one /proc pass.
 pub fn gather(
     config: &Config,
     dm: &dyn DeviceMapper,
     names: &[DmName],
-    lvm_source: LvmSource<'_>,
     search: KernelSearch,
 ) -> Result<Vec<Facts>> {
+    gather_with_lvm(config, dm, names, search).map(|(facts, _)| facts)
+}
+
+/// `gather`, also handing back LVM's view of the VGs concerned (a host scan lists their
+/// unmapped LVs from it).
+pub fn gather_with_lvm(
+    config: &Config,
+    dm: &dyn DeviceMapper,
+    names: &[DmName],
+    search: KernelSearch,
+) -> Result<(Vec<Facts>, VgReport)> {
     let clock = std::time::Instant::now();
     let phase = |what: &str| {
         debug!(
@@ -163,23 +166,30 @@ pub fn gather(
     }
     phase("sysfs holders");
     if wanted.is_empty() {
-        return Ok(all);
+        return Ok((all, VgReport::default()));
     }
 
-    // LVM.
-    let queried;
-    let report = match lvm_source {
-        LvmSource::Report(r) => r,
-        LvmSource::Query => {
-            let vgs: BTreeSet<&VgName> = wanted
-                .iter()
-                .filter_map(|i| all[*i].lvm_name.as_ref().map(|n| &n.vg))
-                .collect();
-            queried = config.lvs().of_vgs(&vgs.into_iter().collect::<Vec<_>>());
-            &queried
+    // LVM: each VG read from the devices its mappings are built on.
+    let mut vgs: BTreeMap<VgName, Vec<DevNum>> = BTreeMap::new();
+    for i in &wanted {
+        let (Some(n), Some(d)) = (&all[*i].lvm_name, &all[*i].device) else {
+            continue;
+        };
+        let devices = vgs.entry(n.vg.clone()).or_default();
+        for dev in lvm::table_devices(&d.table) {
+            if !devices.contains(&dev) {
+                devices.push(dev);
+            }
         }
-    };
-    phase("lvs");
+    }
+    let report = lvm::source::read(config.lvm_reader, &config.pv_reader(), &config.lvs(), &vgs);
+    phase("lvm");
+    // Which LVM uuids the kernel carries, for metadata records (lvs works it out itself).
+    let carried: HashSet<String> = all
+        .iter()
+        .filter_map(|f| f.device.as_ref().map(|d| d.uuid.clone()))
+        .filter(|u| u.starts_with("LVM-"))
+        .collect();
     // tapdisk.
     let taps = tapdisk::list(&config.tap_ctl, config.tool_timeout);
     phase("tap-ctl");
@@ -189,7 +199,14 @@ pub fn gather(
     for i in wanted {
         let f = &mut all[i];
         let n = f.lvm_name.clone().expect("SR volumes are LVM-shaped");
-        f.lvm = Some(report.view(&n.vg, &n.lv));
+        let mut view = report.view(&n.vg, &n.lv);
+        if let LvmView::Lv(lv) = &mut view {
+            if lv.read_from == lvm::ReadFrom::Metadata {
+                let uuid = lv.expected_dm_uuid();
+                lv.active = carried.contains(&uuid) || dm.has_uuid(&uuid)?;
+            }
+        }
+        f.lvm = Some(view);
         f.uuid_owner = f
             .device
             .as_ref()
@@ -229,7 +246,7 @@ pub fn gather(
         };
     }
     phase("per-volume layers");
-    Ok(all)
+    Ok((all, report))
 }
 
 enum XapiConnection {

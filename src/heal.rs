@@ -389,6 +389,9 @@ mod tests {
                 }],
             }))
         }
+        fn has_uuid(&self, _uuid: &str) -> Result<bool> {
+            Ok(false)
+        }
         fn remove(&self, name: &DmName) -> Result<()> {
             if self.refuse {
                 return Err(Error::Io(

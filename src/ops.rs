@@ -9,10 +9,10 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::dm::{DeviceMapper, KernelDm};
 use crate::error::{Error, Result};
-use crate::facts::{self, Facts, KernelSearch, LvmSource};
+use crate::facts::{self, Facts, KernelSearch};
 use crate::ids::{DmName, LvName, Target, Uuid};
 use crate::journal::{Entry, Journal};
-use crate::lvm::{self, VgReport};
+use crate::lvm;
 use crate::verdict::{self, Reason, Verdict};
 
 /// One DM name, every layer's facts, and the verdict with its reasons.
@@ -142,7 +142,6 @@ impl Host {
             &self.config,
             self.dm.as_ref(),
             std::slice::from_ref(name),
-            LvmSource::Query,
             KernelSearch::Everywhere,
         )?;
         Ok(Inspection::new(target, facts.remove(0)))
@@ -155,12 +154,6 @@ impl Host {
 
     /// Every SR-VG mapping in the kernel and every SR LV LVM knows, one pass per layer.
     pub fn scan(&self) -> Result<Scan> {
-        let clock = std::time::Instant::now();
-        let all_lvs = self.config.lvs().all();
-        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "scan: lvs");
-        let lvm_error = all_lvs.as_ref().err().map(|e| e.to_string());
-        let report = VgReport::from_all(&all_lvs);
-
         let mut names: Vec<DmName> = Vec::new();
         for listed in self.dm.list()? {
             let Ok(name) = DmName::new(&listed.name) else {
@@ -170,7 +163,16 @@ impl Host {
                 names.push(name);
             }
         }
-        let mapped: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+        let (facts, report) = facts::gather_with_lvm(
+            &self.config,
+            self.dm.as_ref(),
+            &names,
+            KernelSearch::HoldersWhereOpen,
+        )?;
+        let lvm_error = report.failure.clone();
+
+        // The SR LVs of those VGs that have no mapping: inactive, nothing to heal.
+        let mapped: BTreeSet<&str> = names.iter().map(|n| n.as_str()).collect();
         let mut inactive_lvs = Vec::new();
         for r in &report.records {
             let (Ok(vg), Ok(lv)) = (crate::ids::VgName::new(&r.vg_name), LvName::new(&r.lv_name))
@@ -186,14 +188,6 @@ impl Host {
                 }
             }
         }
-
-        let facts = facts::gather(
-            &self.config,
-            self.dm.as_ref(),
-            &names,
-            LvmSource::Report(&report),
-            KernelSearch::HoldersWhereOpen,
-        )?;
         let mappings: Vec<Inspection> = facts
             .into_iter()
             .map(|f| Inspection::new(f.dm_name.to_string(), f))

@@ -248,7 +248,7 @@ pub fn decide(f: &Facts) -> Decision {
                     Layer::Lvm,
                     Healthy,
                     "lvm_owns",
-                    format!("LV active ({})", lv.lv_attr),
+                    lv.state(),
                     "the mapping carries the uuid LVM gives this LV: it is LVM's own, live mapping"
                         .into(),
                 ));
@@ -270,16 +270,16 @@ pub fn decide(f: &Facts) -> Decision {
                         "the mapping carries the identity of LV {owner}: a rename in progress?"
                     ),
                 ));
-            } else if lv.active() {
+            } else if lv.active {
                 rs.push(reason(
                     Layer::Lvm,
                     Suspicious,
                     "lvm_active_elsewhere",
-                    format!("LV active ({})", lv.lv_attr),
+                    lv.state(),
                     "LVM reports the LV active, yet not through this mapping".into(),
                 ));
             } else {
-                rs.push(reason(Layer::Lvm, Clear, "lvm_inactive", format!("LV inactive ({})", lv.lv_attr),
+                rs.push(reason(Layer::Lvm, Clear, "lvm_inactive", lv.state(),
                     format!("LVM says the LV is inactive; it would create this name with uuid {expected}, which the kernel refuses while this mapping exists")));
             }
         }
@@ -606,7 +606,9 @@ mod tests {
             lv_name: format!("VHD-{VDI}"),
             lv_uuid: "X4HzXT-jZRq".into(),
             vg_uuid: "K2BweQ-UkrI".into(),
-            lv_attr: attr.into(),
+            lv_attr: Some(attr.into()),
+            active: attr.chars().nth(4) == Some('a'),
+            read_from: crate::lvm::ReadFrom::Lvs,
         }
     }
 

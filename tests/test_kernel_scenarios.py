@@ -240,13 +240,14 @@ lv_attr "$VG" "$LV" > "$OUT/attr"
 
 
 def test_missing_lvs_makes_the_verdict_suspicious_and_changes_nothing(kernel, dmheal_bin):
+    # With LVM read through lvs only (see test_lvm_metadata_kernel.py for the default reader).
     r = kernel.run(r"""
 make_sr_vg
 make_ghost
 mkdir -p "$WORK/nolvm"
 for t in sh cat; do ln -s "$(command -v $t)" "$WORK/nolvm/$t"; done
 dm_state "$DM_NAME" > "$OUT/state.before"
-PATH="$WORK/nolvm" capture heal "$DMHEAL" --json heal "$DM_NAME" --apply
+DMHEAL_LVM_READER=lvs PATH="$WORK/nolvm" capture heal "$DMHEAL" --json heal "$DM_NAME" --apply
 dm_state "$DM_NAME" > "$OUT/state.after"
 """, dmheal_bin)
     assert r.rc == 0, r.output

@@ -1,7 +1,14 @@
-//! The LVM layer: naming rules (pure) and what `lvs` reports.
+//! The LVM layer: naming rules (pure), LVM's on-disk metadata (label, metadata area, text), and
+//! what `lvs` reports; `source` picks between the last two.
 
+pub mod metadata_text;
 pub mod names;
+pub mod ondisk;
+pub mod pv_metadata;
 pub mod report;
+pub mod source;
 
 pub use names::{dm_name_for, lvm_dm_uuid, split_dm_name, sr_of_vg, vdi_of_lv, LvmDmName};
-pub use report::{LvRecord, LvmView, Lvs, VgReport};
+pub use pv_metadata::{table_devices, PvReader};
+pub use report::{LvRecord, LvmView, Lvs, ReadFrom, VgReport};
+pub use source::LvmReader;

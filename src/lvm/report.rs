@@ -9,24 +9,49 @@ use serde::{Deserialize, Serialize};
 use crate::command::{self, CommandError};
 use crate::ids::{LvName, VgName};
 
+use super::metadata_text::VgMetadata;
 use super::names::lvm_dm_uuid;
 
 const FIELDS: &str = "vg_name,lv_name,lv_uuid,vg_uuid,lv_attr";
 
-/// One LV as `lvs` reports it.
+/// Where an LV record was read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    /// `lvs --reportformat json`.
+    #[default]
+    Lvs,
+    /// The VG's committed metadata on its PV (see `lvm::pv_metadata`).
+    Metadata,
+}
+
+/// One LV as LVM knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LvRecord {
     pub vg_name: String,
     pub lv_name: String,
     pub lv_uuid: String,
     pub vg_uuid: String,
-    pub lv_attr: String,
+    /// `lv_attr` as `lvs` printed it; absent when read from the metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lv_attr: Option<String>,
+    /// Active in LVM's sense: a mapping carries the LV's LVM uuid. From `lv_attr` (5th
+    /// character `a`) for `lvs` records; for metadata records the caller asks the kernel, as
+    /// `lvs` itself does, and sets it (`facts::gather`).
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub read_from: ReadFrom,
 }
 
 impl LvRecord {
-    /// LVM calls an LV active when the 5th attribute character is `a`.
-    pub fn active(&self) -> bool {
-        self.lv_attr.chars().nth(4) == Some('a')
+    /// How LVM's state reads in a reason: the attributes when `lvs` gave them.
+    pub fn state(&self) -> String {
+        let word = if self.active { "active" } else { "inactive" };
+        match &self.lv_attr {
+            Some(attr) => format!("LV {word} ({attr})"),
+            None => format!("LV {word} (metadata; kernel asked by uuid)"),
+        }
     }
 
     /// The DM uuid LVM would give this LV's mapping today.
@@ -50,7 +75,13 @@ struct ReportSection {
 pub fn parse(json: &str) -> Result<Vec<LvRecord>, String> {
     let report: Report =
         serde_json::from_str(json).map_err(|e| format!("unexpected lvs JSON: {e}"))?;
-    Ok(report.report.into_iter().flat_map(|s| s.lv).collect())
+    let mut lvs: Vec<LvRecord> = report.report.into_iter().flat_map(|s| s.lv).collect();
+    for lv in lvs.iter_mut() {
+        // LVM calls an LV active when the 5th attribute character is `a`.
+        lv.active = lv.lv_attr.as_deref().and_then(|a| a.chars().nth(4)) == Some('a');
+        lv.read_from = ReadFrom::Lvs;
+    }
+    Ok(lvs)
 }
 
 /// LVM's view of one LV, or why there is none.
@@ -116,11 +147,14 @@ pub struct VgReport {
     pub records: Vec<LvRecord>,
     pub status: i32,
     pub stderr: String,
-    /// Set when nothing at all could be read.
+    /// Set when `lvs` could read nothing at all.
     pub failure: Option<String>,
     by_name: HashMap<(String, String), usize>,
     by_dm_uuid: HashMap<String, usize>,
+    /// VGs read (with or without LVs).
     vgs: HashSet<String>,
+    /// Why a VG's metadata could not be read from its PVs (those VGs were asked of `lvs`).
+    pub metadata_failures: HashMap<String, String>,
 }
 
 impl VgReport {
@@ -130,23 +164,48 @@ impl VgReport {
         stderr: String,
         failure: Option<String>,
     ) -> Self {
-        let mut by_name = HashMap::with_capacity(records.len());
-        let mut by_dm_uuid = HashMap::with_capacity(records.len());
-        let mut vgs = HashSet::new();
-        for (i, r) in records.iter().enumerate() {
-            by_name.insert((r.vg_name.clone(), r.lv_name.clone()), i);
-            by_dm_uuid.insert(r.expected_dm_uuid(), i);
-            vgs.insert(r.vg_name.clone());
-        }
-        VgReport {
+        let mut report = VgReport {
             records,
             status,
             stderr,
             failure,
-            by_name,
-            by_dm_uuid,
-            vgs,
+            ..Default::default()
+        };
+        report.index();
+        report
+    }
+
+    fn index(&mut self) {
+        self.by_name = HashMap::with_capacity(self.records.len());
+        self.by_dm_uuid = HashMap::with_capacity(self.records.len());
+        for (i, r) in self.records.iter().enumerate() {
+            self.by_name
+                .insert((r.vg_name.clone(), r.lv_name.clone()), i);
+            self.by_dm_uuid.insert(r.expected_dm_uuid(), i);
+            self.vgs.insert(r.vg_name.clone());
         }
+    }
+
+    /// VGs read from their PVs' metadata, and an `lvs` report for the VGs that could not be:
+    /// the `lvs` outcome (status, failure) speaks only for the VGs the metadata did not cover.
+    pub fn combine(metadata: Vec<VgMetadata>, lvs: Option<VgReport>) -> Self {
+        let mut report = lvs.unwrap_or_default();
+        for vg in metadata {
+            report.vgs.insert(vg.name.clone());
+            for lv in vg.lvs {
+                report.records.push(LvRecord {
+                    vg_name: vg.name.clone(),
+                    lv_name: lv.name,
+                    lv_uuid: lv.id,
+                    vg_uuid: vg.id.clone(),
+                    lv_attr: None,
+                    active: false,
+                    read_from: ReadFrom::Metadata,
+                });
+            }
+        }
+        report.index();
+        report
     }
 
     /// A report built from a whole-host `lvs` run.
@@ -159,15 +218,21 @@ impl VgReport {
 
     /// LVM's view of one LV, as far as this run tells.
     pub fn view(&self, vg: &VgName, lv: &LvName) -> LvmView {
-        if let Some(why) = &self.failure {
-            return LvmView::Unreadable { why: why.clone() };
-        }
         let key = (vg.as_str().to_string(), lv.as_str().to_string());
         if let Some(i) = self.by_name.get(&key) {
             return LvmView::Lv(self.records[*i].clone());
         }
         if self.vgs.contains(vg.as_str()) {
             return LvmView::LvMissing;
+        }
+        let unreadable = |why: String| LvmView::Unreadable {
+            why: match self.metadata_failures.get(vg.as_str()) {
+                Some(m) => format!("{why}; and its metadata on the PVs: {m}"),
+                None => why,
+            },
+        };
+        if let Some(why) = &self.failure {
+            return unreadable(why.clone());
         }
         if self
             .stderr
@@ -179,13 +244,11 @@ impl VgReport {
             // LVM read the VG without complaint and listed no LV in it: the VG is empty.
             return LvmView::LvMissing;
         }
-        LvmView::Unreadable {
-            why: format!(
-                "lvs exited with status {}: {}",
-                self.status,
-                self.stderr.trim()
-            ),
-        }
+        unreadable(format!(
+            "lvs exited with status {}: {}",
+            self.status,
+            self.stderr.trim()
+        ))
     }
 
     /// The LV (`vg/lv`) whose LVM DM uuid `dm_uuid` is, when it is another LV than `vg/lv`:
@@ -216,8 +279,9 @@ mod tests {
     fn parses_lvs_json_and_attributes() {
         let lvs = parse(SAMPLE).unwrap();
         assert_eq!(lvs.len(), 2);
-        assert!(lvs[0].active());
-        assert!(!lvs[1].active());
+        assert!(lvs[0].active);
+        assert!(!lvs[1].active);
+        assert_eq!(lvs[0].state(), "LV active (-wi-a-----)");
         assert_eq!(lvs[0].expected_dm_uuid(), "LVM-K2BweQUkrIX4HzXTjZRqDfaP");
     }
 

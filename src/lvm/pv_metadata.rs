@@ -1,0 +1,230 @@
+//! A VG's LVs read from the metadata on its PVs, without running LVM.
+//!
+//! Which devices: the ones the VG's mappings are built on (their tables name them as MAJ:MIN).
+//! Every PV with a metadata area holds the whole VG's metadata, so one is enough; when several
+//! are read, the copy with the highest seqno wins, as in LVM. A device that is not a PV of the
+//! named VG, or whose metadata does not check out, is an error: the caller asks `lvs` then.
+//!
+//! Concurrency: LVM writes new metadata beside the committed copy and then switches the header
+//! (one sector) to it, so a reader sees the old or the new copy whole; a read that races two
+//! writes fails the text checksum and is retried once. This is also how LVM reads metadata that
+//! another host of the pool writes on a shared SR, where no local lock could help.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::dm::{DevNum, TableLine};
+
+use super::metadata_text::{self, VgMetadata};
+use super::ondisk::{self, DirectDevice, OnDiskError};
+
+/// The devices (MAJ:MIN) a mapping's table is built on.
+pub fn table_devices(table: &[TableLine]) -> Vec<DevNum> {
+    let mut out = Vec::new();
+    for line in table {
+        for word in line.params.split_whitespace() {
+            if let Some((major, minor)) = word.split_once(':') {
+                if let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) {
+                    let d = DevNum { major, minor };
+                    if !out.contains(&d) {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Where to find block devices: sysfs for names, /dev for nodes (tests point both elsewhere).
+#[derive(Clone, Debug)]
+pub struct PvReader {
+    pub sys_root: PathBuf,
+    pub dev_root: PathBuf,
+    /// A read that does not return by then (a dead path under a multipath PV) gives up.
+    pub timeout: Duration,
+}
+
+impl PvReader {
+    /// The metadata of VG `vg` from the first of `devices` that is one of its PVs, the highest
+    /// seqno when several are.
+    pub fn read_vg(&self, vg: &str, devices: &[DevNum]) -> Result<VgMetadata, String> {
+        if devices.is_empty() {
+            return Err("no device under the VG's mappings to read".into());
+        }
+        let mut best: Option<VgMetadata> = None;
+        let mut why = Vec::new();
+        for dev in devices {
+            match self.read_device(*dev) {
+                Ok(copies) => {
+                    for copy in copies {
+                        if copy.name != vg {
+                            why.push(format!("{dev} is a PV of VG {}", copy.name));
+                        } else if best.as_ref().is_none_or(|b| copy.seqno > b.seqno) {
+                            best = Some(copy);
+                        }
+                    }
+                }
+                Err(e) => why.push(format!("{dev}: {e}")),
+            }
+        }
+        best.ok_or_else(|| why.join("; "))
+    }
+
+    /// Every VG metadata copy on one device whose label names it as a PV of that VG.
+    fn read_device(&self, dev: DevNum) -> Result<Vec<VgMetadata>, String> {
+        let path = self.node_of(dev)?;
+        let timeout = self.timeout;
+        // On a thread, so that a read stuck on dead storage costs the deadline and no more.
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("pv-read".into())
+            .spawn(move || {
+                let _ = tx.send(read_copies(&path, dev));
+            })
+            .map_err(|e| format!("cannot start a reader thread: {e}"))?;
+        rx.recv_timeout(timeout)
+            .map_err(|_| format!("no answer from the device within {timeout:?}"))?
+    }
+
+    /// /dev/<DEVNAME> for MAJ:MIN, from sysfs (udev's /dev/block links may be absent).
+    fn node_of(&self, dev: DevNum) -> Result<PathBuf, String> {
+        let uevent = self
+            .sys_root
+            .join("dev/block")
+            .join(dev.to_string())
+            .join("uevent");
+        let text = std::fs::read_to_string(&uevent)
+            .map_err(|e| format!("no block device {dev} ({}: {e})", uevent.display()))?;
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("DEVNAME="))
+            .ok_or_else(|| format!("{} has no DEVNAME", uevent.display()))?;
+        if name.split('/').any(|c| c.is_empty() || c == "..") {
+            return Err(format!("unexpected DEVNAME {name:?} for {dev}"));
+        }
+        Ok(self.dev_root.join(name))
+    }
+}
+
+fn read_copies(path: &Path, dev: DevNum) -> Result<Vec<VgMetadata>, String> {
+    let file = DirectDevice::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // The node must be the device the table names, not a stale file of the same name.
+    let meta = file
+        .file()
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        if !meta.file_type().is_block_device() || DevNum::from_rdev(meta.rdev()) != dev {
+            return Err(format!("{} is not block device {dev}", path.display()));
+        }
+    }
+    let label = match ondisk::read_label(&file).map_err(|e| e.to_string())? {
+        Some(l) => l,
+        None => return Err("no LVM label".into()),
+    };
+    let mut copies = Vec::new();
+    let mut why = Vec::new();
+    for (start, _) in &label.metadata_areas {
+        match read_area(&file, *start) {
+            Ok(Some(vg)) => {
+                let pv_listed = vg
+                    .pv_ids
+                    .iter()
+                    .any(|id| id.replace('-', "") == label.pv_uuid);
+                if pv_listed {
+                    copies.push(vg);
+                } else {
+                    why.push(format!("VG {} does not list this PV", vg.name));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => why.push(e),
+        }
+    }
+    if copies.is_empty() {
+        why.insert(0, "no usable metadata".into());
+        return Err(why.join(": "));
+    }
+    Ok(copies)
+}
+
+/// One metadata area's committed VG, retrying once when the text changed while it was read.
+fn read_area(file: &DirectDevice, start: u64) -> Result<Option<VgMetadata>, String> {
+    let mut last = String::new();
+    for _ in 0..2 {
+        match ondisk::read_metadata_text(file, start) {
+            Ok(None) => return Ok(None),
+            Ok(Some(text)) => {
+                let root = metadata_text::parse(&text)?;
+                return metadata_text::volume_group(&root).map(Some);
+            }
+            Err(OnDiskError::Io(e)) => return Err(format!("read error: {e}")),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(params: &str) -> TableLine {
+        TableLine {
+            start: 0,
+            length: 8,
+            target: "linear".into(),
+            params: params.into(),
+        }
+    }
+
+    #[test]
+    fn devices_come_from_linear_and_striped_tables() {
+        let t = vec![
+            line("8:16 2048"),
+            line("2 128 8:32 0 253:4 0"),
+            line("8:16 4096"),
+        ];
+        let got: Vec<String> = table_devices(&t).iter().map(|d| d.to_string()).collect();
+        assert_eq!(got, vec!["8:16", "8:32", "253:4"]);
+        assert!(table_devices(&[line("/dev/sda 0")]).is_empty());
+    }
+
+    #[test]
+    fn a_missing_or_odd_device_is_an_error_not_a_guess() {
+        let sys = tempfile::tempdir().unwrap();
+        let r = PvReader {
+            sys_root: sys.path().into(),
+            dev_root: "/dev".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let d = DevNum {
+            major: 8,
+            minor: 16,
+        };
+        let e = r.read_vg("VG_XenStorage-x", &[d]).unwrap_err();
+        assert!(e.contains("no block device 8:16"), "{e}");
+        let dir = sys.path().join("dev/block/8:16");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("uevent"), "MAJOR=8\nDEVNAME=../etc/passwd\n").unwrap();
+        let e = r.read_vg("VG_XenStorage-x", &[d]).unwrap_err();
+        assert!(e.contains("unexpected DEVNAME"), "{e}");
+        // A regular file where the node should be is refused.
+        let devdir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.join("uevent"), "DEVNAME=sdb\n").unwrap();
+        std::fs::write(devdir.path().join("sdb"), vec![0u8; 8192]).unwrap();
+        let r = PvReader {
+            dev_root: devdir.path().into(),
+            ..r
+        };
+        let e = r.read_vg("VG_XenStorage-x", &[d]).unwrap_err();
+        assert!(
+            e.contains("not block device 8:16") || e.contains("sdb:"),
+            "{e}"
+        );
+        assert!(r.read_vg("VG_XenStorage-x", &[]).is_err());
+    }
+}

@@ -1,0 +1,140 @@
+"""LVM's view read from the PVs' metadata (issue 7), on the real kernel with Debian's lvm2:
+it must say exactly what `lvs` says, follow LVM's circular metadata buffer round its end,
+work without LVM's tools installed, and refuse when neither the metadata nor `lvs` can be
+read."""
+
+import json
+
+import uml
+
+
+def load(r, name):
+    text = r.file(name + ".out")
+    assert text.strip(), "no output from %s; stderr: %s" % (name, r.file(name + ".err"))
+    return json.loads(text)
+
+
+def rc(r, name):
+    return int(r.file(name + ".rc"))
+
+
+def lvm_reason(inspection):
+    return [x for x in inspection["reasons"] if x["layer"] == "lvm"][0]
+
+
+def verdicts(scan):
+    return {m["target"]: (m["verdict"], lvm_reason(m)["code"]) for m in scan["mappings"]}
+
+
+def test_metadata_view_equals_lvs_view_after_the_buffer_wraps(kernel, dmheal_bin):
+    # A small metadata area and many small writes: LVM's circular buffer wraps, and the
+    # committed copy straddles the end of the area. Then a mixed VG: LVM's own active LVs,
+    # inactive ones, ghosts, a removed LV still mapped.
+    r = kernel.run(r"""
+pvcreate -q -y --metadatasize 64k --dataalignment 64k /dev/ubda >/dev/null
+vgcreate -q -s 4m "$VG" /dev/ubda >/dev/null
+wrapped() {
+    pvck --dump headers /dev/ubda 2>/dev/null | awk '
+        $1 == "mda_header_1.size" { area = $2 }
+        $1 == "mda_header_1.raw_locn[0].offset" { off = $2 }
+        $1 == "mda_header_1.raw_locn[0].size" { size = $2 }
+        END { exit !(off + size > area) }'
+}
+for i in $(seq 1 20); do
+    lvcreate -q -y -n "VHD-$(printf '%08d' $i)-1111-4222-8333-444455556666" -L 4m "$VG" >/dev/null 2>&1
+done
+for i in 3 5 7 9; do
+    make_ghost "$VG" "VHD-$(printf '%08d' $i)-1111-4222-8333-444455556666"
+done
+for i in 11 13; do
+    lvchange -q -an "$VG/VHD-$(printf '%08d' $i)-1111-4222-8333-444455556666"
+done
+# Mapped, then removed from LVM's metadata by "another host": the mapping outlived its LV.
+gone="VHD-00000015-1111-4222-8333-444455556666"
+table=$(dmsetup table "$(dm_name_of "$VG" "$gone")")
+lvremove -q -y "$VG/$gone" >/dev/null
+dmsetup create "$(dm_name_of "$VG" "$gone")" --table "$table"
+# More metadata writes (tags) until the committed copy straddles the area's end.
+i=0
+while ! wrapped && [ $i -lt 60 ]; do
+    i=$((i + 1)); vgchange -q --addtag "t$i" "$VG" >/dev/null 2>&1
+done
+pvck --dump headers /dev/ubda > "$OUT/headers.txt" 2>&1
+capture metadata "$DMHEAL" --json --xapi none scan
+capture lvs_view "$DMHEAL" --json --xapi none --lvm-reader lvs scan
+capture metadata_v "$DMHEAL" -v --json --xapi none scan
+""", dmheal_bin, timeout=300)
+    assert r.rc == 0, r.output
+    # The committed copy wraps round the end of the metadata area.
+    h = dict(l.split()[:2] for l in r.file("headers.txt").splitlines()
+             if l.strip().startswith("mda_header_1."))
+    area = int(h["mda_header_1.size"])
+    offset = int(h["mda_header_1.raw_locn[0].offset"])
+    size = int(h["mda_header_1.raw_locn[0].size"])
+    assert offset + size > area, h
+
+    m, l = load(r, "metadata"), load(r, "lvs_view")
+    assert verdicts(m) == verdicts(l)
+    assert m["inactive_lvs"] == l["inactive_lvs"]
+    assert len(m["inactive_lvs"]) == 2  # the deactivated ones (ghosts are mapped)
+    v = verdicts(m)
+    assert sorted(c for c, (verdict, _) in v.items() if verdict == "ghost") == sorted(
+        "%s-VHD--%08d--1111--4222--8333--444455556666" % (uml.VG.replace("-", "--"), i)
+        for i in (3, 5, 7, 9, 15))
+    assert {code for _, code in v.values()} == {"lvm_owns", "lvm_inactive", "lvm_no_lv"}
+    # Every LVM fact came from the metadata, none from lvs, and nothing fell back to lvs.
+    for mp in m["mappings"]:
+        lvm = mp["facts"]["lvm"]
+        assert lvm.get("read_from") == "metadata" or lvm["state"] == "lv_missing", lvm
+    assert "asking lvs" not in r.file("metadata_v.err")
+    for mp in l["mappings"]:
+        if mp["facts"]["lvm"]["state"] == "lv":
+            assert mp["facts"]["lvm"]["read_from"] == "lvs"
+
+
+def test_a_ghost_heals_with_no_lvm_tools_installed(kernel, dmheal_bin):
+    r = kernel.run(r"""
+make_sr_vg
+make_ghost
+mkdir -p "$WORK/nolvm"
+for t in sh cat; do ln -s "$(command -v $t)" "$WORK/nolvm/$t"; done
+PATH="$WORK/nolvm" capture heal "$DMHEAL" --json --xapi none heal "$DM_NAME" --apply
+dm_state "$DM_NAME" > "$OUT/state.after"
+capture lvchange lvchange -ay "$VG/$LV"
+lv_attr "$VG" "$LV" > "$OUT/attr"
+""", dmheal_bin)
+    assert r.rc == 0, r.output
+    h = load(r, "heal")
+    assert rc(r, "heal") == 0 and h["action"] == "removed", h
+    lvm = lvm_reason(h["inspection"])
+    assert lvm["code"] == "lvm_inactive" and "metadata" in lvm["state"], lvm
+    assert r.file("state.after").strip() == "absent"
+    assert rc(r, "lvchange") == 0 and r.file("attr").strip()[4] == "a"
+
+
+def test_no_label_under_the_ghost_and_no_lvs_refuses(kernel, dmheal_bin):
+    # The ghost's table names a device that carries no LVM label (a never-written stretch of
+    # the disk, far past the LV), and lvs is not installed: nothing proves what LVM thinks, so
+    # nothing is removed.
+    r = kernel.run(r"""
+make_sr_vg
+lvchange -q -an "$VG/$LV"
+ubd=$(cat /sys/block/ubda/dev)
+dmsetup create plainbase --table "0 65536 linear $ubd 400000"
+base=$(dmsetup info -c --noheadings -o major,minor --separator : plainbase | tr -d ' ')
+dmsetup create "$DM_NAME" --table "0 8192 linear $base 0"
+dmsetup mknodes
+mkdir -p "$WORK/nolvm"
+for t in sh cat; do ln -s "$(command -v $t)" "$WORK/nolvm/$t"; done
+dm_state "$DM_NAME" > "$OUT/state.before"
+PATH="$WORK/nolvm" capture heal "$DMHEAL" --json --xapi none heal "$DM_NAME" --apply
+dm_state "$DM_NAME" > "$OUT/state.after"
+""", dmheal_bin)
+    assert r.rc == 0, r.output
+    h = load(r, "heal")
+    assert rc(r, "heal") == 5 and h["action"] == "refused", h
+    lvm = lvm_reason(h["inspection"])
+    assert lvm["code"] == "lvm_unreadable", lvm
+    assert "not installed" in lvm["message"] and "no LVM label" in lvm["message"], lvm
+    assert r.file("state.before") == r.file("state.after")
+    assert not r.has("journal.jsonl")
