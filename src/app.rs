@@ -17,7 +17,7 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
     if json {
         // Streamed: a scan of thousands of mappings is never held twice in memory.
         use std::io::Write;
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let _ = serde_json::to_writer_pretty(&mut out, value)
             .and_then(|_| writeln!(out).map_err(serde_json::Error::io));
         let _ = out.flush();

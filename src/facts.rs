@@ -195,6 +195,7 @@ pub fn gather_with_lvm(
     phase("tap-ctl");
     // xapi: one connection for all the VDIs asked about.
     let xapi_conn = xapi_connection(config);
+    let mut refcounts = refcount::Reader::new(&config.refcount_dir);
 
     for i in wanted {
         let f = &mut all[i];
@@ -233,7 +234,7 @@ pub fn gather_with_lvm(
             TapdiskView::Failed { why } => TapdiskFacts::Failed { why: why.clone() },
         };
         f.refcount = match (&f.sr, &f.vdi) {
-            (Some(sr), Some(vdi)) => refcount::read(&config.refcount_dir, sr, vdi),
+            (Some(sr), Some(vdi)) => refcounts.read(sr, vdi),
             _ => Refcount::NotApplicable,
         };
         f.xapi = match (&f.vdi, &xapi_conn) {

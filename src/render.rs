@@ -37,8 +37,8 @@ pub fn inspection(i: &Inspection) -> String {
     rows.extend(i.reasons.iter().map(|r| {
         [
             r.layer.as_str().to_string(),
-            r.state.clone(),
-            r.message.clone(),
+            r.state.to_string(),
+            r.message.to_string(),
         ]
     }));
     out.push_str(&table(&rows));
@@ -77,7 +77,11 @@ pub fn scan(s: &Scan) -> String {
                 .find(|r| r.signal != crate::verdict::Signal::Clear)
                 .map(|r| r.message.clone())
                 .unwrap_or_else(|| "no layer uses it; LVM does not own it".into());
-            [m.verdict.as_str().to_string(), m.dm_name.clone(), why]
+            [
+                m.verdict.as_str().to_string(),
+                m.dm_name.clone(),
+                why.to_string(),
+            ]
         }));
         out.push_str(&table(&rows));
     }

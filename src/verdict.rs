@@ -5,6 +5,8 @@
 use serde::Serialize;
 
 use crate::facts::{Facts, TapdiskFacts, UsersSearched};
+use std::borrow::Cow;
+
 use crate::lvm::LvmView;
 use crate::sm::Refcount;
 use crate::xapi::XapiView;
@@ -87,10 +89,11 @@ pub struct Reason {
     pub signal: Signal,
     /// Stable machine code, e.g. `dm_open`, `lvm_inactive`.
     pub code: &'static str,
-    /// Short state for the table, e.g. `open 0, uuid none`.
-    pub state: String,
+    /// Short state for the table, e.g. `open 0, uuid none`. (Cow: most texts are fixed, and a
+    /// scan holds thousands of reasons.)
+    pub state: Cow<'static, str>,
     /// What it means, as a sentence.
-    pub message: String,
+    pub message: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -104,15 +107,15 @@ fn reason(
     layer: Layer,
     signal: Signal,
     code: &'static str,
-    state: String,
-    message: String,
+    state: impl Into<Cow<'static, str>>,
+    message: impl Into<Cow<'static, str>>,
 ) -> Reason {
     Reason {
         layer,
         signal,
         code,
-        state,
-        message,
+        state: state.into(),
+        message: message.into(),
     }
 }
 
@@ -127,8 +130,8 @@ pub fn decide(f: &Facts) -> Decision {
                 Layer::DeviceMapper,
                 Clear,
                 "dm_absent",
-                "absent".into(),
-                "the kernel has no mapping of this name; lvchange -ay can create it".into(),
+                "absent",
+                "the kernel has no mapping of this name; lvchange -ay can create it",
             )],
         };
     };
@@ -141,15 +144,15 @@ pub fn decide(f: &Facts) -> Decision {
             Layer::Naming,
             Suspicious,
             "not_lvm",
-            "not an LVM name".into(),
-            "the name is not vg-lv shaped: not an LVM volume, dmheal never touches it".into(),
+            "not an LVM name",
+            "the name is not vg-lv shaped: not an LVM volume, dmheal never touches it",
         )),
         Some(n) if n.layer.is_some() => rs.push(reason(
             Layer::Naming,
             Suspicious,
             "lvm_layer",
             format!("LVM sub-device -{}", n.layer.as_deref().unwrap_or_default()),
-            "an LVM internal layer (snapshot, pool); never a VDI's ghost".into(),
+            "an LVM internal layer (snapshot, pool); never a VDI's ghost",
         )),
         Some(n) if f.sr.is_none() => rs.push(reason(
             Layer::Naming,
@@ -200,7 +203,7 @@ pub fn decide(f: &Facts) -> Decision {
             Suspicious,
             "dm_suspended",
             format!("{dm_state}, suspended"),
-            "the mapping is suspended: someone is in the middle of changing it".into(),
+            "the mapping is suspended: someone is in the middle of changing it",
         ));
     } else if dev.deferred_remove {
         rs.push(reason(
@@ -208,7 +211,7 @@ pub fn decide(f: &Facts) -> Decision {
             Suspicious,
             "dm_deferred_remove",
             format!("{dm_state}, deferred remove"),
-            "a deferred remove is already pending on this mapping".into(),
+            "a deferred remove is already pending on this mapping",
         ));
     } else if dev.inactive_table {
         rs.push(reason(
@@ -216,7 +219,7 @@ pub fn decide(f: &Facts) -> Decision {
             Suspicious,
             "dm_inactive_table",
             format!("{dm_state}, inactive table"),
-            "an inactive table is loaded: a reload is in progress".into(),
+            "an inactive table is loaded: a reload is in progress",
         ));
     } else if !dev.live_table {
         rs.push(reason(
@@ -224,7 +227,7 @@ pub fn decide(f: &Facts) -> Decision {
             Suspicious,
             "dm_no_table",
             format!("{dm_state}, no table"),
-            "the mapping has no live table".into(),
+            "the mapping has no live table",
         ));
     } else {
         rs.push(reason(
@@ -232,7 +235,7 @@ pub fn decide(f: &Facts) -> Decision {
             Clear,
             "dm_idle",
             dm_state,
-            "registered in the kernel, open count 0, live table, not suspended".into(),
+            "registered in the kernel, open count 0, live table, not suspended",
         ));
     }
 
@@ -249,8 +252,7 @@ pub fn decide(f: &Facts) -> Decision {
                     Healthy,
                     "lvm_owns",
                     lv.state(),
-                    "the mapping carries the uuid LVM gives this LV: it is LVM's own, live mapping"
-                        .into(),
+                    "the mapping carries the uuid LVM gives this LV: it is LVM's own, live mapping",
                 ));
             } else if dev.uuid.starts_with(&expected) {
                 rs.push(reason(
@@ -258,14 +260,14 @@ pub fn decide(f: &Facts) -> Decision {
                     Suspicious,
                     "lvm_sub_uuid",
                     format!("uuid {}", dev.uuid),
-                    "the uuid is LVM's for this LV plus a suffix: an LVM internal layer".into(),
+                    "the uuid is LVM's for this LV plus a suffix: an LVM internal layer",
                 ));
             } else if let Some(owner) = &f.uuid_owner {
                 rs.push(reason(
                     Layer::Lvm,
                     Suspicious,
                     "lvm_other_lv",
-                    "uuid of another LV".into(),
+                    "uuid of another LV",
                     format!(
                         "the mapping carries the identity of LV {owner}: a rename in progress?"
                     ),
@@ -276,7 +278,7 @@ pub fn decide(f: &Facts) -> Decision {
                     Suspicious,
                     "lvm_active_elsewhere",
                     lv.state(),
-                    "LVM reports the LV active, yet not through this mapping".into(),
+                    "LVM reports the LV active, yet not through this mapping",
                 ));
             } else {
                 rs.push(reason(Layer::Lvm, Clear, "lvm_inactive", lv.state(),
@@ -287,21 +289,21 @@ pub fn decide(f: &Facts) -> Decision {
             Layer::Lvm,
             Clear,
             "lvm_no_lv",
-            "no such LV".into(),
-            "the VG has no LV of this name any more: the mapping outlived its volume".into(),
+            "no such LV",
+            "the VG has no LV of this name any more: the mapping outlived its volume",
         )),
         Some(LvmView::VgMissing) => rs.push(reason(
             Layer::Lvm,
             Suspicious,
             "lvm_no_vg",
-            "VG not found".into(),
-            "LVM does not see this VG on this host: nothing can be proven from LVM".into(),
+            "VG not found",
+            "LVM does not see this VG on this host: nothing can be proven from LVM",
         )),
         Some(LvmView::Unreadable { why }) => rs.push(reason(
             Layer::Lvm,
             Suspicious,
             "lvm_unreadable",
-            "unreadable".into(),
+            "unreadable",
             format!("LVM could not be read: {why}"),
         )),
     }
@@ -312,8 +314,8 @@ pub fn decide(f: &Facts) -> Decision {
             Layer::Holders,
             Clear,
             "not_open",
-            "open count 0".into(),
-            "the kernel counts no open: no holder, opener or mount can exist (not searched)".into(),
+            "open count 0",
+            "the kernel counts no open: no holder, opener or mount can exist (not searched)",
         ));
     } else {
         rs.push(if f.holders.is_empty() {
@@ -321,8 +323,8 @@ pub fn decide(f: &Facts) -> Decision {
                 Layer::Holders,
                 Clear,
                 "no_holders",
-                "none".into(),
-                "no device is stacked on it".into(),
+                "none",
+                "no device is stacked on it",
             )
         } else {
             let names: Vec<String> = f.holders.iter().map(|h| h.name.clone()).collect();
@@ -339,8 +341,8 @@ pub fn decide(f: &Facts) -> Decision {
                 Layer::Openers,
                 Clear,
                 "openers_not_searched",
-                "not searched".into(),
-                "a host scan does not walk /proc; `dmheal inspect` names the processes".into(),
+                "not searched",
+                "a host scan does not walk /proc; `dmheal inspect` names the processes",
             ));
         } else {
             rs.push(if f.openers.is_empty() {
@@ -348,8 +350,8 @@ pub fn decide(f: &Facts) -> Decision {
                     Layer::Openers,
                     Clear,
                     "no_openers",
-                    "none".into(),
-                    "no process has it open".into(),
+                    "none",
+                    "no process has it open",
                 )
             } else {
                 let who: Vec<String> = f
@@ -370,8 +372,8 @@ pub fn decide(f: &Facts) -> Decision {
                     Layer::Mounts,
                     Clear,
                     "no_mounts",
-                    "none".into(),
-                    "not mounted in any mount namespace".into(),
+                    "none",
+                    "not mounted in any mount namespace",
                 )
             } else {
                 let at: Vec<String> = f
@@ -397,22 +399,22 @@ pub fn decide(f: &Facts) -> Decision {
             Layer::Tapdisk,
             Clear,
             "no_tap_ctl",
-            "no tap-ctl".into(),
-            "tap-ctl is not installed: no tapdisk facts on this host".into(),
+            "no tap-ctl",
+            "tap-ctl is not installed: no tapdisk facts on this host",
         )),
         TapdiskFacts::Failed { why } => rs.push(reason(
             Layer::Tapdisk,
             Suspicious,
             "tap_ctl_failed",
-            "tap-ctl failed".into(),
+            "tap-ctl failed",
             format!("tapdisk could not be asked: {why}"),
         )),
         TapdiskFacts::Listed { naming_this } if naming_this.is_empty() => rs.push(reason(
             Layer::Tapdisk,
             Clear,
             "no_tapdisk",
-            "not listed".into(),
-            "no tapdisk serves this volume".into(),
+            "not listed",
+            "no tapdisk serves this volume",
         )),
         TapdiskFacts::Listed { naming_this } => {
             let who: Vec<String> = naming_this
@@ -439,14 +441,14 @@ pub fn decide(f: &Facts) -> Decision {
     // SM.
     match &f.refcount {
         Refcount::NotApplicable => {}
-        Refcount::Absent => rs.push(reason(Layer::Sm, Clear, "refcount_absent", "no refcount".into(),
-            "SM holds no reference to this VDI".into())),
+        Refcount::Absent => rs.push(reason(Layer::Sm, Clear, "refcount_absent", "no refcount",
+            "SM holds no reference to this VDI")),
         Refcount::Counts { count, binary } if f.refcount.is_zero() => rs.push(reason(Layer::Sm, Clear,
-            "refcount_zero", format!("refcount {count} {binary}"), "SM's reference count is zero".into())),
+            "refcount_zero", format!("refcount {count} {binary}"), "SM's reference count is zero")),
         Refcount::Counts { count, binary } => rs.push(reason(Layer::Sm, InUse, "refcount",
             format!("refcount {count} {binary}"),
             format!("SM holds references to this VDI (count {count}, binary {binary}): it believes the volume active"))),
-        Refcount::Unreadable { why } => rs.push(reason(Layer::Sm, Suspicious, "refcount_unreadable", "unreadable".into(),
+        Refcount::Unreadable { why } => rs.push(reason(Layer::Sm, Suspicious, "refcount_unreadable", "unreadable",
             format!("SM's reference count cannot be read: {why}"))),
     }
 
@@ -457,22 +459,22 @@ pub fn decide(f: &Facts) -> Decision {
             Layer::Xapi,
             Clear,
             "no_xapi",
-            "not asked".into(),
-            "no xapi on this host (no /var/lib/xcp/xapi) and none configured".into(),
+            "not asked",
+            "no xapi on this host (no /var/lib/xcp/xapi) and none configured",
         )),
         XapiView::Unreachable { why } => rs.push(reason(
             Layer::Xapi,
             Clear,
             "xapi_unreachable",
-            "unreachable".into(),
+            "unreachable",
             format!("xapi unreachable ({why}); the local layers decide"),
         )),
         XapiView::VdiUnknown => rs.push(reason(
             Layer::Xapi,
             Clear,
             "xapi_no_vdi",
-            "no such VDI".into(),
-            "xapi has no VDI with this uuid".into(),
+            "no such VDI",
+            "xapi has no VDI with this uuid",
         )),
         XapiView::Known(v) => {
             let here: Vec<String> = v
@@ -498,8 +500,8 @@ pub fn decide(f: &Facts) -> Decision {
                     Layer::Xapi,
                     InUse,
                     "xapi_paused",
-                    "paused".into(),
-                    "sm-config paused: SM paused the VDI's tapdisk and will unpause it".into(),
+                    "paused",
+                    "sm-config paused: SM paused the VDI's tapdisk and will unpause it",
                 ));
             }
             if v.relinking {
@@ -507,8 +509,8 @@ pub fn decide(f: &Facts) -> Decision {
                     Layer::Xapi,
                     Suspicious,
                     "xapi_relinking",
-                    "relinking".into(),
-                    "sm-config relinking: a coalesce is relinking this VDI's chain".into(),
+                    "relinking",
+                    "sm-config relinking: a coalesce is relinking this VDI's chain",
                 ));
             }
             match (&v.host_key, v.activating) {
@@ -524,7 +526,7 @@ pub fn decide(f: &Facts) -> Decision {
                     Clear,
                     "xapi_activating",
                     format!("host key {mode}"),
-                    "sm-config's mark for this host belongs to the activation in progress".into(),
+                    "sm-config's mark for this host belongs to the activation in progress",
                 )),
                 (None, _) => {}
             }
@@ -556,7 +558,7 @@ pub fn decide(f: &Facts) -> Decision {
     let all = |s: Signal| {
         rs.iter()
             .filter(|r| r.signal == s)
-            .map(|r| r.message.as_str())
+            .map(|r| r.message.as_ref())
             .collect::<Vec<_>>()
             .join("; ")
     };

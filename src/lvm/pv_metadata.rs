@@ -157,10 +157,7 @@ fn read_area(file: &DirectDevice, start: u64) -> Result<Option<VgMetadata>, Stri
     for _ in 0..2 {
         match ondisk::read_metadata_text(file, start) {
             Ok(None) => return Ok(None),
-            Ok(Some(text)) => {
-                let root = metadata_text::parse(&text)?;
-                return metadata_text::volume_group(&root).map(Some);
-            }
+            Ok(Some(text)) => return metadata_text::volume_group(&text).map(Some),
             Err(OnDiskError::Io(e)) => return Err(format!("read error: {e}")),
             Err(e) => last = e.to_string(),
         }

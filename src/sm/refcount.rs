@@ -1,6 +1,8 @@
 //! SM's persistent reference counts: /run/sm/refcount/lvm-<sr>/<vdi> holds "count binaryCount".
 //! SM deletes the file when both reach zero, so an absent file means zero.
 
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -51,6 +53,41 @@ pub fn read(base: &Path, sr: &Uuid, vdi: &Uuid) -> Refcount {
     }
 }
 
+/// Reads counts for many VDIs, listing each SR's directory once: at thousands of volumes one
+/// directory read replaces thousands of failed opens (most VDIs have no file).
+pub struct Reader<'a> {
+    base: &'a Path,
+    listed: HashMap<String, Option<HashSet<OsString>>>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(base: &'a Path) -> Self {
+        Reader {
+            base,
+            listed: HashMap::new(),
+        }
+    }
+
+    pub fn read(&mut self, sr: &Uuid, vdi: &Uuid) -> Refcount {
+        let base = self.base;
+        let files = self.listed.entry(sr.to_string()).or_insert_with(|| {
+            match fs::read_dir(base.join(format!("lvm-{sr}"))) {
+                Ok(entries) => Some(
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.file_name()))
+                        .collect(),
+                ),
+                Err(e) if e.kind() == ErrorKind::NotFound => Some(HashSet::new()),
+                Err(_) => None, // unlistable: ask file by file, which reports why
+            }
+        });
+        match files {
+            Some(names) if !names.contains(std::ffi::OsStr::new(vdi.as_str())) => Refcount::Absent,
+            _ => read(base, sr, vdi),
+        }
+    }
+}
+
 fn parse(text: &str) -> Option<Refcount> {
     let mut nums = text.split_whitespace().map(|n| n.parse::<u64>());
     let count = nums.next()?.ok()?;
@@ -61,6 +98,36 @@ fn parse(text: &str) -> Option<Refcount> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listing_reader_agrees_with_the_file_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let sr = Uuid::new("9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b").unwrap();
+        let other_sr = Uuid::new("aa3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b").unwrap();
+        let vdi = |n: u8| Uuid::new(&format!("{n:08x}-4a5b-4c6d-8e7f-8091a2b3c4d5")).unwrap();
+        let ns = dir.path().join(format!("lvm-{sr}"));
+        fs::create_dir_all(&ns).unwrap();
+        fs::write(ns.join(vdi(1).as_str()), "2 1\n").unwrap();
+        fs::write(ns.join(vdi(2).as_str()), "0 0\n").unwrap();
+        fs::write(ns.join(vdi(3).as_str()), "junk").unwrap();
+        let mut reader = Reader::new(dir.path());
+        for n in 1..=4 {
+            assert_eq!(
+                reader.read(&sr, &vdi(n)),
+                read(dir.path(), &sr, &vdi(n)),
+                "vdi {n}"
+            );
+            assert_eq!(reader.read(&other_sr, &vdi(n)), Refcount::Absent);
+        }
+        assert_eq!(
+            reader.read(&sr, &vdi(1)),
+            Refcount::Counts {
+                count: 2,
+                binary: 1
+            }
+        );
+        assert_eq!(reader.read(&sr, &vdi(4)), Refcount::Absent);
+    }
 
     #[test]
     fn reads_sm_refcount_files() {
