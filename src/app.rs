@@ -26,6 +26,29 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
     }
 }
 
+/// A scan as JSON, each mapping written as soon as it is decided (one per line), the summary
+/// after them: the same object `Scan` serialises to, without holding every mapping at once.
+fn scan_json(host: &Host) -> Result<ops::ScanSummary> {
+    use std::io::Write;
+    let io = |e: std::io::Error| Error::Io("writing the scan".into(), e);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    out.write_all(b"{\"mappings\": [").map_err(io)?;
+    let mut first = true;
+    let summary = host.scan_each(&mut |m| {
+        out.write_all(if first { b"\n" } else { b",\n" })
+            .and_then(|_| serde_json::to_writer(&mut out, &m).map_err(std::io::Error::from))
+            .map_err(io)?;
+        first = false;
+        Ok(())
+    })?;
+    let tail = serde_json::to_string(&summary).expect("a summary always serialises");
+    // `{"counts":...}` continues the object: drop its opening brace.
+    write!(out, "\n],\n{}\n", &tail[1..])
+        .and_then(|_| out.flush())
+        .map_err(io)?;
+    Ok(summary)
+}
+
 pub fn config_of(cli: &Cli) -> Result<Config> {
     Config::resolve(Overrides {
         journal: cli.journal.clone(),
@@ -56,11 +79,17 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             Ok(Exit::of_verdict(i.verdict))
         }
         Command::Scan => {
-            let s = Host::open(config)?.scan()?;
-            print(cli.json, &s, render::scan);
-            Ok(if s.counts.ghost > 0 {
+            let host = Host::open(config)?;
+            let counts = if cli.json {
+                scan_json(&host)?.counts
+            } else {
+                let s = host.scan()?;
+                print!("{}", render::scan(&s));
+                s.counts
+            };
+            Ok(if counts.ghost > 0 {
                 Exit::GhostFound
-            } else if s.counts.suspicious > 0 {
+            } else if counts.suspicious > 0 {
                 Exit::Suspicious
             } else {
                 Exit::Ok

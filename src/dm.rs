@@ -68,8 +68,11 @@ pub struct DmDevice {
     pub live_table: bool,
     pub inactive_table: bool,
     pub deferred_remove: bool,
-    /// The live table (empty when none is loaded).
-    pub table: Vec<TableLine>,
+    /// The live table (empty when none is loaded); `None` when not read: a host scan reads
+    /// tables only where a verdict or the LVM reader needs one (DM_DEV_STATUS carries no
+    /// table and costs the kernel no parameter copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Vec<TableLine>>,
 }
 
 /// DM names as stored in facts and the journal (already validated when they came in).
@@ -85,8 +88,10 @@ pub struct Listed {
 /// The operations dmheal needs from device-mapper, no more.
 pub trait DeviceMapper {
     fn list(&self) -> Result<Vec<Listed>>;
-    /// `None` when no mapping has that name.
+    /// `None` when no mapping has that name. With its table.
     fn device(&self, name: &DmName) -> Result<Option<DmDevice>>;
+    /// As `device`, without the table (one cheaper ioctl).
+    fn status(&self, name: &DmName) -> Result<Option<DmDevice>>;
     /// Whether some mapping carries `uuid` (how LVM decides that an LV is active).
     fn has_uuid(&self, uuid: &str) -> Result<bool>;
     /// Plain remove: never forced, never deferred. Retries on EBUSY are bounded.
@@ -129,6 +134,31 @@ fn is_no_such_device(err: &devicemapper::DmError) -> bool {
     errno_of(err) == Some(nix::errno::Errno::ENXIO)
 }
 
+fn to_device(
+    name: &DmName,
+    info: &devicemapper::DeviceInfo,
+    table: Option<Vec<TableLine>>,
+) -> DmDevice {
+    let flags = info.flags();
+    let dev = info.device();
+    DmDevice {
+        name: name.to_string(),
+        uuid: info.uuid().map(|u| u.to_string()).unwrap_or_default(),
+        dev: DevNum {
+            major: dev.major,
+            minor: dev.minor,
+        },
+        open_count: info.open_count(),
+        event_nr: info.event_nr(),
+        suspended: flags.contains(DmFlags::DM_SUSPEND),
+        read_only: flags.contains(DmFlags::DM_READONLY),
+        live_table: flags.contains(DmFlags::DM_ACTIVE_PRESENT),
+        inactive_table: flags.contains(DmFlags::DM_INACTIVE_PRESENT),
+        deferred_remove: flags.contains(DmFlags::DM_DEFERRED_REMOVE),
+        table,
+    }
+}
+
 fn errno_of(err: &devicemapper::DmError) -> Option<nix::errno::Errno> {
     use devicemapper::{errors::Error as CoreError, DmError};
     match err {
@@ -162,43 +192,41 @@ impl DeviceMapper for KernelDm {
             &id,
             DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
         );
-        let (info, table) = match status {
-            Ok(found) => found,
-            Err(e) if is_no_such_device(&e) => return Ok(None),
-            Err(source) => {
-                return Err(Error::Dm {
-                    operation: "table status",
-                    name: name.to_string(),
-                    source,
-                })
-            }
-        };
-        let flags = info.flags();
-        let dev = info.device();
-        Ok(Some(DmDevice {
-            name: name.to_string(),
-            uuid: info.uuid().map(|u| u.to_string()).unwrap_or_default(),
-            dev: DevNum {
-                major: dev.major,
-                minor: dev.minor,
-            },
-            open_count: info.open_count(),
-            event_nr: info.event_nr(),
-            suspended: flags.contains(DmFlags::DM_SUSPEND),
-            read_only: flags.contains(DmFlags::DM_READONLY),
-            live_table: flags.contains(DmFlags::DM_ACTIVE_PRESENT),
-            inactive_table: flags.contains(DmFlags::DM_INACTIVE_PRESENT),
-            deferred_remove: flags.contains(DmFlags::DM_DEFERRED_REMOVE),
-            table: table
-                .into_iter()
-                .map(|(start, length, target, params)| TableLine {
-                    start,
-                    length,
-                    target,
-                    params,
-                })
-                .collect(),
-        }))
+        match status {
+            Ok((info, table)) => Ok(Some(to_device(
+                name,
+                &info,
+                Some(
+                    table
+                        .into_iter()
+                        .map(|(start, length, target, params)| TableLine {
+                            start,
+                            length,
+                            target,
+                            params,
+                        })
+                        .collect(),
+                ),
+            ))),
+            Err(e) if is_no_such_device(&e) => Ok(None),
+            Err(source) => Err(Error::Dm {
+                operation: "table status",
+                name: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    fn status(&self, name: &DmName) -> Result<Option<DmDevice>> {
+        match self.dm.device_info(&DevId::Name(crate_name(name))) {
+            Ok(info) => Ok(Some(to_device(name, &info, None))),
+            Err(e) if is_no_such_device(&e) => Ok(None),
+            Err(source) => Err(Error::Dm {
+                operation: "status",
+                name: name.to_string(),
+                source,
+            }),
+        }
     }
 
     fn has_uuid(&self, uuid: &str) -> Result<bool> {

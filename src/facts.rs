@@ -98,14 +98,45 @@ pub fn gather(
     gather_with_lvm(config, dm, names, search).map(|(facts, _)| facts)
 }
 
-/// `gather`, also handing back LVM's view of the VGs concerned (a host scan lists their
-/// unmapped LVs from it).
+/// `gather`, also handing back LVM's view of the VGs concerned.
 pub fn gather_with_lvm(
     config: &Config,
     dm: &dyn DeviceMapper,
     names: &[DmName],
     search: KernelSearch,
 ) -> Result<(Vec<Facts>, VgReport)> {
+    let mut g = prepare(config, dm, names, search)?;
+    let mut all = std::mem::take(&mut g.facts);
+    for f in all.iter_mut() {
+        g.complete(f)?;
+    }
+    Ok((all, g.report))
+}
+
+/// The shared passes done, the per-volume layers still to do: a host scan completes, decides
+/// and prints one mapping at a time, so thousands of verdicts are never all held at once.
+pub struct Gathered<'a> {
+    config: &'a Config,
+    dm: &'a dyn DeviceMapper,
+    /// The mappings asked about; the SR volumes among them still lack their LVM, tapdisk,
+    /// SM and xapi facts until `complete`d.
+    pub facts: Vec<Facts>,
+    /// LVM's view of the VGs concerned (a host scan lists their unmapped LVs from it).
+    pub report: VgReport,
+    carried: HashSet<String>,
+    taps: TapdiskView,
+    xapi_conn: XapiConnection,
+    refcounts: refcount::Reader<'a>,
+}
+
+/// Everything shared by the mappings asked about: DM status, holders, one /proc pass, one LVM
+/// read, one tap-ctl run, one xapi connection.
+pub fn prepare<'a>(
+    config: &'a Config,
+    dm: &'a dyn DeviceMapper,
+    names: &[DmName],
+    search: KernelSearch,
+) -> Result<Gathered<'a>> {
     let clock = std::time::Instant::now();
     let phase = |what: &str| {
         debug!(
@@ -121,7 +152,12 @@ pub fn gather_with_lvm(
         let vdi = lvm_name.as_ref().and_then(|n| lvm::vdi_of_lv(&n.lv));
         all.push(Facts {
             dm_name: name.clone(),
-            device: dm.device(name)?,
+            // Inspect and heal read the table (journal, re-check); a host scan reads it below
+            // only where it matters.
+            device: match search {
+                KernelSearch::Everywhere => dm.device(name)?,
+                KernelSearch::HoldersWhereOpen => dm.status(name)?,
+            },
             users_searched: UsersSearched::Nothing,
             lvm_name,
             sr,
@@ -142,6 +178,9 @@ pub fn gather_with_lvm(
     let wanted: Vec<usize> = (0..all.len())
         .filter(|i| all[*i].device.is_some() && all[*i].is_sr_volume())
         .collect();
+    if search == KernelSearch::HoldersWhereOpen {
+        read_needed_tables(dm, &mut all, &wanted)?;
+    }
     let searched = |d: &DmDevice| search == KernelSearch::Everywhere || d.open_count > 0;
     let present: BTreeSet<DevNum> = all
         .iter()
@@ -166,7 +205,16 @@ pub fn gather_with_lvm(
     }
     phase("sysfs holders");
     if wanted.is_empty() {
-        return Ok((all, VgReport::default()));
+        return Ok(Gathered {
+            config,
+            dm,
+            facts: all,
+            report: VgReport::default(),
+            carried: HashSet::new(),
+            taps: TapdiskView::NotInstalled,
+            xapi_conn: XapiConnection::None,
+            refcounts: refcount::Reader::new(&config.refcount_dir),
+        });
     }
 
     // LVM: each VG read from the devices its mappings are built on.
@@ -176,7 +224,7 @@ pub fn gather_with_lvm(
             continue;
         };
         let devices = vgs.entry(n.vg.clone()).or_default();
-        for dev in lvm::table_devices(&d.table) {
+        for dev in lvm::table_devices(d.table.as_deref().unwrap_or_default()) {
             if !devices.contains(&dev) {
                 devices.push(dev);
             }
@@ -195,11 +243,31 @@ pub fn gather_with_lvm(
     phase("tap-ctl");
     // xapi: one connection for all the VDIs asked about.
     let xapi_conn = xapi_connection(config);
-    let mut refcounts = refcount::Reader::new(&config.refcount_dir);
+    phase("xapi");
+    Ok(Gathered {
+        config,
+        dm,
+        facts: all,
+        report,
+        carried,
+        taps,
+        xapi_conn,
+        refcounts: refcount::Reader::new(&config.refcount_dir),
+    })
+}
 
-    for i in wanted {
-        let f = &mut all[i];
-        let n = f.lvm_name.clone().expect("SR volumes are LVM-shaped");
+impl Gathered<'_> {
+    /// The per-volume layers of one mapping (nothing to add unless it exists and is an SR
+    /// volume).
+    pub fn complete(&mut self, f: &mut Facts) -> Result<()> {
+        if f.device.is_none() || !f.is_sr_volume() {
+            return Ok(());
+        }
+        let Some(n) = f.lvm_name.clone() else {
+            return Ok(());
+        };
+        let (report, carried, dm, config) = (&self.report, &self.carried, self.dm, self.config);
+        let (taps, xapi_conn, refcounts) = (&self.taps, &self.xapi_conn, &mut self.refcounts);
         let mut view = report.view(&n.vg, &n.lv);
         if let LvmView::Lv(lv) = &mut view {
             if lv.read_from == lvm::ReadFrom::Metadata {
@@ -245,9 +313,32 @@ pub fn gather_with_lvm(
                 xapi::view::vdi_view(client, host, vdi.as_str(), config.activating)
             }
         };
+        Ok(())
     }
-    phase("per-volume layers");
-    Ok((all, report))
+}
+
+/// A host scan's tables: those of possible ghosts (idle, not carrying an LVM uuid: the table is
+/// what a heal would journal), and one LVM-owned mapping's per VG, whose table names a PV the
+/// VG's metadata can be read from.
+fn read_needed_tables(dm: &dyn DeviceMapper, all: &mut [Facts], wanted: &[usize]) -> Result<()> {
+    let mut vg_covered: HashSet<VgName> = HashSet::new();
+    for i in wanted {
+        let f = &mut all[*i];
+        let (Some(d), Some(n)) = (&f.device, &f.lvm_name) else {
+            continue;
+        };
+        let lvm_owned = d.uuid.starts_with("LVM-");
+        let candidate = d.open_count == 0 && !lvm_owned;
+        let finds_pv = lvm_owned && !vg_covered.contains(&n.vg);
+        if candidate || finds_pv {
+            let vg = n.vg.clone();
+            f.device = dm.device(&f.dm_name)?;
+            if finds_pv && f.device.as_ref().is_some_and(|d| d.table.is_some()) {
+                vg_covered.insert(vg);
+            }
+        }
+    }
+    Ok(())
 }
 
 enum XapiConnection {

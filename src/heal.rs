@@ -172,6 +172,16 @@ fn remove_guarded(
         return Ok(o);
     }
 
+    // inspect reads every table; without one there is nothing to journal, so nothing to do.
+    let Some(table) = device.table.clone() else {
+        let mut o = outcome(
+            Action::Refused,
+            format!("refused: the table of {name} could not be read, so it cannot be journalled"),
+            now,
+        );
+        o.lock = lock_name;
+        return Ok(o);
+    };
     let inspection_json = serde_json::to_value(&now).unwrap_or(serde_json::Value::Null);
     let id = journal
         .append(Event::Removal {
@@ -179,7 +189,7 @@ fn remove_guarded(
             uuid: device.uuid.clone(),
             dev: device.dev,
             read_only: device.read_only,
-            table: device.table.clone(),
+            table,
             inspection: inspection_json,
         })
         .map_err(|source| Error::Journal {
@@ -298,7 +308,7 @@ pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
     let made = host.dm.device(&name)?;
     let exact = made
         .as_ref()
-        .is_some_and(|d| d.table == table && d.uuid == uuid);
+        .is_some_and(|d| d.table.as_ref() == Some(&table) && d.uuid == uuid);
     let message = if exact {
         format!("recreated {name} exactly as journal entry {id} recorded it")
     } else {
@@ -381,13 +391,16 @@ mod tests {
                 live_table: true,
                 inactive_table: false,
                 deferred_remove: false,
-                table: vec![TableLine {
+                table: Some(vec![TableLine {
                     start: 0,
                     length: 8,
                     target: "linear".into(),
                     params: "98:0 2048".into(),
-                }],
+                }]),
             }))
+        }
+        fn status(&self, name: &DmName) -> Result<Option<DmDevice>> {
+            self.device(name)
         }
         fn has_uuid(&self, _uuid: &str) -> Result<bool> {
             Ok(false)

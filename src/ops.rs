@@ -62,6 +62,15 @@ pub struct Scan {
     pub lvm_error: Option<String>,
 }
 
+/// What a scan says besides the mappings themselves.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScanSummary {
+    pub counts: ScanCounts,
+    pub inactive_lvs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lvm_error: Option<String>,
+}
+
 /// A host: its configuration and its device-mapper.
 pub struct Host {
     pub config: Config,
@@ -154,6 +163,23 @@ impl Host {
 
     /// Every SR-VG mapping in the kernel and every SR LV LVM knows, one pass per layer.
     pub fn scan(&self) -> Result<Scan> {
+        let mut mappings = Vec::new();
+        let summary = self.scan_each(&mut |m| {
+            mappings.push(m);
+            Ok(())
+        })?;
+        Ok(Scan {
+            counts: summary.counts,
+            mappings,
+            inactive_lvs: summary.inactive_lvs,
+            lvm_error: summary.lvm_error,
+        })
+    }
+
+    /// `scan`, handing each mapping's inspection to `each` as soon as it is decided: memory
+    /// stays flat at thousands of mappings (the CLI prints them as they come).
+    pub fn scan_each(&self, each: &mut dyn FnMut(Inspection) -> Result<()>) -> Result<ScanSummary> {
+        let clock = std::time::Instant::now();
         let mut names: Vec<DmName> = Vec::new();
         for listed in self.dm.list()? {
             let Ok(name) = DmName::new(&listed.name) else {
@@ -163,18 +189,19 @@ impl Host {
                 names.push(name);
             }
         }
-        let (facts, report) = facts::gather_with_lvm(
+        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "scan: listed");
+        let mut gathered = facts::prepare(
             &self.config,
             self.dm.as_ref(),
             &names,
             KernelSearch::HoldersWhereOpen,
         )?;
-        let lvm_error = report.failure.clone();
+        let lvm_error = gathered.report.failure.clone();
 
         // The SR LVs of those VGs that have no mapping: inactive, nothing to heal.
         let mapped: BTreeSet<&str> = names.iter().map(|n| n.as_str()).collect();
         let mut inactive_lvs = Vec::new();
-        for r in &report.records {
+        for r in &gathered.report.records {
             let (Ok(vg), Ok(lv)) = (crate::ids::VgName::new(&r.vg_name), LvName::new(&r.lv_name))
             else {
                 continue;
@@ -188,16 +215,14 @@ impl Host {
                 }
             }
         }
-        let mappings: Vec<Inspection> = facts
-            .into_iter()
-            .map(|f| Inspection::new(f.dm_name.to_string(), f))
-            .collect();
         let mut counts = ScanCounts {
-            mappings: mappings.len(),
             inactive_lvs: inactive_lvs.len(),
             ..Default::default()
         };
-        for m in &mappings {
+        for mut f in std::mem::take(&mut gathered.facts) {
+            gathered.complete(&mut f)?;
+            let m = Inspection::new(f.dm_name.to_string(), f);
+            counts.mappings += 1;
             match m.verdict {
                 Verdict::Ghost => counts.ghost += 1,
                 Verdict::InUse => counts.in_use += 1,
@@ -205,10 +230,11 @@ impl Host {
                 Verdict::Healthy => counts.healthy += 1,
                 Verdict::Absent => {}
             }
+            each(m)?;
         }
-        Ok(Scan {
+        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "scan: decided");
+        Ok(ScanSummary {
             counts,
-            mappings,
             inactive_lvs,
             lvm_error,
         })

@@ -637,12 +637,12 @@ mod tests {
                 live_table: true,
                 inactive_table: false,
                 deferred_remove: false,
-                table: vec![TableLine {
+                table: Some(vec![TableLine {
                     start: 0,
                     length: 16384,
                     target: "linear".into(),
                     params: "98:0 2048".into(),
-                }],
+                }]),
             }),
             dm_name: name,
             users_searched: UsersSearched::All,

@@ -226,11 +226,13 @@ fn aligned_read(
     // Over-allocate and start at the aligned point: an aligned buffer without `unsafe`.
     let mut raw = vec![0u8; span + align];
     let skip = raw.as_ptr().align_offset(align);
-    let buf = &mut raw[skip..skip + span];
-    debug_assert_eq!(buf.as_ptr() as usize % align, 0);
-    file.read_exact_at(buf, first)?;
-    let from = (offset - first) as usize;
-    Ok(buf[from..from + len].to_vec())
+    debug_assert_eq!((raw.as_ptr() as usize + skip) % align, 0);
+    file.read_exact_at(&mut raw[skip..skip + span], first)?;
+    // Keep the bytes asked for in place (no second buffer: megabytes at thousands of LVs).
+    let from = skip + (offset - first) as usize;
+    raw.truncate(from + len);
+    raw.drain(..from);
+    Ok(raw)
 }
 
 impl ReadAt for std::fs::File {
