@@ -182,7 +182,9 @@ impl VgReport {
             self.by_name
                 .insert((r.vg_name.clone(), r.lv_name.clone()), i);
             self.by_dm_uuid.insert(r.expected_dm_uuid(), i);
-            self.vgs.insert(r.vg_name.clone());
+            if !self.vgs.contains(&r.vg_name) {
+                self.vgs.insert(r.vg_name.clone());
+            }
         }
     }
 
