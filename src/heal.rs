@@ -150,37 +150,28 @@ fn remove_guarded(
     // Everything again, under the locks, immediately before acting.
     let now = host.inspect_name(target.to_string(), name)?;
     let lock_name = Some(kind.describe());
+    let refused = |why: String, now: Inspection| {
+        let mut o = outcome(Action::Refused, why, now);
+        o.lock = lock_name.clone();
+        Ok(o)
+    };
     if now.verdict != Verdict::Ghost {
-        let mut o = outcome(
-            Action::Refused,
-            format!("refused at the re-check under the lock: {}", now.summary),
-            now,
-        );
-        o.lock = lock_name;
-        return Ok(o);
+        let why = format!("refused at the re-check under the lock: {}", now.summary);
+        return refused(why, now);
     }
     let (Some(planned), Some(device)) = (&plan.facts.device, now.facts.device.clone()) else {
         unreachable!("a ghost verdict has a device");
     };
     if let Some(why) = moved(planned, &device) {
-        let mut o = outcome(
-            Action::Refused,
-            format!("refused: {name} changed between planning and the re-check: {why}; run again"),
-            now,
-        );
-        o.lock = lock_name;
-        return Ok(o);
+        let why =
+            format!("refused: {name} changed between planning and the re-check: {why}; run again");
+        return refused(why, now);
     }
-
     // inspect reads every table; without one there is nothing to journal, so nothing to do.
     let Some(table) = device.table.clone() else {
-        let mut o = outcome(
-            Action::Refused,
-            format!("refused: the table of {name} could not be read, so it cannot be journalled"),
-            now,
-        );
-        o.lock = lock_name;
-        return Ok(o);
+        let why =
+            format!("refused: the table of {name} could not be read, so it cannot be journalled");
+        return refused(why, now);
     };
     let inspection_json = serde_json::to_value(&now).unwrap_or(serde_json::Value::Null);
     let id = journal

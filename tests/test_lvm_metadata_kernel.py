@@ -3,19 +3,8 @@ it must say exactly what `lvs` says, follow LVM's circular metadata buffer round
 work without LVM's tools installed, and refuse when neither the metadata nor `lvs` can be
 read."""
 
-import json
-
 import uml
-
-
-def load(r, name):
-    text = r.file(name + ".out")
-    assert text.strip(), "no output from %s; stderr: %s" % (name, r.file(name + ".err"))
-    return json.loads(text)
-
-
-def rc(r, name):
-    return int(r.file(name + ".rc"))
+from test_kernel_scenarios import load, rc
 
 
 def lvm_reason(inspection):
