@@ -232,6 +232,22 @@ pub fn prepare<'a>(
     }
     let report = lvm::source::read(config.lvm_reader, &config.pv_reader(), &config.lvs(), &vgs);
     phase("lvm");
+    if search == KernelSearch::HoldersWhereOpen {
+        // Idle mappings with an LVM uuid that is not their LV's today (a stale LVM mapping of
+        // a removed or re-created LV) may be ghosts too: their tables as well.
+        for i in &wanted {
+            let f = &mut all[*i];
+            let (Some(d), Some(n)) = (&f.device, &f.lvm_name) else {
+                continue;
+            };
+            let stale = d.table.is_none()
+                && d.open_count == 0
+                && report.expected_dm_uuid(&n.vg, &n.lv).as_deref() != Some(d.uuid.as_str());
+            if stale {
+                f.device = dm.device(&f.dm_name)?;
+            }
+        }
+    }
     // Which LVM uuids the kernel carries, for metadata records (lvs works it out itself).
     let carried: HashSet<String> = all
         .iter()
@@ -317,9 +333,9 @@ impl Gathered<'_> {
     }
 }
 
-/// A host scan's tables: those of possible ghosts (idle, not carrying an LVM uuid: the table is
-/// what a heal would journal), and one LVM-owned mapping's per VG, whose table names a PV the
-/// VG's metadata can be read from.
+/// A host scan's tables, before LVM is read: those of possible ghosts (idle, not carrying an LVM
+/// uuid: the table is what a heal would journal), and one LVM-owned mapping's per VG, whose
+/// table names a PV the VG's metadata can be read from.
 fn read_needed_tables(dm: &dyn DeviceMapper, all: &mut [Facts], wanted: &[usize]) -> Result<()> {
     let mut vg_covered: HashSet<VgName> = HashSet::new();
     for i in wanted {

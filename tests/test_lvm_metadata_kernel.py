@@ -38,11 +38,13 @@ done
 for i in 11 13; do
     lvchange -q -an "$VG/VHD-$(printf '%08d' $i)-1111-4222-8333-444455556666"
 done
-# Mapped, then removed from LVM's metadata by "another host": the mapping outlived its LV.
+# Mapped, then removed from LVM's metadata by "another host": the mapping outlived its LV,
+# still carrying the LVM uuid of the LV that is gone.
 gone="VHD-00000015-1111-4222-8333-444455556666"
 table=$(dmsetup table "$(dm_name_of "$VG" "$gone")")
+olduuid=$(dmsetup info -c --noheadings -o uuid "$(dm_name_of "$VG" "$gone")" | tr -d ' ')
 lvremove -q -y "$VG/$gone" >/dev/null
-dmsetup create "$(dm_name_of "$VG" "$gone")" --table "$table"
+dmsetup create "$(dm_name_of "$VG" "$gone")" --uuid "$olduuid" --table "$table"
 # More metadata writes (tags) until the committed copy straddles the area's end.
 i=0
 while ! wrapped && [ $i -lt 60 ]; do
@@ -71,6 +73,13 @@ capture metadata_v "$DMHEAL" -v --json --xapi none scan
         "%s-VHD--%08d--1111--4222--8333--444455556666" % (uml.VG.replace("-", "--"), i)
         for i in (3, 5, 7, 9, 15))
     assert {code for _, code in v.values()} == {"lvm_owns", "lvm_inactive", "lvm_no_lv"}
+    # A scan reads tables only where they matter: every ghost's (what a heal would journal),
+    # the stale LVM-uuid one included.
+    for mp in m["mappings"]:
+        if mp["verdict"] == "ghost":
+            assert mp["facts"]["device"]["table"], mp["dm_name"]
+    stale = [mp for mp in m["mappings"] if mp["dm_name"].endswith("VHD--00000015--1111--4222--8333--444455556666")][0]
+    assert stale["facts"]["device"]["uuid"].startswith("LVM-"), stale["facts"]["device"]
     # Every LVM fact came from the metadata, none from lvs, and nothing fell back to lvs.
     for mp in m["mappings"]:
         lvm = mp["facts"]["lvm"]

@@ -253,6 +253,14 @@ impl VgReport {
         ))
     }
 
+    /// The DM uuid LVM gives `vg/lv` today, when LVM knows the LV.
+    pub fn expected_dm_uuid(&self, vg: &VgName, lv: &LvName) -> Option<String> {
+        let key = (vg.as_str().to_string(), lv.as_str().to_string());
+        self.by_name
+            .get(&key)
+            .map(|i| self.records[*i].expected_dm_uuid())
+    }
+
     /// The LV (`vg/lv`) whose LVM DM uuid `dm_uuid` is, when it is another LV than `vg/lv`:
     /// a mapping carrying another volume's identity.
     pub fn other_owner(&self, dm_uuid: &str, vg: &VgName, lv: &LvName) -> Option<String> {
