@@ -1,3 +1,4 @@
+import errno
 import os
 import shutil
 import subprocess
@@ -9,6 +10,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "kernel"))
 
 import uml  # noqa: E402
+
+
+def _host_has_device_mapper():
+    """Whether this host's kernel answers on /dev/mapper/control. A node alone proves nothing:
+    running lvm or dmsetup on a host without dm-mod leaves one behind (ENODEV on open)."""
+    try:
+        os.close(os.open("/dev/mapper/control", os.O_RDWR))
+        return True
+    except OSError as e:
+        return e.errno not in (errno.ENOENT, errno.ENODEV, errno.ENXIO)
+
+
+HOST_HAS_DEVICE_MAPPER = _host_has_device_mapper()
 
 
 def _find_binary():

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from conftest import HOST_HAS_DEVICE_MAPPER, run_cli
 
 HOSTILE = [
     "a;rm -rf /",
@@ -49,7 +49,7 @@ def test_restore_ids_must_be_positive_numbers(dmheal_bin, bad):
     assert "restore" in p.stderr or "journal entry id" in p.stderr
 
 
-@pytest.mark.skipif(os.path.exists("/dev/mapper/control"), reason="this host has device-mapper")
+@pytest.mark.skipif(HOST_HAS_DEVICE_MAPPER, reason="this host has device-mapper")
 def test_no_device_mapper_is_a_clear_error(dmheal_bin, tmp_path):
     journal = tmp_path / "journal.jsonl"
     p = run_cli(dmheal_bin, "--json", "--journal", str(journal), "heal", "--apply", "vg-lv")

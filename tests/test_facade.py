@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from conftest import HOST_HAS_DEVICE_MAPPER
+
 import dmheal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,7 +61,7 @@ def test_bad_input_errors_are_identical_on_both_backends(backend, call):
     assert native == binary
 
 
-@pytest.mark.skipif(os.path.exists("/dev/mapper/control"), reason="this host has device-mapper")
+@pytest.mark.skipif(HOST_HAS_DEVICE_MAPPER, reason="this host has device-mapper")
 def test_missing_device_mapper_is_the_same_error_on_both_backends(backend, tmp_path):
     j = str(tmp_path / "j.jsonl")
     backend("native")

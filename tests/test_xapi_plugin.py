@@ -8,6 +8,8 @@ import sys
 import xmlrpc.client
 
 import pytest
+
+from conftest import HOST_HAS_DEVICE_MAPPER
 import XenAPI
 
 from xapi_sim.harness import HOSTS, PLUGINS, Simulator, HERE as SIM_DIR
@@ -71,7 +73,7 @@ def test_failures_have_stable_codes(fn, args, code):
     assert all(isinstance(d, str) for d in desc)
 
 
-@pytest.mark.skipif(os.path.exists("/dev/mapper/control"), reason="this host has device-mapper")
+@pytest.mark.skipif(HOST_HAS_DEVICE_MAPPER, reason="this host has device-mapper")
 def test_a_core_failure_is_internal_with_its_kind():
     for backend in ("native", "binary"):
         desc = failure(run_plugin("diagnose", {"vdi_uuid": VDI}, {"DMHEAL_BACKEND": backend}))
