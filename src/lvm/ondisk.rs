@@ -31,7 +31,7 @@ const RAW_LOCN_IGNORED: u32 = 1;
 /// LVM refuses metadata text larger than this too (it must fit half of any sane area).
 const MAX_TEXT: u64 = 128 << 20;
 
-/// Reads bytes at absolute offsets of one device (a file in tests).
+/// Reads bytes at absolute offsets of one device (an in-memory image in tests).
 pub trait ReadAt {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
 }
@@ -235,17 +235,8 @@ fn aligned_read(
     Ok(raw)
 }
 
-impl ReadAt for std::fs::File {
-    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; len];
-        self.read_exact_at(&mut buf, offset)?;
-        Ok(buf)
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// LVM's table-driven CRC from lib/misc/crc.c, bit by bit: the reference lvm_crc must match.
@@ -273,12 +264,7 @@ pub(crate) mod tests {
 
     /// A PV image built to LVM's layout: label in `label_sector`, one metadata area at 4096 of
     /// `area` bytes, `text` (NUL-terminated, as LVM stores it) at `text_offset` in the area.
-    pub(crate) fn pv_image(
-        label_sector: usize,
-        area: u64,
-        text_offset: u64,
-        text: &str,
-    ) -> Vec<u8> {
+    fn pv_image(label_sector: usize, area: u64, text_offset: u64, text: &str) -> Vec<u8> {
         let start = 4096u64;
         let mut img = vec![0u8; (start + area) as usize + 4096];
         // Label + pv_header.
