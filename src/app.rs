@@ -17,7 +17,7 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
     if json {
         // Streamed: a scan of thousands of mappings is never held twice in memory.
         use std::io::Write;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
         let _ = serde_json::to_writer_pretty(&mut out, value)
             .and_then(|_| writeln!(out).map_err(serde_json::Error::io));
         let _ = out.flush();
@@ -31,7 +31,7 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
 fn scan_json(host: &Host) -> Result<ops::ScanSummary> {
     use std::io::Write;
     let io = |e: std::io::Error| Error::Io("writing the scan".into(), e);
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     out.write_all(b"{\"mappings\": [").map_err(io)?;
     let mut first = true;
     let summary = host.scan_each(&mut |m| {

@@ -51,6 +51,9 @@ pub enum Error {
         source: devicemapper::DmError,
     },
 
+    #[error("listing device-mapper mappings failed: {0}")]
+    DmList(String),
+
     #[error("{what} failed")]
     Command {
         what: &'static str,
@@ -104,7 +107,7 @@ impl Error {
         match self {
             Error::Input(_) => "bad_input",
             Error::NoDeviceMapper { .. } => "no_device_mapper",
-            Error::Dm { .. } => "device_mapper",
+            Error::Dm { .. } | Error::DmList(_) => "device_mapper",
             Error::Command { .. } => "command",
             Error::Journal { .. } | Error::JournalCorrupt { .. } => "journal",
             Error::NoSuchEntry(_) => "not_found",

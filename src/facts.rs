@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
-use tracing::debug;
 
 use crate::config::Config;
 use crate::dm::{DevNum, DeviceMapper, DmDevice};
@@ -105,12 +104,52 @@ pub fn gather_with_lvm(
     names: &[DmName],
     search: KernelSearch,
 ) -> Result<(Vec<Facts>, VgReport)> {
-    let mut g = prepare(config, dm, names, search)?;
-    let mut all = std::mem::take(&mut g.facts);
-    for f in all.iter_mut() {
-        g.complete(f)?;
+    let asked = names.iter().map(|n| Asked::name(n.clone())).collect();
+    let mut g = prepare(config, dm, asked, search, None)?;
+    let mut all = Vec::with_capacity(g.mappings.len());
+    for k in std::mem::take(&mut g.mappings) {
+        all.push(g.complete(k)?);
     }
     Ok((all, g.report))
+}
+
+/// One name to gather facts for.
+pub struct Asked {
+    pub name: DmName,
+    /// Device number and uuid ("" for none) as the kernel's list gave them, when a host scan
+    /// listed the name with uuids (Linux 5.15 and later).
+    pub listed: Option<(DevNum, String)>,
+}
+
+impl Asked {
+    pub fn name(name: DmName) -> Self {
+        Asked { name, listed: None }
+    }
+}
+
+/// The kernel's side of one name after the shared passes; `Gathered::complete` adds the other
+/// layers. Kept small: a host scan holds one per mapping until each is decided in turn.
+pub struct KernelFacts {
+    pub dm_name: DmName,
+    pub device: Option<DmDevice>,
+    pub users_searched: UsersSearched,
+    pub holders: Vec<Holder>,
+    pub openers: Vec<Opener>,
+    pub mounts: Vec<Mount>,
+}
+
+impl KernelFacts {
+    fn sr_volume(&self) -> Option<LvmDmName> {
+        lvm::split_dm_name(&self.dm_name)
+            .filter(|n| n.layer.is_none() && lvm::sr_of_vg(&n.vg).is_some())
+    }
+
+    fn open(&self) -> bool {
+        self.device
+            .as_ref()
+            .and_then(|d| d.open_count())
+            .is_some_and(|n| n > 0)
+    }
 }
 
 /// The shared passes done, the per-volume layers still to do: a host scan completes, decides
@@ -118,73 +157,67 @@ pub fn gather_with_lvm(
 pub struct Gathered<'a> {
     config: &'a Config,
     dm: &'a dyn DeviceMapper,
-    /// The mappings asked about; the SR volumes among them still lack their LVM, tapdisk,
-    /// SM and xapi facts until `complete`d.
-    pub facts: Vec<Facts>,
+    /// The mappings asked about, in order, each to be `complete`d into its `Facts`.
+    pub mappings: Vec<KernelFacts>,
     /// LVM's view of the VGs concerned (a host scan lists their unmapped LVs from it).
     pub report: VgReport,
+    /// LVM uuids the kernel carries; `carried_all`: every mapping's, from the kernel's list
+    /// (otherwise only the ones asked about, and the kernel is asked for the others).
     carried: HashSet<String>,
+    carried_all: bool,
     taps: TapdiskView,
     xapi_conn: XapiConnection,
     refcounts: refcount::Reader<'a>,
 }
 
 /// Everything shared by the mappings asked about: DM status, holders, one /proc pass, one LVM
-/// read, one tap-ctl run, one xapi connection.
+/// read, one tap-ctl run, one xapi connection. `carried_by_kernel`: every LVM uuid the kernel
+/// carries, when a scan's listing reported them all.
 pub fn prepare<'a>(
     config: &'a Config,
     dm: &'a dyn DeviceMapper,
-    names: &[DmName],
+    asked: Vec<Asked>,
     search: KernelSearch,
+    carried_by_kernel: Option<HashSet<String>>,
 ) -> Result<Gathered<'a>> {
-    let clock = std::time::Instant::now();
-    let phase = |what: &str| {
-        debug!(
-            phase = what,
-            ms = clock.elapsed().as_millis() as u64,
-            "facts"
-        )
-    };
-    let mut all: Vec<Facts> = Vec::with_capacity(names.len());
-    for name in names {
-        let lvm_name = lvm::split_dm_name(name);
-        let sr = lvm_name.as_ref().and_then(|n| lvm::sr_of_vg(&n.vg));
-        let vdi = lvm_name.as_ref().and_then(|n| lvm::vdi_of_lv(&n.lv));
-        all.push(Facts {
-            dm_name: name.clone(),
-            // Inspect and heal read the table (journal, re-check); a host scan reads it below
-            // only where it matters.
-            device: match search {
-                KernelSearch::Everywhere => dm.device(name)?,
-                KernelSearch::HoldersWhereOpen => dm.status(name)?,
-            },
+    let clock = crate::logging::Stopwatch::start();
+    let phase = |what: &str| clock.lap(what);
+    let mut all: Vec<KernelFacts> = Vec::with_capacity(asked.len());
+    for Asked { name, listed } in asked {
+        let mut k = KernelFacts {
+            dm_name: name,
+            device: None,
             users_searched: UsersSearched::Nothing,
-            lvm_name,
-            sr,
-            vdi,
             holders: Vec::new(),
             openers: Vec::new(),
             mounts: Vec::new(),
-            lvm: None,
-            uuid_owner: None,
-            tapdisk: TapdiskFacts::NotChecked,
-            refcount: Refcount::NotApplicable,
-            xapi: XapiView::NotApplicable,
-        });
+        };
+        k.device = match (search, listed) {
+            // Inspect and heal read status and table (journal, re-check).
+            (KernelSearch::Everywhere, _) => dm.device(&k.dm_name)?,
+            // Listed with an LVM uuid: whether it is exactly its LV's is known once LVM is
+            // read; only then is the kernel asked, and only if it is not.
+            (KernelSearch::HoldersWhereOpen, Some((dev, uuid)))
+                if uuid.starts_with("LVM-") && k.sr_volume().is_some() =>
+            {
+                Some(DmDevice::listed(&k.dm_name, uuid, dev))
+            }
+            (KernelSearch::HoldersWhereOpen, _) => dm.status(&k.dm_name)?,
+        };
+        all.push(k);
     }
 
     // Only mappings that exist and belong to an SR need the other layers: the common case in
     // the activation path (no mapping) costs one ioctl and nothing more.
     let wanted: Vec<usize> = (0..all.len())
-        .filter(|i| all[*i].device.is_some() && all[*i].is_sr_volume())
+        .filter(|i| all[*i].device.is_some() && all[*i].sr_volume().is_some())
         .collect();
     if search == KernelSearch::HoldersWhereOpen {
         read_needed_tables(dm, &mut all, &wanted)?;
     }
-    let searched = |d: &DmDevice| search == KernelSearch::Everywhere || d.open_count > 0;
     let present: BTreeSet<DevNum> = all
         .iter()
-        .filter_map(|f| f.device.as_ref().filter(|d| searched(d)).map(|d| d.dev))
+        .filter_map(|k| k.device.as_ref().map(|d| d.dev))
         .filter(|_| search == KernelSearch::Everywhere)
         .collect();
 
@@ -192,15 +225,9 @@ pub fn prepare<'a>(
     // Kernel: holders per device; openers and mounts in one /proc pass.
     let usage = kernel::scan(&config.proc_root, &present);
     phase("/proc openers and mounts");
-    for f in all.iter_mut() {
-        if let Some(d) = f.device.as_ref().filter(|d| searched(d)) {
-            f.users_searched = match search {
-                KernelSearch::Everywhere => UsersSearched::All,
-                KernelSearch::HoldersWhereOpen => UsersSearched::Holders,
-            };
-            f.holders = kernel::holders_of(&config.sys_root, d.dev);
-            f.openers = usage.openers.get(&d.dev).cloned().unwrap_or_default();
-            f.mounts = usage.mounts.get(&d.dev).cloned().unwrap_or_default();
+    for k in all.iter_mut() {
+        if search == KernelSearch::Everywhere || k.open() {
+            search_users(config, k, search, &usage);
         }
     }
     phase("sysfs holders");
@@ -208,9 +235,10 @@ pub fn prepare<'a>(
         return Ok(Gathered {
             config,
             dm,
-            facts: all,
+            mappings: all,
             report: VgReport::default(),
             carried: HashSet::new(),
+            carried_all: false,
             taps: TapdiskView::NotInstalled,
             xapi_conn: XapiConnection::None,
             refcounts: refcount::Reader::new(&config.refcount_dir),
@@ -220,10 +248,10 @@ pub fn prepare<'a>(
     // LVM: each VG read from the devices its mappings are built on.
     let mut vgs: BTreeMap<VgName, Vec<DevNum>> = BTreeMap::new();
     for i in &wanted {
-        let (Some(n), Some(d)) = (&all[*i].lvm_name, &all[*i].device) else {
+        let (Some(n), Some(d)) = (all[*i].sr_volume(), &all[*i].device) else {
             continue;
         };
-        let devices = vgs.entry(n.vg.clone()).or_default();
+        let devices = vgs.entry(n.vg).or_default();
         for dev in lvm::table_devices(d.table.as_deref().unwrap_or_default()) {
             if !devices.contains(&dev) {
                 devices.push(dev);
@@ -233,27 +261,33 @@ pub fn prepare<'a>(
     let report = lvm::source::read(config.lvm_reader, &config.pv_reader(), &config.lvs(), &vgs);
     phase("lvm");
     if search == KernelSearch::HoldersWhereOpen {
-        // Idle mappings with an LVM uuid that is not their LV's today (a stale LVM mapping of
-        // a removed or re-created LV) may be ghosts too: their tables as well.
+        // A mapping listed with an LVM uuid that is not its LV's today (a stale mapping of a
+        // removed or re-created LV), and an idle one whose status showed such a uuid, may be
+        // ghosts too: their status and table now, and their holders if they are open.
         for i in &wanted {
-            let f = &mut all[*i];
-            let (Some(d), Some(n)) = (&f.device, &f.lvm_name) else {
+            let k = &mut all[*i];
+            let (Some(d), Some(n)) = (&k.device, k.sr_volume()) else {
                 continue;
             };
-            let stale = d.table.is_none()
-                && d.open_count == 0
-                && report.expected_dm_uuid(&n.vg, &n.lv).as_deref() != Some(d.uuid.as_str());
-            if stale {
-                f.device = dm.device(&f.dm_name)?;
+            let not_lvms =
+                report.expected_dm_uuid(&n.vg, &n.lv).as_deref() != Some(d.uuid.as_str());
+            let idle_or_unknown = d.open_count().is_none_or(|n| n == 0);
+            if not_lvms && d.table.is_none() && idle_or_unknown {
+                k.device = dm.device(&k.dm_name)?;
+                if k.open() && k.users_searched == UsersSearched::Nothing {
+                    search_users(config, k, search, &usage);
+                }
             }
         }
     }
     // Which LVM uuids the kernel carries, for metadata records (lvs works it out itself).
-    let carried: HashSet<String> = all
-        .iter()
-        .filter_map(|f| f.device.as_ref().map(|d| d.uuid.clone()))
-        .filter(|u| u.starts_with("LVM-"))
-        .collect();
+    let carried_all = carried_by_kernel.is_some();
+    let carried: HashSet<String> = carried_by_kernel.unwrap_or_else(|| {
+        all.iter()
+            .filter_map(|k| k.device.as_ref().map(|d| d.uuid.clone()))
+            .filter(|u| u.starts_with("LVM-"))
+            .collect()
+    });
     // tapdisk.
     let taps = tapdisk::list(&config.tap_ctl, config.tool_timeout);
     phase("tap-ctl");
@@ -263,24 +297,58 @@ pub fn prepare<'a>(
     Ok(Gathered {
         config,
         dm,
-        facts: all,
+        mappings: all,
         report,
         carried,
+        carried_all,
         taps,
         xapi_conn,
         refcounts: refcount::Reader::new(&config.refcount_dir),
     })
 }
 
+/// Holders (and, everywhere, openers and mounts) of one existing mapping.
+fn search_users(config: &Config, k: &mut KernelFacts, search: KernelSearch, usage: &kernel::Usage) {
+    let Some(d) = &k.device else {
+        return;
+    };
+    k.users_searched = match search {
+        KernelSearch::Everywhere => UsersSearched::All,
+        KernelSearch::HoldersWhereOpen => UsersSearched::Holders,
+    };
+    k.holders = kernel::holders_of(&config.sys_root, d.dev);
+    k.openers = usage.openers.get(&d.dev).cloned().unwrap_or_default();
+    k.mounts = usage.mounts.get(&d.dev).cloned().unwrap_or_default();
+}
+
 impl Gathered<'_> {
-    /// The per-volume layers of one mapping (nothing to add unless it exists and is an SR
-    /// volume).
-    pub fn complete(&mut self, f: &mut Facts) -> Result<()> {
+    /// All the facts of one mapping: the kernel's side, and the per-volume layers when it
+    /// exists and is an SR volume.
+    pub fn complete(&mut self, k: KernelFacts) -> Result<Facts> {
+        let lvm_name = lvm::split_dm_name(&k.dm_name);
+        let sr = lvm_name.as_ref().and_then(|n| lvm::sr_of_vg(&n.vg));
+        let vdi = lvm_name.as_ref().and_then(|n| lvm::vdi_of_lv(&n.lv));
+        let mut f = Facts {
+            dm_name: k.dm_name,
+            lvm_name,
+            sr,
+            vdi,
+            device: k.device,
+            users_searched: k.users_searched,
+            holders: k.holders,
+            openers: k.openers,
+            mounts: k.mounts,
+            lvm: None,
+            uuid_owner: None,
+            tapdisk: TapdiskFacts::NotChecked,
+            refcount: Refcount::NotApplicable,
+            xapi: XapiView::NotApplicable,
+        };
         if f.device.is_none() || !f.is_sr_volume() {
-            return Ok(());
+            return Ok(f);
         }
         let Some(n) = f.lvm_name.clone() else {
-            return Ok(());
+            return Ok(f);
         };
         let (report, carried, dm, config) = (&self.report, &self.carried, self.dm, self.config);
         let (taps, xapi_conn, refcounts) = (&self.taps, &self.xapi_conn, &mut self.refcounts);
@@ -288,7 +356,7 @@ impl Gathered<'_> {
         if let LvmView::Lv(lv) = &mut view {
             if lv.read_from == lvm::ReadFrom::Metadata {
                 let uuid = lv.expected_dm_uuid();
-                lv.active = carried.contains(&uuid) || dm.has_uuid(&uuid)?;
+                lv.active = carried.contains(&uuid) || (!self.carried_all && dm.has_uuid(&uuid)?);
             }
         }
         f.lvm = Some(view);
@@ -329,28 +397,31 @@ impl Gathered<'_> {
                 xapi::view::vdi_view(client, host, vdi.as_str(), config.activating)
             }
         };
-        Ok(())
+        Ok(f)
     }
 }
 
 /// A host scan's tables, before LVM is read: those of possible ghosts (idle, not carrying an LVM
 /// uuid: the table is what a heal would journal), and one LVM-owned mapping's per VG, whose
 /// table names a PV the VG's metadata can be read from.
-fn read_needed_tables(dm: &dyn DeviceMapper, all: &mut [Facts], wanted: &[usize]) -> Result<()> {
+fn read_needed_tables(
+    dm: &dyn DeviceMapper,
+    all: &mut [KernelFacts],
+    wanted: &[usize],
+) -> Result<()> {
     let mut vg_covered: HashSet<VgName> = HashSet::new();
     for i in wanted {
-        let f = &mut all[*i];
-        let (Some(d), Some(n)) = (&f.device, &f.lvm_name) else {
+        let k = &mut all[*i];
+        let (Some(d), Some(n)) = (&k.device, k.sr_volume()) else {
             continue;
         };
         let lvm_owned = d.uuid.starts_with("LVM-");
-        let candidate = d.open_count == 0 && !lvm_owned;
+        let candidate = d.open_count() == Some(0) && !lvm_owned;
         let finds_pv = lvm_owned && !vg_covered.contains(&n.vg);
         if candidate || finds_pv {
-            let vg = n.vg.clone();
-            f.device = dm.device(&f.dm_name)?;
-            if finds_pv && f.device.as_ref().is_some_and(|d| d.table.is_some()) {
-                vg_covered.insert(vg);
+            k.device = dm.device(&k.dm_name)?;
+            if finds_pv && k.device.as_ref().is_some_and(|d| d.table.is_some()) {
+                vg_covered.insert(n.vg);
             }
         }
     }

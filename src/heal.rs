@@ -65,10 +65,16 @@ fn moved(plan: &DmDevice, now: &DmDevice) -> Option<String> {
             plan.uuid, now.uuid
         ));
     }
-    if plan.event_nr != now.event_nr {
+    let (was, is) = (
+        plan.status.map(|s| s.event_nr),
+        now.status.map(|s| s.event_nr),
+    );
+    if was != is {
+        let show = |n: Option<u32>| n.map_or("unknown".to_string(), |n| n.to_string());
         return Some(format!(
             "its event number changed from {} to {} (a table was loaded)",
-            plan.event_nr, now.event_nr
+            show(was),
+            show(is)
         ));
     }
     if plan.table != now.table {
@@ -167,7 +173,11 @@ fn remove_guarded(
             format!("refused: {name} changed between planning and the re-check: {why}; run again");
         return refused(why, now);
     }
-    // inspect reads every table; without one there is nothing to journal, so nothing to do.
+    // inspect reads every status and table; without them there is nothing to journal.
+    let Some(status) = device.status else {
+        let why = format!("refused: the status of {name} could not be read");
+        return refused(why, now);
+    };
     let Some(table) = device.table.clone() else {
         let why =
             format!("refused: the table of {name} could not be read, so it cannot be journalled");
@@ -179,7 +189,7 @@ fn remove_guarded(
             dm_name: name.to_string(),
             uuid: device.uuid.clone(),
             dev: device.dev,
-            read_only: device.read_only,
+            read_only: status.read_only,
             table,
             inspection: inspection_json,
         })
@@ -344,7 +354,7 @@ mod tests {
 
     use super::*;
     use crate::config::Overrides;
-    use crate::dm::{DevNum, DeviceMapper, Listed};
+    use crate::dm::{DevNum, DeviceMapper, DmStatus, Listed};
     use crate::journal::Journal;
 
     const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
@@ -375,13 +385,15 @@ mod tests {
                     major: 4095,
                     minor: 1048575,
                 },
-                open_count: 0,
-                event_nr: if self.moving { self.reads.get() } else { 0 },
-                suspended: false,
-                read_only: false,
-                live_table: true,
-                inactive_table: false,
-                deferred_remove: false,
+                status: Some(DmStatus {
+                    open_count: 0,
+                    event_nr: if self.moving { self.reads.get() } else { 0 },
+                    suspended: false,
+                    read_only: false,
+                    live_table: true,
+                    inactive_table: false,
+                    deferred_remove: false,
+                }),
                 table: Some(vec![TableLine {
                     start: 0,
                     length: 8,

@@ -57,6 +57,11 @@ macro_rules! name_type {
                 check_name($kind, value, $max)?;
                 Ok(Self(value.to_string()))
             }
+            /// `new` without a copy, for names that arrive as owned strings by the thousand.
+            pub fn from_string(value: String) -> Result<Self, InputError> {
+                check_name($kind, &value, $max)?;
+                Ok(Self(value))
+            }
             pub fn as_str(&self) -> &str {
                 &self.0
             }

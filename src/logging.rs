@@ -18,3 +18,36 @@ pub fn init(verbose: u8) {
         .with_target(false)
         .try_init();
 }
+
+/// Debug timings of a long operation: milliseconds and minor page faults since it began, per
+/// phase. Faults are worth logging: in the user-mode kernel the benchmarks run in, a first
+/// touch of a page costs as much as a hundred-odd system calls.
+pub struct Stopwatch {
+    start: std::time::Instant,
+    faults: u64,
+}
+
+impl Stopwatch {
+    pub fn start() -> Self {
+        Stopwatch {
+            start: std::time::Instant::now(),
+            faults: minor_faults(),
+        }
+    }
+
+    /// Logs `what` with the time and faults so far (debug level; free when it is off).
+    pub fn lap(&self, what: &str) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                ms = self.start.elapsed().as_millis() as u64,
+                faults = minor_faults().saturating_sub(self.faults),
+                "{what}"
+            );
+        }
+    }
+}
+
+fn minor_faults() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u.minor_page_faults() as u64)
+}

@@ -2,7 +2,7 @@
 //! plain serialisable values. The CLI and the Python module both call these, so `--json`
 //! and `dmheal._core` return the same content.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
 
@@ -179,27 +179,47 @@ impl Host {
     /// `scan`, handing each mapping's inspection to `each` as soon as it is decided: memory
     /// stays flat at thousands of mappings (the CLI prints them as they come).
     pub fn scan_each(&self, each: &mut dyn FnMut(Inspection) -> Result<()>) -> Result<ScanSummary> {
-        let clock = std::time::Instant::now();
-        let mut names: Vec<DmName> = Vec::new();
-        for listed in self.dm.list()? {
-            let Ok(name) = DmName::new(&listed.name) else {
+        let clock = crate::logging::Stopwatch::start();
+        let listing = self.dm.list()?;
+        // With uuids in the list (Linux 5.15+), every LVM uuid the kernel carries is known
+        // without asking it once per LV.
+        let carried_by_kernel: Option<HashSet<String>> =
+            listing.iter().all(|l| l.uuid.is_some()).then(|| {
+                listing
+                    .iter()
+                    .filter_map(|l| l.uuid.as_deref())
+                    .filter(|u| u.starts_with("LVM-"))
+                    .map(str::to_string)
+                    .collect()
+            });
+        let mut asked: Vec<facts::Asked> = Vec::new();
+        for listed in listing {
+            let Ok(name) = DmName::from_string(listed.name) else {
                 continue; // not an LVM-charset name: certainly not an SR volume
             };
             if lvm::split_dm_name(&name).is_some_and(|n| lvm::sr_of_vg(&n.vg).is_some()) {
-                names.push(name);
+                asked.push(facts::Asked {
+                    name,
+                    listed: listed.uuid.map(|u| (listed.dev, u)),
+                });
             }
         }
-        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "scan: listed");
+        clock.lap("scan: listed");
         let mut gathered = facts::prepare(
             &self.config,
             self.dm.as_ref(),
-            &names,
+            asked,
             KernelSearch::HoldersWhereOpen,
+            carried_by_kernel,
         )?;
         let lvm_error = gathered.report.failure.clone();
 
         // The SR LVs of those VGs that have no mapping: inactive, nothing to heal.
-        let mapped: BTreeSet<&str> = names.iter().map(|n| n.as_str()).collect();
+        let mapped: BTreeSet<&str> = gathered
+            .mappings
+            .iter()
+            .map(|k| k.dm_name.as_str())
+            .collect();
         let mut inactive_lvs = Vec::new();
         for r in &gathered.report.records {
             let (Ok(vg), Ok(lv)) = (crate::ids::VgName::new(&r.vg_name), LvName::new(&r.lv_name))
@@ -219,8 +239,8 @@ impl Host {
             inactive_lvs: inactive_lvs.len(),
             ..Default::default()
         };
-        for mut f in std::mem::take(&mut gathered.facts) {
-            gathered.complete(&mut f)?;
+        for k in std::mem::take(&mut gathered.mappings) {
+            let f = gathered.complete(k)?;
             let m = Inspection::new(f.dm_name.to_string(), f);
             counts.mappings += 1;
             match m.verdict {
@@ -232,7 +252,7 @@ impl Host {
             }
             each(m)?;
         }
-        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "scan: decided");
+        clock.lap("scan: decided");
         Ok(ScanSummary {
             counts,
             inactive_lvs,
@@ -244,4 +264,235 @@ impl Host {
 /// The journal's entries (needs no device-mapper).
 pub fn journal_entries(config: &Config) -> Result<Vec<Entry>> {
     Journal::new(&config.journal).entries()
+}
+
+#[cfg(test)]
+mod tests {
+    //! A host scan against a fake kernel whose list does, or does not, carry uuids: the same
+    //! verdicts either way, and with uuids LVM's own mappings cost no status ioctl.
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::config::Overrides;
+    use crate::dm::{DevNum, DeviceMapper, DmDevice, DmStatus, Listed, TableLine};
+    use crate::ids::{LvName, VgName};
+
+    const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
+    const VG_UUID: &str = "K2BweQ";
+
+    /// (role, open count, uuid the mapping carries). "stale": an LVM uuid that is not its LV's.
+    const MAPPINGS: [(&str, i32, &str); 5] = [
+        ("stale", 0, "LVM-K2BweQold1"),
+        ("owned", 0, "LVM-K2BweQLV1"),
+        ("ghost", 0, ""),
+        ("open", 1, ""),
+        ("stale-open", 2, "LVM-K2BweQold2"),
+    ];
+
+    fn vdi(i: usize) -> String {
+        format!("0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d{i}")
+    }
+
+    fn dm_name(i: usize) -> DmName {
+        let vg = VgName::new(&format!("VG_XenStorage-{SR}")).unwrap();
+        let lv = LvName::new(&format!("VHD-{}", vdi(i))).unwrap();
+        lvm::dm_name_for(&vg, &lv).unwrap()
+    }
+
+    struct FakeKernel {
+        uuids_listed: bool,
+        devices: HashMap<String, DmDevice>,
+        asked: Rc<RefCell<Vec<String>>>,
+    }
+
+    impl FakeKernel {
+        fn new(uuids_listed: bool) -> Self {
+            let devices = MAPPINGS
+                .iter()
+                .enumerate()
+                .map(|(i, (_, open, uuid))| {
+                    let d = DmDevice {
+                        name: dm_name(i).to_string(),
+                        uuid: uuid.to_string(),
+                        dev: DevNum {
+                            major: 254,
+                            minor: i as u32,
+                        },
+                        status: Some(DmStatus {
+                            open_count: *open,
+                            event_nr: 0,
+                            suspended: false,
+                            read_only: false,
+                            live_table: true,
+                            inactive_table: false,
+                            deferred_remove: false,
+                        }),
+                        table: Some(vec![TableLine {
+                            start: 0,
+                            length: 8,
+                            target: "linear".into(),
+                            params: "98:0 2048".into(),
+                        }]),
+                    };
+                    (d.name.clone(), d)
+                })
+                .collect();
+            FakeKernel {
+                uuids_listed,
+                devices,
+                asked: Rc::new(RefCell::new(Vec::new())),
+            }
+        }
+    }
+
+    impl DeviceMapper for FakeKernel {
+        fn list(&self) -> Result<Vec<Listed>> {
+            Ok((0..MAPPINGS.len())
+                .map(|i| {
+                    let d = &self.devices[dm_name(i).as_str()];
+                    Listed {
+                        name: d.name.clone(),
+                        dev: d.dev,
+                        uuid: self.uuids_listed.then(|| d.uuid.clone()),
+                    }
+                })
+                .collect())
+        }
+        fn device(&self, name: &DmName) -> Result<Option<DmDevice>> {
+            self.asked.borrow_mut().push(name.to_string());
+            Ok(self.devices.get(name.as_str()).cloned())
+        }
+        fn status(&self, name: &DmName) -> Result<Option<DmDevice>> {
+            self.asked.borrow_mut().push(name.to_string());
+            Ok(self.devices.get(name.as_str()).map(|d| DmDevice {
+                table: None,
+                ..d.clone()
+            }))
+        }
+        fn has_uuid(&self, uuid: &str) -> Result<bool> {
+            self.asked.borrow_mut().push(uuid.to_string());
+            Ok(self.devices.values().any(|d| d.uuid == uuid))
+        }
+        fn remove(&self, _: &DmName) -> Result<()> {
+            unreachable!("a scan removes nothing")
+        }
+        fn create(&self, _: &DmName, _: &str, _: &[TableLine], _: bool) -> Result<()> {
+            unreachable!("a scan creates nothing")
+        }
+    }
+
+    fn host(dir: &std::path::Path, uuids_listed: bool) -> Host {
+        // A stand-in lvs: every LV inactive but LV1's ("owned" carries its uuid).
+        let lvs: Vec<String> = (0..MAPPINGS.len())
+            .map(|i| {
+                format!(
+                    "{{\"vg_name\":\"VG_XenStorage-{SR}\",\"lv_name\":\"VHD-{}\",\"lv_uuid\":\"LV{i}\",\
+                     \"vg_uuid\":\"{VG_UUID}\",\"lv_attr\":\"-wi-{}-----\"}}",
+                    vdi(i),
+                    if i == 1 { "a" } else { "-" }
+                )
+            })
+            .collect();
+        let script = dir.join("lvs");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncat <<'EOF'\n{{\"report\":[{{\"lv\":[{}]}}]}}\nEOF\n",
+                lvs.join(",")
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut config = Config::resolve(Overrides {
+            journal: Some(dir.join("journal.jsonl")),
+            xapi: Some("none".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        config.lvs_program = script.to_string_lossy().into_owned();
+        config.tap_ctl = "dmheal-no-tap-ctl".into();
+        config.refcount_dir = dir.join("refcount");
+        config.sys_root = dir.join("sys");
+        Host {
+            config,
+            dm: Box::new(FakeKernel::new(uuids_listed)),
+        }
+    }
+
+    /// The scan's mappings, and every name or uuid the fake kernel was asked about.
+    fn scan_with(uuids_listed: bool) -> (Vec<Inspection>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = host(dir.path(), uuids_listed);
+        let kernel = FakeKernel::new(uuids_listed);
+        let asked = Rc::clone(&kernel.asked);
+        host.dm = Box::new(kernel);
+        let scan = host.scan().unwrap();
+        let asked = asked.borrow().clone();
+        (scan.mappings, asked)
+    }
+
+    fn verdicts(ms: &[Inspection]) -> Vec<(String, Verdict)> {
+        let role = |name: &str| {
+            (0..MAPPINGS.len())
+                .find(|i| dm_name(*i).as_str() == name)
+                .map(|i| MAPPINGS[i].0.to_string())
+                .unwrap()
+        };
+        let mut v: Vec<_> = ms.iter().map(|m| (role(&m.dm_name), m.verdict)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn listed_uuids_change_no_verdict() {
+        let (with, _) = scan_with(true);
+        let (without, _) = scan_with(false);
+        let expected = vec![
+            ("ghost".to_string(), Verdict::Ghost),
+            ("open".to_string(), Verdict::InUse),
+            ("owned".to_string(), Verdict::Healthy),
+            ("stale".to_string(), Verdict::Ghost),
+            ("stale-open".to_string(), Verdict::InUse),
+        ];
+        assert_eq!(verdicts(&with), expected);
+        assert_eq!(verdicts(&without), expected);
+    }
+
+    #[test]
+    fn with_listed_uuids_lvms_own_mapping_costs_no_ioctl() {
+        let owned = dm_name(1).to_string();
+        let (with, asked) = scan_with(true);
+        assert!(!asked.contains(&owned), "asked {asked:?}");
+        // Nor is the kernel asked by uuid: the list said which LVM uuids it carries.
+        assert!(
+            !asked.iter().any(|a| a.starts_with("LVM-")),
+            "asked {asked:?}"
+        );
+        let m = with.iter().find(|m| m.dm_name == owned).unwrap();
+        let device = m.facts.device.as_ref().unwrap();
+        assert!(device.status.is_none());
+        assert_eq!(device.uuid, "LVM-K2BweQLV1");
+        // The stale ones were asked after LVM was read; the open one's holders searched.
+        let stale_open = with
+            .iter()
+            .find(|m| m.dm_name == dm_name(4).as_str())
+            .unwrap();
+        assert_eq!(
+            stale_open.facts.device.as_ref().unwrap().open_count(),
+            Some(2)
+        );
+        assert_eq!(
+            stale_open.facts.users_searched,
+            crate::facts::UsersSearched::Holders
+        );
+
+        // Without uuids in the list every mapping is asked, as before.
+        let (without, asked) = scan_with(false);
+        assert!(asked.contains(&owned), "asked {asked:?}");
+        let m = without.iter().find(|m| m.dm_name == owned).unwrap();
+        assert_eq!(m.facts.device.as_ref().unwrap().open_count(), Some(0));
+    }
 }

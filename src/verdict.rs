@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::dm::{DmDevice, DmStatus};
 use crate::facts::{Facts, TapdiskFacts, UsersSearched};
 use std::borrow::Cow;
 
@@ -185,58 +186,32 @@ pub fn decide(f: &Facts) -> Decision {
     } else {
         dev.uuid.clone()
     };
-    let dm_state = format!("{} open {}, uuid {}", dev.dev, dev.open_count, uuid_text);
-    if dev.open_count > 0 {
-        rs.push(reason(
-            Layer::DeviceMapper,
-            InUse,
-            "dm_open",
-            dm_state,
-            format!(
-                "the kernel counts {} open(s) of this mapping",
-                dev.open_count
-            ),
-        ));
-    } else if dev.suspended {
-        rs.push(reason(
-            Layer::DeviceMapper,
-            Suspicious,
-            "dm_suspended",
-            format!("{dm_state}, suspended"),
-            "the mapping is suspended: someone is in the middle of changing it",
-        ));
-    } else if dev.deferred_remove {
-        rs.push(reason(
-            Layer::DeviceMapper,
-            Suspicious,
-            "dm_deferred_remove",
-            format!("{dm_state}, deferred remove"),
-            "a deferred remove is already pending on this mapping",
-        ));
-    } else if dev.inactive_table {
-        rs.push(reason(
-            Layer::DeviceMapper,
-            Suspicious,
-            "dm_inactive_table",
-            format!("{dm_state}, inactive table"),
-            "an inactive table is loaded: a reload is in progress",
-        ));
-    } else if !dev.live_table {
-        rs.push(reason(
-            Layer::DeviceMapper,
-            Suspicious,
-            "dm_no_table",
-            format!("{dm_state}, no table"),
-            "the mapping has no live table",
-        ));
-    } else {
-        rs.push(reason(
-            Layer::DeviceMapper,
-            Clear,
-            "dm_idle",
-            dm_state,
-            "registered in the kernel, open count 0, live table, not suspended",
-        ));
+    match &dev.status {
+        // A host scan lists LVM's own mappings without asking their status: nothing here can
+        // prove a mapping unused, so anything but LVM's own uuid (checked below) is not clear.
+        None => {
+            let lvm_owned =
+                matches!(&f.lvm, Some(LvmView::Lv(lv)) if lv.expected_dm_uuid() == dev.uuid);
+            let state = format!("{} uuid {}, status not read", dev.dev, uuid_text);
+            rs.push(if lvm_owned {
+                reason(
+                    Layer::DeviceMapper,
+                    Clear,
+                    "dm_listed",
+                    state,
+                    "listed by the kernel with the uuid LVM gives this LV; a host scan does not ask its open count (`dmheal inspect` does)",
+                )
+            } else {
+                reason(
+                    Layer::DeviceMapper,
+                    Suspicious,
+                    "dm_status_unknown",
+                    state,
+                    "the kernel's status of this mapping was not read: nothing is proven about its use",
+                )
+            });
+        }
+        Some(st) => rs.push(status_reason(dev, st, &uuid_text)),
     }
 
     // LVM.
@@ -309,7 +284,15 @@ pub fn decide(f: &Facts) -> Decision {
     }
 
     // Kernel users.
-    if f.users_searched == UsersSearched::Nothing {
+    if f.users_searched == UsersSearched::Nothing && dev.status.is_none() {
+        rs.push(reason(
+            Layer::Holders,
+            Clear,
+            "not_searched",
+            "not searched",
+            "a host scan does not look for the users of LVM's own mappings",
+        ));
+    } else if f.users_searched == UsersSearched::Nothing {
         rs.push(reason(
             Layer::Holders,
             Clear,
@@ -590,10 +573,68 @@ pub fn decide(f: &Facts) -> Decision {
     }
 }
 
+/// The device-mapper layer's reason, from DM_DEV_STATUS.
+fn status_reason(dev: &DmDevice, st: &DmStatus, uuid_text: &str) -> Reason {
+    use Signal::*;
+    let dm_state = format!("{} open {}, uuid {}", dev.dev, st.open_count, uuid_text);
+    if st.open_count > 0 {
+        reason(
+            Layer::DeviceMapper,
+            InUse,
+            "dm_open",
+            dm_state,
+            format!(
+                "the kernel counts {} open(s) of this mapping",
+                st.open_count
+            ),
+        )
+    } else if st.suspended {
+        reason(
+            Layer::DeviceMapper,
+            Suspicious,
+            "dm_suspended",
+            format!("{dm_state}, suspended"),
+            "the mapping is suspended: someone is in the middle of changing it",
+        )
+    } else if st.deferred_remove {
+        reason(
+            Layer::DeviceMapper,
+            Suspicious,
+            "dm_deferred_remove",
+            format!("{dm_state}, deferred remove"),
+            "a deferred remove is already pending on this mapping",
+        )
+    } else if st.inactive_table {
+        reason(
+            Layer::DeviceMapper,
+            Suspicious,
+            "dm_inactive_table",
+            format!("{dm_state}, inactive table"),
+            "an inactive table is loaded: a reload is in progress",
+        )
+    } else if !st.live_table {
+        reason(
+            Layer::DeviceMapper,
+            Suspicious,
+            "dm_no_table",
+            format!("{dm_state}, no table"),
+            "the mapping has no live table",
+        )
+    } else {
+        reason(
+            Layer::DeviceMapper,
+            Clear,
+            "dm_idle",
+            dm_state,
+            "registered in the kernel, open count 0, live table, not suspended",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dm::{DevNum, DmDevice, TableLine};
+    use crate::dm::{DevNum, DmDevice, DmStatus, TableLine};
     use crate::ids::DmName;
     use crate::kernel::{Holder, Mount, Opener};
     use crate::lvm::{dm_name_for, split_dm_name, LvRecord};
@@ -630,13 +671,15 @@ mod tests {
                     major: 254,
                     minor: 0,
                 },
-                open_count: 0,
-                event_nr: 0,
-                suspended: false,
-                read_only: false,
-                live_table: true,
-                inactive_table: false,
-                deferred_remove: false,
+                status: Some(DmStatus {
+                    open_count: 0,
+                    event_nr: 0,
+                    suspended: false,
+                    read_only: false,
+                    live_table: true,
+                    inactive_table: false,
+                    deferred_remove: false,
+                }),
                 table: Some(vec![TableLine {
                     start: 0,
                     length: 16384,
@@ -666,6 +709,10 @@ mod tests {
         f.device.as_mut().unwrap()
     }
 
+    fn status(f: &mut Facts) -> &mut DmStatus {
+        device(f).status.as_mut().unwrap()
+    }
+
     fn code_of(d: &Decision, layer: Layer) -> &'static str {
         d.reasons.iter().find(|r| r.layer == layer).unwrap().code
     }
@@ -690,7 +737,7 @@ mod tests {
         let mut f = ghost();
         f.lvm = Some(LvmView::Lv(lv_record("-wi-ao----")));
         device(&mut f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq".into();
-        device(&mut f).open_count = 1;
+        status(&mut f).open_count = 1;
         assert_eq!(decide(&f).verdict, Verdict::Healthy);
     }
 
@@ -699,7 +746,7 @@ mod tests {
         let cases: Vec<(&str, Change)> = vec![
             (
                 "dm_open",
-                Box::new(|f: &mut Facts| device(f).open_count = 1),
+                Box::new(|f: &mut Facts| status(f).open_count = 1),
             ),
             (
                 "holders",
@@ -790,19 +837,19 @@ mod tests {
         let cases: Vec<(&str, Change)> = vec![
             (
                 "dm_suspended",
-                Box::new(|f: &mut Facts| device(f).suspended = true),
+                Box::new(|f: &mut Facts| status(f).suspended = true),
             ),
             (
                 "dm_deferred_remove",
-                Box::new(|f: &mut Facts| device(f).deferred_remove = true),
+                Box::new(|f: &mut Facts| status(f).deferred_remove = true),
             ),
             (
                 "dm_inactive_table",
-                Box::new(|f: &mut Facts| device(f).inactive_table = true),
+                Box::new(|f: &mut Facts| status(f).inactive_table = true),
             ),
             (
                 "dm_no_table",
-                Box::new(|f: &mut Facts| device(f).live_table = false),
+                Box::new(|f: &mut Facts| status(f).live_table = false),
             ),
             (
                 "lvm_no_vg",
@@ -848,7 +895,7 @@ mod tests {
     #[test]
     fn the_summary_names_every_user() {
         let mut f = ghost();
-        device(&mut f).open_count = 1;
+        status(&mut f).open_count = 1;
         f.openers = vec![Opener {
             pid: 42,
             command: "qemu".into(),
@@ -958,6 +1005,28 @@ mod tests {
     }
 
     #[test]
+    fn a_mapping_listed_without_status_is_healthy_only_if_it_is_lvms_own() {
+        // A host scan on Linux 5.15+ lists LVM's own mappings and does not ask their status.
+        let mut f = ghost();
+        let expected = match &f.lvm {
+            Some(LvmView::Lv(lv)) => lv.expected_dm_uuid(),
+            _ => unreachable!(),
+        };
+        f.users_searched = UsersSearched::Nothing;
+        device(&mut f).status = None;
+        device(&mut f).uuid = expected;
+        let d = decide(&f);
+        assert_eq!(d.verdict, Verdict::Healthy, "{d:#?}");
+        assert_eq!(code_of(&d, Layer::DeviceMapper), "dm_listed");
+        assert_eq!(code_of(&d, Layer::Holders), "not_searched");
+        // The same without LVM's uuid: nothing is proven, so never a ghost.
+        device(&mut f).uuid = String::new();
+        let d = decide(&f);
+        assert_eq!(d.verdict, Verdict::Suspicious, "{d:#?}");
+        assert_eq!(code_of(&d, Layer::DeviceMapper), "dm_status_unknown");
+    }
+
+    #[test]
     fn an_unopened_mapping_not_searched_is_still_a_ghost_and_says_why() {
         let mut f = ghost();
         f.users_searched = UsersSearched::Nothing;
@@ -970,7 +1039,7 @@ mod tests {
     #[test]
     fn in_use_outranks_suspicious() {
         let mut f = ghost();
-        device(&mut f).suspended = true;
+        status(&mut f).suspended = true;
         f.refcount = Refcount::Counts {
             count: 0,
             binary: 1,

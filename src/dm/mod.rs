@@ -1,6 +1,9 @@
-//! The kernel's device-mapper view, through the `devicemapper` crate (every ioctl goes through
-//! its `DM::do_ioctl`; we add no unsafe). Behind the `DeviceMapper` trait so the verdict and
-//! the heal can be exercised without a kernel.
+//! The kernel's device-mapper view, through the `devicemapper` crate (every ioctl but one goes
+//! through its `DM::do_ioctl`; `list` issues the listing itself to get uuids, see `list.rs`).
+//! Behind the `DeviceMapper` trait so the verdict and the heal can be exercised without a
+//! kernel.
+
+mod list;
 
 use std::fmt;
 use std::path::Path;
@@ -61,13 +64,11 @@ pub struct DmDevice {
     /// Empty when the mapping has no uuid (the seed ghost).
     pub uuid: String,
     pub dev: DevNum,
-    pub open_count: i32,
-    pub event_nr: u32,
-    pub suspended: bool,
-    pub read_only: bool,
-    pub live_table: bool,
-    pub inactive_table: bool,
-    pub deferred_remove: bool,
+    /// The state DM_DEV_STATUS reports (its fields appear inline in JSON). `None` only in a
+    /// host scan, for a mapping the kernel's list shows with exactly the uuid LVM gives its
+    /// LV: LVM's own mapping whatever its state, so the scan does not ask (`inspect` does).
+    #[serde(flatten)]
+    pub status: Option<DmStatus>,
     /// The live table (empty when none is loaded); `None` when not read: a host scan reads
     /// tables only where a verdict or the LVM reader needs one (DM_DEV_STATUS carries no
     /// table and costs the kernel no parameter copy).
@@ -75,14 +76,47 @@ pub struct DmDevice {
     pub table: Option<Vec<TableLine>>,
 }
 
+impl DmDevice {
+    /// A mapping as the kernel's list shows it, before (or without) DM_DEV_STATUS.
+    pub fn listed(name: &DmName, uuid: String, dev: DevNum) -> Self {
+        DmDevice {
+            name: name.to_string(),
+            uuid,
+            dev,
+            status: None,
+            table: None,
+        }
+    }
+
+    /// The kernel's open count; `None` when not asked (see `status`).
+    pub fn open_count(&self) -> Option<i32> {
+        self.status.as_ref().map(|s| s.open_count)
+    }
+}
+
+/// What DM_DEV_STATUS says of a mapping besides its identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmStatus {
+    pub open_count: i32,
+    pub event_nr: u32,
+    pub suspended: bool,
+    pub read_only: bool,
+    pub live_table: bool,
+    pub inactive_table: bool,
+    pub deferred_remove: bool,
+}
+
 /// DM names as stored in facts and the journal (already validated when they came in).
 pub type DmNameString = String;
 
-/// A listed mapping: name and device number.
+/// A listed mapping: name, device number and uuid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
     pub name: String,
     pub dev: DevNum,
+    /// As the list reports it ("" for none); `None` when the kernel's list carries no uuids
+    /// (dm ioctl before 4.45, Linux before 5.15).
+    pub uuid: Option<String>,
 }
 
 /// The operations dmheal needs from device-mapper, no more.
@@ -148,13 +182,15 @@ fn to_device(
             major: dev.major,
             minor: dev.minor,
         },
-        open_count: info.open_count(),
-        event_nr: info.event_nr(),
-        suspended: flags.contains(DmFlags::DM_SUSPEND),
-        read_only: flags.contains(DmFlags::DM_READONLY),
-        live_table: flags.contains(DmFlags::DM_ACTIVE_PRESENT),
-        inactive_table: flags.contains(DmFlags::DM_INACTIVE_PRESENT),
-        deferred_remove: flags.contains(DmFlags::DM_DEFERRED_REMOVE),
+        status: Some(DmStatus {
+            open_count: info.open_count(),
+            event_nr: info.event_nr(),
+            suspended: flags.contains(DmFlags::DM_SUSPEND),
+            read_only: flags.contains(DmFlags::DM_READONLY),
+            live_table: flags.contains(DmFlags::DM_ACTIVE_PRESENT),
+            inactive_table: flags.contains(DmFlags::DM_INACTIVE_PRESENT),
+            deferred_remove: flags.contains(DmFlags::DM_DEFERRED_REMOVE),
+        }),
         table,
     }
 }
@@ -169,21 +205,7 @@ fn errno_of(err: &devicemapper::DmError) -> Option<nix::errno::Errno> {
 
 impl DeviceMapper for KernelDm {
     fn list(&self) -> Result<Vec<Listed>> {
-        let devices = self.dm.list_devices().map_err(|source| Error::Dm {
-            operation: "list",
-            name: "(all)".into(),
-            source,
-        })?;
-        Ok(devices
-            .into_iter()
-            .map(|(name, dev, _)| Listed {
-                name: name.to_string(),
-                dev: DevNum {
-                    major: dev.major,
-                    minor: dev.minor,
-                },
-            })
-            .collect())
+        list::list(self.dm.file()).map_err(|e| Error::DmList(e.to_string()))
     }
 
     fn device(&self, name: &DmName) -> Result<Option<DmDevice>> {
