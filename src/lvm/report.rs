@@ -149,8 +149,10 @@ pub struct VgReport {
     pub stderr: String,
     /// Set when `lvs` could read nothing at all.
     pub failure: Option<String>,
-    by_name: HashMap<(String, String), usize>,
-    by_dm_uuid: HashMap<String, usize>,
+    /// Record indices sorted by (VG, LV) and by the DM uuid LVM gives the LV: looked up by
+    /// binary search, so the index holds no copy of any name (thousands of LVs per VG).
+    by_name: Vec<usize>,
+    by_dm_uuid: Vec<usize>,
     /// VGs read (with or without LVs).
     vgs: HashSet<String>,
     /// Why a VG's metadata could not be read from its PVs (those VGs were asked of `lvs`).
@@ -176,16 +178,26 @@ impl VgReport {
     }
 
     fn index(&mut self) {
-        self.by_name = HashMap::with_capacity(self.records.len());
-        self.by_dm_uuid = HashMap::with_capacity(self.records.len());
-        for (i, r) in self.records.iter().enumerate() {
-            self.by_name
-                .insert((r.vg_name.clone(), r.lv_name.clone()), i);
-            self.by_dm_uuid.insert(r.expected_dm_uuid(), i);
+        let records = &self.records;
+        let mut by_name: Vec<usize> = (0..records.len()).collect();
+        by_name.sort_by(|a, b| name_key(&records[*a]).cmp(&name_key(&records[*b])));
+        let mut by_dm_uuid = by_name.clone();
+        by_dm_uuid.sort_by(|a, b| dm_uuid_bytes(&records[*a]).cmp(dm_uuid_bytes(&records[*b])));
+        for r in records {
             if !self.vgs.contains(&r.vg_name) {
                 self.vgs.insert(r.vg_name.clone());
             }
         }
+        self.by_name = by_name;
+        self.by_dm_uuid = by_dm_uuid;
+    }
+
+    fn find(&self, vg: &str, lv: &str) -> Option<&LvRecord> {
+        let i = self
+            .by_name
+            .binary_search_by(|i| name_key(&self.records[*i]).cmp(&(vg, lv)))
+            .ok()?;
+        Some(&self.records[self.by_name[i]])
     }
 
     /// VGs read from their PVs' metadata, and an `lvs` report for the VGs that could not be:
@@ -220,9 +232,8 @@ impl VgReport {
 
     /// LVM's view of one LV, as far as this run tells.
     pub fn view(&self, vg: &VgName, lv: &LvName) -> LvmView {
-        let key = (vg.as_str().to_string(), lv.as_str().to_string());
-        if let Some(i) = self.by_name.get(&key) {
-            return LvmView::Lv(self.records[*i].clone());
+        if let Some(r) = self.find(vg.as_str(), lv.as_str()) {
+            return LvmView::Lv(r.clone());
         }
         if self.vgs.contains(vg.as_str()) {
             return LvmView::LvMissing;
@@ -255,19 +266,37 @@ impl VgReport {
 
     /// The DM uuid LVM gives `vg/lv` today, when LVM knows the LV.
     pub fn expected_dm_uuid(&self, vg: &VgName, lv: &LvName) -> Option<String> {
-        let key = (vg.as_str().to_string(), lv.as_str().to_string());
-        self.by_name
-            .get(&key)
-            .map(|i| self.records[*i].expected_dm_uuid())
+        self.find(vg.as_str(), lv.as_str())
+            .map(|r| r.expected_dm_uuid())
     }
 
     /// The LV (`vg/lv`) whose LVM DM uuid `dm_uuid` is, when it is another LV than `vg/lv`:
     /// a mapping carrying another volume's identity.
     pub fn other_owner(&self, dm_uuid: &str, vg: &VgName, lv: &LvName) -> Option<String> {
-        let r = &self.records[*self.by_dm_uuid.get(dm_uuid)?];
+        let i = self
+            .by_dm_uuid
+            .binary_search_by(|i| dm_uuid_bytes(&self.records[*i]).cmp(dm_uuid.bytes()))
+            .ok()?;
+        let r = &self.records[self.by_dm_uuid[i]];
         (r.vg_name != vg.as_str() || r.lv_name != lv.as_str())
             .then(|| format!("{}/{}", r.vg_name, r.lv_name))
     }
+}
+
+fn name_key(r: &LvRecord) -> (&str, &str) {
+    (r.vg_name.as_str(), r.lv_name.as_str())
+}
+
+/// `r.expected_dm_uuid()`'s bytes, without building the string (see `names::lvm_dm_uuid`).
+fn dm_uuid_bytes(r: &LvRecord) -> impl Iterator<Item = u8> + '_ {
+    fn undashed(s: &str) -> impl Iterator<Item = u8> + '_ {
+        s.bytes().filter(|b| *b != b'-')
+    }
+    b"LVM-"
+        .iter()
+        .copied()
+        .chain(undashed(&r.vg_uuid))
+        .chain(undashed(&r.lv_uuid))
 }
 
 #[cfg(test)]
@@ -325,6 +354,48 @@ mod tests {
             None
         );
         assert_eq!(report.other_owner("", &vg, &lv("VHD-cc")), None);
+    }
+
+    #[test]
+    fn every_lv_is_found_by_name_and_by_dm_uuid_among_thousands() {
+        let records: Vec<LvRecord> = (0..3000)
+            .map(|i| LvRecord {
+                vg_name: format!("VG_XenStorage-{}", i % 3),
+                lv_name: format!("VHD-{:04}", (i * 7919) % 3000),
+                lv_uuid: format!("L{i:05}-x-{}", i % 10),
+                vg_uuid: format!("V-{}", i % 3),
+                lv_attr: None,
+                active: false,
+                read_from: ReadFrom::Metadata,
+            })
+            .collect();
+        let report = VgReport::new(records.clone(), 0, String::new(), None);
+        for r in &records {
+            let (vg, lv) = (
+                VgName::new(&r.vg_name).unwrap(),
+                LvName::new(&r.lv_name).unwrap(),
+            );
+            assert_eq!(report.view(&vg, &lv), LvmView::Lv(r.clone()));
+            let uuid = r.expected_dm_uuid();
+            assert!(dm_uuid_bytes(r).eq(uuid.bytes()));
+            assert_eq!(report.expected_dm_uuid(&vg, &lv), Some(uuid.clone()));
+            // Its own uuid is not another's; from a different LV it names this one.
+            assert_eq!(report.other_owner(&uuid, &vg, &lv), None);
+            let other = LvName::new("VHD-none").unwrap();
+            assert_eq!(
+                report.other_owner(&uuid, &vg, &other),
+                Some(format!("{}/{}", r.vg_name, r.lv_name))
+            );
+        }
+        let vg = VgName::new("VG_XenStorage-1").unwrap();
+        assert_eq!(
+            report.view(&vg, &LvName::new("VHD-none").unwrap()),
+            LvmView::LvMissing
+        );
+        assert_eq!(
+            report.other_owner("LVM-nothing", &vg, &LvName::new("VHD-0001").unwrap()),
+            None
+        );
     }
 
     #[test]
