@@ -349,13 +349,11 @@ mod tests {
     //! re-check under the lock is not removed, and a remove the kernel refuses is journalled
     //! as failed after the removal entry that was written first.
 
-    use std::cell::Cell;
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
-    use crate::config::Overrides;
     use crate::dm::{DevNum, DeviceMapper, DmStatus, Listed};
     use crate::journal::Journal;
+    use crate::test_support;
+    use std::cell::Cell;
 
     const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
     const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
@@ -386,20 +384,10 @@ mod tests {
                     minor: 1048575,
                 },
                 status: Some(DmStatus {
-                    open_count: 0,
                     event_nr: if self.moving { self.reads.get() } else { 0 },
-                    suspended: false,
-                    read_only: false,
-                    live_table: true,
-                    inactive_table: false,
-                    deferred_remove: false,
+                    ..test_support::status(0)
                 }),
-                table: Some(vec![TableLine {
-                    start: 0,
-                    length: 8,
-                    target: "linear".into(),
-                    params: "98:0 2048".into(),
-                }]),
+                table: Some(test_support::linear_table(8)),
             }))
         }
         fn status(&self, name: &DmName) -> Result<Option<DmDevice>> {
@@ -425,29 +413,13 @@ mod tests {
 
     fn host(dir: &std::path::Path, moving: bool, refuse: bool) -> Host {
         // A stand-in lvs: LVM knows the LV and calls it inactive.
-        let lvs = dir.join("lvs");
-        std::fs::write(
-            &lvs,
-            format!(
-                "#!/bin/sh\ncat <<'EOF'\n{{\"report\":[{{\"lv\":[{{\"vg_name\":\"VG_XenStorage-{SR}\",\
-                 \"lv_name\":\"VHD-{VDI}\",\"lv_uuid\":\"X4HzXT\",\"vg_uuid\":\"K2BweQ\",\
-                 \"lv_attr\":\"-wi-------\"}}]}}]}}\nEOF\n"
+        let config = test_support::config(
+            dir,
+            &format!(
+                "{{\"vg_name\":\"VG_XenStorage-{SR}\",\"lv_name\":\"VHD-{VDI}\",\
+                 \"lv_uuid\":\"X4HzXT\",\"vg_uuid\":\"K2BweQ\",\"lv_attr\":\"-wi-------\"}}"
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&lvs, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut config = Config::resolve(Overrides {
-            journal: Some(dir.join("journal.jsonl")),
-            xapi: Some("none".into()),
-            ..Default::default()
-        })
-        .unwrap();
-        config.lvs_program = lvs.to_string_lossy().into_owned();
-        config.tap_ctl = "dmheal-no-tap-ctl".into();
-        config.refcount_dir = dir.join("refcount");
-        config.sys_root = dir.join("sys");
-        config.fairlock_socket = dir.join("no-fairlock");
-        config.legacy_lock = dir.join("no-sm/lvm");
+        );
         Host {
             config,
             dm: Box::new(FakeDm {

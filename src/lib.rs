@@ -28,5 +28,8 @@ pub mod tapdisk;
 pub mod verdict;
 pub mod xapi;
 
+#[cfg(test)]
+mod test_support;
+
 #[cfg(feature = "python")]
 mod python;

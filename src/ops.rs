@@ -272,13 +272,12 @@ mod tests {
     //! verdicts either way, and with uuids LVM's own mappings cost no status ioctl.
     use std::cell::RefCell;
     use std::collections::HashMap;
-    use std::os::unix::fs::PermissionsExt;
     use std::rc::Rc;
 
     use super::*;
-    use crate::config::Overrides;
-    use crate::dm::{DevNum, DeviceMapper, DmDevice, DmStatus, Listed, TableLine};
+    use crate::dm::{DevNum, DeviceMapper, DmDevice, Listed, TableLine};
     use crate::ids::{LvName, VgName};
+    use crate::test_support;
 
     const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
     const VG_UUID: &str = "K2BweQ";
@@ -321,21 +320,8 @@ mod tests {
                             major: 254,
                             minor: i as u32,
                         },
-                        status: Some(DmStatus {
-                            open_count: *open,
-                            event_nr: 0,
-                            suspended: false,
-                            read_only: false,
-                            live_table: true,
-                            inactive_table: false,
-                            deferred_remove: false,
-                        }),
-                        table: Some(vec![TableLine {
-                            start: 0,
-                            length: 8,
-                            target: "linear".into(),
-                            params: "98:0 2048".into(),
-                        }]),
+                        status: Some(test_support::status(*open)),
+                        table: Some(test_support::linear_table(8)),
                     };
                     (d.name.clone(), d)
                 })
@@ -396,26 +382,7 @@ mod tests {
                 )
             })
             .collect();
-        let script = dir.join("lvs");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\ncat <<'EOF'\n{{\"report\":[{{\"lv\":[{}]}}]}}\nEOF\n",
-                lvs.join(",")
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut config = Config::resolve(Overrides {
-            journal: Some(dir.join("journal.jsonl")),
-            xapi: Some("none".into()),
-            ..Default::default()
-        })
-        .unwrap();
-        config.lvs_program = script.to_string_lossy().into_owned();
-        config.tap_ctl = "dmheal-no-tap-ctl".into();
-        config.refcount_dir = dir.join("refcount");
-        config.sys_root = dir.join("sys");
+        let config = test_support::config(dir, &lvs.join(","));
         Host {
             config,
             dm: Box::new(FakeKernel::new(uuids_listed)),

@@ -634,7 +634,7 @@ fn status_reason(dev: &DmDevice, st: &DmStatus, uuid_text: &str) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dm::{DevNum, DmDevice, DmStatus, TableLine};
+    use crate::dm::{DevNum, DmDevice, DmStatus};
     use crate::ids::DmName;
     use crate::kernel::{Holder, Mount, Opener};
     use crate::lvm::{dm_name_for, split_dm_name, LvRecord};
@@ -671,21 +671,8 @@ mod tests {
                     major: 254,
                     minor: 0,
                 },
-                status: Some(DmStatus {
-                    open_count: 0,
-                    event_nr: 0,
-                    suspended: false,
-                    read_only: false,
-                    live_table: true,
-                    inactive_table: false,
-                    deferred_remove: false,
-                }),
-                table: Some(vec![TableLine {
-                    start: 0,
-                    length: 16384,
-                    target: "linear".into(),
-                    params: "98:0 2048".into(),
-                }]),
+                status: Some(crate::test_support::status(0)),
+                table: Some(crate::test_support::linear_table(16384)),
             }),
             dm_name: name,
             users_searched: UsersSearched::All,
