@@ -180,6 +180,9 @@ pub fn decide(f: &Facts) -> Decision {
         )),
     }
 
+    // LVM's own mapping: it carries exactly the uuid LVM gives its LV (healthy whatever else).
+    let lvm_owned = matches!(&f.lvm, Some(LvmView::Lv(lv)) if lv.expected_dm_uuid() == dev.uuid);
+
     // Device-mapper.
     let uuid_text = if dev.uuid.is_empty() {
         "none".to_string()
@@ -190,8 +193,6 @@ pub fn decide(f: &Facts) -> Decision {
         // A host scan lists LVM's own mappings without asking their status: nothing here can
         // prove a mapping unused, so anything but LVM's own uuid (checked below) is not clear.
         None => {
-            let lvm_owned =
-                matches!(&f.lvm, Some(LvmView::Lv(lv)) if lv.expected_dm_uuid() == dev.uuid);
             let state = format!("{} uuid {}, status not read", dev.dev, uuid_text);
             rs.push(if lvm_owned {
                 reason(
@@ -215,13 +216,11 @@ pub fn decide(f: &Facts) -> Decision {
     }
 
     // LVM.
-    let mut healthy = false;
     match &f.lvm {
         None => {}
         Some(LvmView::Lv(lv)) => {
             let expected = lv.expected_dm_uuid();
-            if dev.uuid == expected {
-                healthy = true;
+            if lvm_owned {
                 rs.push(reason(
                     Layer::Lvm,
                     Healthy,
@@ -554,7 +553,7 @@ pub fn decide(f: &Facts) -> Decision {
             Verdict::Suspicious,
             "not a plain LV of an SR volume group: left alone".into(),
         )
-    } else if healthy {
+    } else if lvm_owned {
         (
             Verdict::Healthy,
             "LVM's own live mapping: nothing to do".into(),
