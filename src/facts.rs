@@ -453,3 +453,84 @@ fn xapi_connection(config: &Config) -> XapiConnection {
 fn names_volume(path: &str, lv_path: Option<&str>, mapper_path: &str, vdi: Option<&str>) -> bool {
     Some(path) == lv_path || path == mapper_path || vdi.is_some_and(|v| path.contains(v))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dm::DevNum;
+    use crate::ids::{LvName, VgName};
+    use crate::lvm::metadata_text::{LvMetadata, VgMetadata};
+    use crate::test_support::{self, FakeKernel};
+
+    const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
+    const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
+
+    /// Whether the LV of a ghost-shaped mapping comes out active, read from metadata records
+    /// (where the kernel decides "active"), given what the kernel is known to carry; and
+    /// what the kernel was asked.
+    fn active_given(carried: &[&str], carried_all: bool) -> (bool, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_support::config(dir.path(), "");
+        let kernel = FakeKernel::new(Vec::new(), true);
+        let asked = std::rc::Rc::clone(&kernel.asked);
+        let vg = VgName::new(&format!("VG_XenStorage-{SR}")).unwrap();
+        let lv = LvName::new(&format!("VHD-{VDI}")).unwrap();
+        let name = lvm::dm_name_for(&vg, &lv).unwrap();
+        let metadata = VgMetadata {
+            name: vg.to_string(),
+            id: "K2BweQ".into(),
+            seqno: 1,
+            pv_ids: Vec::new(),
+            lvs: vec![LvMetadata {
+                name: lv.to_string(),
+                id: "LV1".into(),
+                visible: true,
+            }],
+        };
+        let mut g = Gathered {
+            config: &config,
+            dm: &kernel,
+            mappings: Vec::new(),
+            report: VgReport::combine(vec![metadata], None),
+            carried: carried.iter().map(|u| u.to_string()).collect(),
+            carried_all,
+            taps: TapdiskView::NotInstalled,
+            xapi_conn: XapiConnection::None,
+            refcounts: refcount::Reader::new(&config.refcount_dir),
+        };
+        let k = KernelFacts {
+            device: Some(DmDevice {
+                status: Some(test_support::status(0)),
+                ..DmDevice::listed(
+                    &name,
+                    String::new(),
+                    DevNum {
+                        major: 254,
+                        minor: 0,
+                    },
+                )
+            }),
+            dm_name: name,
+            users_searched: UsersSearched::Nothing,
+            holders: Vec::new(),
+            openers: Vec::new(),
+            mounts: Vec::new(),
+        };
+        let f = g.complete(k).unwrap();
+        let Some(LvmView::Lv(lv)) = f.lvm else {
+            panic!("no LV record: {:?}", f.lvm)
+        };
+        let asked = asked.borrow().clone();
+        (lv.active, asked)
+    }
+
+    #[test]
+    fn a_complete_listing_answers_whether_an_lv_is_active_without_asking_the_kernel() {
+        let uuid = "LVM-K2BweQLV1";
+        assert_eq!(active_given(&[uuid], true), (true, vec![]));
+        assert_eq!(active_given(&[], true), (false, vec![]));
+        // Without the whole listing the kernel is asked by uuid (and the fake carries none).
+        assert_eq!(active_given(&[], false), (false, vec![uuid.to_string()]));
+        assert_eq!(active_given(&[uuid], false), (true, vec![]));
+    }
+}

@@ -270,14 +270,12 @@ pub fn journal_entries(config: &Config) -> Result<Vec<Entry>> {
 mod tests {
     //! A host scan against a fake kernel whose list does, or does not, carry uuids: the same
     //! verdicts either way, and with uuids LVM's own mappings cost no status ioctl.
-    use std::cell::RefCell;
-    use std::collections::HashMap;
     use std::rc::Rc;
 
     use super::*;
-    use crate::dm::{DevNum, DeviceMapper, DmDevice, Listed, TableLine};
+    use crate::dm::{DevNum, DmDevice};
     use crate::ids::{LvName, VgName};
-    use crate::test_support;
+    use crate::test_support::{self, FakeKernel};
 
     const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
     const VG_UUID: &str = "K2BweQ";
@@ -301,76 +299,26 @@ mod tests {
         lvm::dm_name_for(&vg, &lv).unwrap()
     }
 
-    struct FakeKernel {
-        uuids_listed: bool,
-        devices: HashMap<String, DmDevice>,
-        asked: Rc<RefCell<Vec<String>>>,
+    /// The kernel of MAPPINGS.
+    fn kernel(uuids_listed: bool) -> FakeKernel {
+        let devices = MAPPINGS
+            .iter()
+            .enumerate()
+            .map(|(i, (_, open, uuid))| DmDevice {
+                name: dm_name(i).to_string(),
+                uuid: uuid.to_string(),
+                dev: DevNum {
+                    major: 254,
+                    minor: i as u32,
+                },
+                status: Some(test_support::status(*open)),
+                table: Some(test_support::linear_table(8)),
+            })
+            .collect();
+        FakeKernel::new(devices, uuids_listed)
     }
 
-    impl FakeKernel {
-        fn new(uuids_listed: bool) -> Self {
-            let devices = MAPPINGS
-                .iter()
-                .enumerate()
-                .map(|(i, (_, open, uuid))| {
-                    let d = DmDevice {
-                        name: dm_name(i).to_string(),
-                        uuid: uuid.to_string(),
-                        dev: DevNum {
-                            major: 254,
-                            minor: i as u32,
-                        },
-                        status: Some(test_support::status(*open)),
-                        table: Some(test_support::linear_table(8)),
-                    };
-                    (d.name.clone(), d)
-                })
-                .collect();
-            FakeKernel {
-                uuids_listed,
-                devices,
-                asked: Rc::new(RefCell::new(Vec::new())),
-            }
-        }
-    }
-
-    impl DeviceMapper for FakeKernel {
-        fn list(&self) -> Result<Vec<Listed>> {
-            Ok((0..MAPPINGS.len())
-                .map(|i| {
-                    let d = &self.devices[dm_name(i).as_str()];
-                    Listed {
-                        name: d.name.clone(),
-                        dev: d.dev,
-                        uuid: self.uuids_listed.then(|| d.uuid.clone()),
-                    }
-                })
-                .collect())
-        }
-        fn device(&self, name: &DmName) -> Result<Option<DmDevice>> {
-            self.asked.borrow_mut().push(name.to_string());
-            Ok(self.devices.get(name.as_str()).cloned())
-        }
-        fn status(&self, name: &DmName) -> Result<Option<DmDevice>> {
-            self.asked.borrow_mut().push(name.to_string());
-            Ok(self.devices.get(name.as_str()).map(|d| DmDevice {
-                table: None,
-                ..d.clone()
-            }))
-        }
-        fn has_uuid(&self, uuid: &str) -> Result<bool> {
-            self.asked.borrow_mut().push(uuid.to_string());
-            Ok(self.devices.values().any(|d| d.uuid == uuid))
-        }
-        fn remove(&self, _: &DmName) -> Result<()> {
-            unreachable!("a scan removes nothing")
-        }
-        fn create(&self, _: &DmName, _: &str, _: &[TableLine], _: bool) -> Result<()> {
-            unreachable!("a scan creates nothing")
-        }
-    }
-
-    fn host(dir: &std::path::Path, uuids_listed: bool) -> Host {
+    fn host(dir: &std::path::Path, kernel: FakeKernel) -> Host {
         // A stand-in lvs: every LV inactive but LV1's ("owned" carries its uuid).
         let lvs: Vec<String> = (0..MAPPINGS.len())
             .map(|i| {
@@ -385,17 +333,16 @@ mod tests {
         let config = test_support::config(dir, &lvs.join(","));
         Host {
             config,
-            dm: Box::new(FakeKernel::new(uuids_listed)),
+            dm: Box::new(kernel),
         }
     }
 
     /// The scan's mappings, and every name or uuid the fake kernel was asked about.
     fn scan_with(uuids_listed: bool) -> (Vec<Inspection>, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
-        let mut host = host(dir.path(), uuids_listed);
-        let kernel = FakeKernel::new(uuids_listed);
+        let kernel = kernel(uuids_listed);
         let asked = Rc::clone(&kernel.asked);
-        host.dm = Box::new(kernel);
+        let host = host(dir.path(), kernel);
         let scan = host.scan().unwrap();
         let asked = asked.borrow().clone();
         (scan.mappings, asked)
