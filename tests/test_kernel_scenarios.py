@@ -244,10 +244,8 @@ def test_missing_lvs_makes_the_verdict_suspicious_and_changes_nothing(kernel, dm
     r = kernel.run(r"""
 make_sr_vg
 make_ghost
-mkdir -p "$WORK/nolvm"
-for t in sh cat; do ln -s "$(command -v $t)" "$WORK/nolvm/$t"; done
 dm_state "$DM_NAME" > "$OUT/state.before"
-DMHEAL_LVM_READER=lvs PATH="$WORK/nolvm" capture heal "$DMHEAL" --json heal "$DM_NAME" --apply
+DMHEAL_LVM_READER=lvs PATH="$NO_LVM_PATH" capture heal "$DMHEAL" --json heal "$DM_NAME" --apply
 dm_state "$DM_NAME" > "$OUT/state.after"
 """, dmheal_bin)
     assert r.rc == 0, r.output

@@ -94,9 +94,7 @@ def test_a_ghost_heals_with_no_lvm_tools_installed(kernel, dmheal_bin):
     r = kernel.run(r"""
 make_sr_vg
 make_ghost
-mkdir -p "$WORK/nolvm"
-for t in sh cat; do ln -s "$(command -v $t)" "$WORK/nolvm/$t"; done
-PATH="$WORK/nolvm" capture heal "$DMHEAL" --json --xapi none heal "$DM_NAME" --apply
+PATH="$NO_LVM_PATH" capture heal "$DMHEAL" --json --xapi none heal "$DM_NAME" --apply
 dm_state "$DM_NAME" > "$OUT/state.after"
 capture lvchange lvchange -ay "$VG/$LV"
 lv_attr "$VG" "$LV" > "$OUT/attr"
@@ -122,10 +120,8 @@ dmsetup create plainbase --table "0 65536 linear $ubd 400000"
 base=$(dmsetup info -c --noheadings -o major,minor --separator : plainbase | tr -d ' ')
 dmsetup create "$DM_NAME" --table "0 8192 linear $base 0"
 dmsetup mknodes
-mkdir -p "$WORK/nolvm"
-for t in sh cat; do ln -s "$(command -v $t)" "$WORK/nolvm/$t"; done
 dm_state "$DM_NAME" > "$OUT/state.before"
-PATH="$WORK/nolvm" capture heal "$DMHEAL" --json --xapi none heal "$DM_NAME" --apply
+PATH="$NO_LVM_PATH" capture heal "$DMHEAL" --json --xapi none heal "$DM_NAME" --apply
 dm_state "$DM_NAME" > "$OUT/state.after"
 """, dmheal_bin)
     assert r.rc == 0, r.output

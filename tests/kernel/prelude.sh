@@ -34,6 +34,11 @@ dm_state() {
 # LVM's attribute string for vg/lv.
 lv_attr() { lvs --noheadings -o lv_attr "$1/$2" | tr -d ' '; }
 
+# A PATH with sh and cat only: no lvm, lvs, dmsetup (as on a host whose LVM tools are broken).
+NO_LVM_PATH="$WORK/nolvm"
+mkdir -p "$NO_LVM_PATH"
+for t in sh cat; do ln -sf "$(command -v $t)" "$NO_LVM_PATH/$t"; done
+
 # Record a command's exit code and output: `capture NAME cmd...` -> $OUT/NAME.out, NAME.rc
 capture() {
     local name=$1; shift
