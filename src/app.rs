@@ -61,6 +61,7 @@ pub fn config_of(cli: &Cli) -> Result<Config> {
         xapi_session: cli.xapi_session.clone(),
         host_uuid: cli.host_uuid.clone(),
         lvm_reader: cli.lvm_reader,
+        budget: None,
     })
 }
 

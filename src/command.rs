@@ -1,11 +1,26 @@
-//! Running the platform's tools (lvs, tap-ctl) as list-argv commands — never a shell — with a
-//! deadline, keeping stderr when they fail.
+//! Running the platform's tools (lvs, tap-ctl, xl) as list-argv commands — never a shell — with
+//! a deadline that holds whatever the tool does, keeping stderr when they fail.
+//!
+//! Every wait here ends by the deadline:
+//! * the tool runs in a process group of its own, and at the deadline the whole group is
+//!   killed (a tool that forked a helper leaves nothing behind that keeps our pipes open);
+//! * output is read with poll() against the deadline in this thread, not by reader threads
+//!   that would be joined: a tool that exits while a child of its still holds stdout is done
+//!   once what it wrote is drained, and that child is killed with the group;
+//! * a killed tool that cannot die (stuck in D state on dead storage) is not waited for: a
+//!   detached thread reaps it whenever the kernel lets it go, so this process stays free to
+//!   return — and to exit.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -35,15 +50,24 @@ pub struct Output {
     pub status: i32,
 }
 
+/// How often a running tool is checked for having exited while its pipes are quiet.
+const TICK: Duration = Duration::from_millis(5);
+/// Largest output kept from one tool; more is read and dropped (a runaway tool cannot make
+/// this process grow without bound).
+const MAX_OUTPUT: usize = 64 << 20;
+
 /// Run `program args...` with a deadline. Non-zero exit is returned as `Output`, not an error,
 /// because some tools (lvs) exit non-zero with useful output; use `Output::success` to insist.
 pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, CommandError> {
+    let deadline = Instant::now() + timeout;
     let mut child = Command::new(program)
         .args(args)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: the deadline kills the tool and everything it started.
+        .process_group(0)
         .spawn()
         .map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
@@ -57,49 +81,139 @@ pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, Co
                 }
             }
         })?;
+    let group = Pid::from_raw(child.id() as i32);
+    let mut pipes = [
+        Pipe::new(child.stdout.take().expect("piped").into()),
+        Pipe::new(child.stderr.take().expect("piped").into()),
+    ];
+    let spawn_err = |source| CommandError::Spawn {
+        program: program.to_string(),
+        source,
+    };
+    for p in &pipes {
+        set_nonblocking(p.fd()).map_err(spawn_err)?;
+    }
 
-    // Drain both pipes on their own threads so a chatty tool cannot block on a full pipe.
-    let mut out_pipe = child.stdout.take().expect("piped");
-    let mut err_pipe = child.stderr.take().expect("piped");
-    let out_reader = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out_pipe.read_to_end(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err_pipe.read_to_end(&mut s);
-        s
-    });
-
-    let deadline = Instant::now() + timeout;
     let status = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            abandon(child, group);
+            return Err(CommandError::Timeout {
+                program: program.to_string(),
+                seconds: timeout.as_secs_f64(),
+            });
+        }
+        wait_readable(&mut pipes, TICK.min(deadline - now));
+        for p in pipes.iter_mut() {
+            p.drain();
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(CommandError::Timeout {
-                    program: program.to_string(),
-                    seconds: timeout.as_secs_f64(),
-                });
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(2)),
+            Ok(None) => {}
             Err(source) => {
-                return Err(CommandError::Spawn {
-                    program: program.to_string(),
-                    source,
-                })
+                abandon(child, group);
+                return Err(spawn_err(source));
             }
         }
     };
-    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    // The tool has exited: everything it wrote is in the pipes. Drain it; a pipe that is not
+    // at end of file is held by something the tool left running, which goes with the group.
+    for p in pipes.iter_mut() {
+        p.drain();
+    }
+    if pipes.iter().any(|p| !p.eof) {
+        let _ = killpg(group, Signal::SIGKILL);
+    }
+    let [out, err] = pipes;
     Ok(Output {
-        stdout,
-        stderr,
+        stdout: String::from_utf8_lossy(&out.data).into_owned(),
+        stderr: String::from_utf8_lossy(&err.data).into_owned(),
         status: status.code().unwrap_or(-1),
     })
+}
+
+/// One of the tool's output pipes, read without blocking.
+struct Pipe {
+    reader: std::fs::File,
+    data: Vec<u8>,
+    eof: bool,
+}
+
+impl Pipe {
+    fn new(fd: std::os::fd::OwnedFd) -> Self {
+        Pipe {
+            reader: fd.into(),
+            data: Vec::new(),
+            eof: false,
+        }
+    }
+
+    fn fd(&self) -> i32 {
+        self.reader.as_raw_fd()
+    }
+
+    /// Read whatever is there now; never blocks (the pipe is non-blocking).
+    fn drain(&mut self) {
+        let mut buf = [0u8; 16384];
+        while !self.eof {
+            match self.reader.read(&mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) if self.data.len() < MAX_OUTPUT => self.data.extend_from_slice(&buf[..n]),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => self.eof = true,
+            }
+        }
+    }
+}
+
+fn set_nonblocking(fd: i32) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let fd = borrow_fd(fd);
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// A borrowed descriptor for nix calls. The pipes outlive every use (they are owned by the
+/// `Pipe`s of the same `run` call), which is what `BorrowedFd` promises.
+fn borrow_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: `fd` is one of this call's pipe descriptors; it stays open until `run` returns,
+    // and the borrow is used only within `run`.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Sleep until a pipe has data (or is closed) or `wait` passes.
+fn wait_readable(pipes: &mut [Pipe; 2], wait: Duration) {
+    let open: Vec<i32> = pipes.iter().filter(|p| !p.eof).map(|p| p.fd()).collect();
+    let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+    if open.is_empty() {
+        thread::sleep(wait);
+        return;
+    }
+    let mut fds: Vec<PollFd> = open
+        .iter()
+        .map(|fd| PollFd::new(borrow_fd(*fd), PollFlags::POLLIN))
+        .collect();
+    let _ = poll(&mut fds, PollTimeout::from(ms));
+}
+
+/// Kill the tool's whole group and stop waiting for it: a process stuck in uninterruptible
+/// sleep cannot die until its I/O returns, and nothing here may wait for that.
+fn abandon(mut child: Child, group: Pid) {
+    let _ = killpg(group, Signal::SIGKILL);
+    for _ in 0..10 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    // Reaped in the background whenever the kernel lets it go (a blocked wait4 does not keep
+    // this process from exiting).
+    let _ = thread::Builder::new().name("reap".into()).spawn(move || {
+        let _ = child.wait();
+    });
 }
 
 impl Output {
@@ -149,5 +263,69 @@ mod tests {
         .unwrap();
         let err = out.success("sh").err().unwrap();
         assert_eq!(err.to_string(), "sh exited with status 3: oops");
+    }
+
+    #[test]
+    fn a_tool_that_exits_while_its_child_holds_stdout_is_done_at_once() {
+        // tap-ctl-like: prints, leaves a child holding stdout for a minute, exits 0.
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!(
+            "sleep 60 & echo $! > {}; echo pid=7 minor=0; exit 0",
+            pidfile.display()
+        );
+        let start = Instant::now();
+        let out = run("sh", &["-c", &script], Duration::from_secs(10)).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(out.status, 0);
+        assert_eq!(out.stdout.trim(), "pid=7 minor=0");
+        // The straggler went with the group.
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = (0..200).any(|_| {
+            thread::sleep(Duration::from_millis(10));
+            nix::sys::signal::kill(Pid::from_raw(pid), None).is_err()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        });
+        assert!(gone, "the child holding stdout is still alive");
+    }
+
+    #[test]
+    fn a_deadline_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+        let start = Instant::now();
+        let err = run("sh", &["-c", &script], Duration::from_millis(300))
+            .err()
+            .unwrap();
+        assert!(matches!(err, CommandError::Timeout { .. }));
+        assert!(start.elapsed() < Duration::from_secs(3));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = (0..200).any(|_| {
+            thread::sleep(Duration::from_millis(10));
+            nix::sys::signal::kill(Pid::from_raw(pid), None).is_err()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        });
+        assert!(gone, "the grandchild survived the deadline");
+    }
+
+    #[test]
+    fn large_output_is_read_whole() {
+        let out = run("sh", &["-c", "seq 1 200000"], Duration::from_secs(20)).unwrap();
+        assert_eq!(out.stdout.lines().count(), 200000);
     }
 }

@@ -2,7 +2,7 @@
 //! module and the tests resolve the same settings the same way.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::lvm::{LvmReader, Lvs, PvReader};
 use crate::xapi::{self, Endpoint, XapiConfig};
@@ -35,6 +35,9 @@ pub struct Config {
     /// the VDI is then its own, not a sign of use.
     pub activating: bool,
     pub xapi: XapiConfig,
+    /// When the whole operation must be over (the SM hook's budget inside a VM start): every
+    /// wait is cut to it, and no removal starts after it.
+    pub deadline: Option<Instant>,
 }
 
 /// What a caller may override; everything else is the dom0 default.
@@ -55,6 +58,8 @@ pub struct Overrides {
     pub host_uuid: Option<String>,
     /// `metadata` or `lvs` [env DMHEAL_LVM_READER].
     pub lvm_reader: Option<LvmReader>,
+    /// The whole operation's time budget, from now.
+    pub budget: Option<Duration>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -69,7 +74,9 @@ impl Config {
             .journal
             .or_else(|| std::env::var_os(JOURNAL_ENV).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_JOURNAL));
+        let deadline = o.budget.map(|b| Instant::now() + b);
         let tool_timeout = o.tool_timeout.unwrap_or(Duration::from_secs(20));
+        let tool_timeout = o.budget.map_or(tool_timeout, |b| tool_timeout.min(b));
         let endpoint = match o.xapi.or_else(|| env("DMHEAL_XAPI")) {
             Some(s) if s == "none" => None,
             Some(s) => Some(
@@ -125,16 +132,30 @@ impl Config {
             in_sm_process: o.in_sm_process,
             activating: o.activating,
             xapi,
+            deadline,
         })
     }
 }
 
 impl Config {
+    /// `wait`, cut to what is left before the operation's deadline, if it has one.
+    pub fn within(&self, wait: Duration) -> Duration {
+        match self.deadline {
+            Some(d) => wait.min(d.saturating_duration_since(Instant::now())),
+            None => wait,
+        }
+    }
+
+    /// Whether the operation's deadline has passed.
+    pub fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
     /// The `lvs` front end with this configuration's program and deadline.
     pub fn lvs(&self) -> Lvs {
         Lvs {
             program: self.lvs_program.clone(),
-            timeout: self.tool_timeout,
+            timeout: self.within(self.tool_timeout),
         }
     }
 
@@ -143,7 +164,7 @@ impl Config {
         PvReader {
             sys_root: self.sys_root.clone(),
             dev_root: self.dev_root.clone(),
-            timeout: self.tool_timeout,
+            timeout: self.within(self.tool_timeout),
         }
     }
 }

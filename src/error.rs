@@ -51,6 +51,14 @@ pub enum Error {
         source: devicemapper::DmError,
     },
 
+    #[error("device-mapper {operation} of {name} failed")]
+    DmIoctl {
+        operation: &'static str,
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("listing device-mapper mappings failed: {0}")]
     DmList(String),
 
@@ -107,7 +115,7 @@ impl Error {
         match self {
             Error::Input(_) => "bad_input",
             Error::NoDeviceMapper { .. } => "no_device_mapper",
-            Error::Dm { .. } | Error::DmList(_) => "device_mapper",
+            Error::Dm { .. } | Error::DmIoctl { .. } | Error::DmList(_) => "device_mapper",
             Error::Command { .. } => "command",
             Error::Journal { .. } | Error::JournalCorrupt { .. } => "journal",
             Error::NoSuchEntry(_) => "not_found",

@@ -46,6 +46,12 @@ pub struct Facts {
     pub holders: Vec<Holder>,
     pub openers: Vec<Opener>,
     pub mounts: Vec<Mount>,
+    /// Why sysfs could not be searched for holders (when it was to be searched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holders_unreadable: Option<String>,
+    /// Why /proc could not be searched for openers and mounts (when it was to be searched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proc_unreadable: Option<String>,
     /// LVM's view; None when not asked (no mapping, or not an SR volume).
     pub lvm: Option<LvmView>,
     /// Another LV (`vg/lv`) whose LVM DM uuid this mapping carries, if any.
@@ -54,6 +60,9 @@ pub struct Facts {
     pub tapdisk: TapdiskFacts,
     pub refcount: Refcount,
     pub xapi: XapiView,
+    /// Gathered for SM's own activation of this volume (the SM hook): SM's reference and
+    /// xapi mark for this host may be that activation's own.
+    pub activating: bool,
 }
 
 impl Facts {
@@ -64,14 +73,19 @@ impl Facts {
 }
 
 /// Where to look for holders, openers and mounts.
+///
+/// The kernel's open count, read by the same DM_DEV_STATUS that pins the device's dev_t, uuid
+/// and event number, is its own count of users: an fd opener or mmap in any process, a mount in
+/// any namespace, a stacked device, swap, a loop device all hold the device open. At 0, none
+/// exists at that instant (and the kernel refuses to remove an open device anyway), so users
+/// are searched only to NAME them when the count is above 0 — the team rule in DESIGN.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelSearch {
-    /// Every mapping, whatever its open count: inspect, heal and heal's re-check.
-    Everywhere,
-    /// A host scan: sysfs holders only, and only for mappings the kernel counts as open. An
-    /// opener, a mount and a stacked holder all raise the open count, so with a count of 0
-    /// none can exist; an open mapping is in use by its count alone. /proc is not walked
-    /// (thousands of kernel threads on a busy host); `inspect` names the processes.
+    /// Inspect, heal and heal's re-check: holders, /proc openers and every mount namespace's
+    /// mounts, for each mapping the kernel counts as open. Status and table of every mapping.
+    AllWhereOpen,
+    /// A host scan: sysfs holders only, for mappings the kernel counts as open. /proc is not
+    /// walked (thousands of kernel threads on a busy host); `inspect` names the processes.
     HoldersWhereOpen,
 }
 
@@ -136,6 +150,8 @@ pub struct KernelFacts {
     pub holders: Vec<Holder>,
     pub openers: Vec<Opener>,
     pub mounts: Vec<Mount>,
+    pub holders_unreadable: Option<String>,
+    pub proc_unreadable: Option<String>,
 }
 
 impl KernelFacts {
@@ -191,10 +207,12 @@ pub fn prepare<'a>(
             holders: Vec::new(),
             openers: Vec::new(),
             mounts: Vec::new(),
+            holders_unreadable: None,
+            proc_unreadable: None,
         };
         k.device = match (search, listed) {
             // Inspect and heal read status and table (journal, re-check).
-            (KernelSearch::Everywhere, _) => dm.device(&k.dm_name)?,
+            (KernelSearch::AllWhereOpen, _) => dm.device(&k.dm_name)?,
             // Listed with an LVM uuid: whether it is exactly its LV's is known once LVM is
             // read; only then is the kernel asked, and only if it is not.
             (KernelSearch::HoldersWhereOpen, Some((dev, uuid)))
@@ -217,8 +235,9 @@ pub fn prepare<'a>(
     }
     let present: BTreeSet<DevNum> = all
         .iter()
+        .filter(|k| k.open())
         .filter_map(|k| k.device.as_ref().map(|d| d.dev))
-        .filter(|_| search == KernelSearch::Everywhere)
+        .filter(|_| search == KernelSearch::AllWhereOpen)
         .collect();
 
     phase("device-mapper status");
@@ -226,7 +245,7 @@ pub fn prepare<'a>(
     let usage = kernel::scan(&config.proc_root, &present);
     phase("/proc openers and mounts");
     for k in all.iter_mut() {
-        if search == KernelSearch::Everywhere || k.open() {
+        if k.open() {
             search_users(config, k, search, &usage);
         }
     }
@@ -289,7 +308,7 @@ pub fn prepare<'a>(
             .collect()
     });
     // tapdisk.
-    let taps = tapdisk::list(&config.tap_ctl, config.tool_timeout);
+    let taps = tapdisk::list(&config.tap_ctl, config.within(config.tool_timeout));
     phase("tap-ctl");
     // xapi: one connection for all the VDIs asked about.
     let xapi_conn = xapi_connection(config);
@@ -313,12 +332,18 @@ fn search_users(config: &Config, k: &mut KernelFacts, search: KernelSearch, usag
         return;
     };
     k.users_searched = match search {
-        KernelSearch::Everywhere => UsersSearched::All,
+        KernelSearch::AllWhereOpen => UsersSearched::All,
         KernelSearch::HoldersWhereOpen => UsersSearched::Holders,
     };
-    k.holders = kernel::holders_of(&config.sys_root, d.dev);
-    k.openers = usage.openers.get(&d.dev).cloned().unwrap_or_default();
-    k.mounts = usage.mounts.get(&d.dev).cloned().unwrap_or_default();
+    match kernel::holders_of(&config.sys_root, d.dev) {
+        Ok(h) => k.holders = h,
+        Err(why) => k.holders_unreadable = Some(why),
+    }
+    if search == KernelSearch::AllWhereOpen {
+        k.openers = usage.openers.get(&d.dev).cloned().unwrap_or_default();
+        k.mounts = usage.mounts.get(&d.dev).cloned().unwrap_or_default();
+        k.proc_unreadable = usage.unreadable.clone();
+    }
 }
 
 impl Gathered<'_> {
@@ -338,11 +363,14 @@ impl Gathered<'_> {
             holders: k.holders,
             openers: k.openers,
             mounts: k.mounts,
+            holders_unreadable: k.holders_unreadable,
+            proc_unreadable: k.proc_unreadable,
             lvm: None,
             uuid_owner: None,
             tapdisk: TapdiskFacts::NotChecked,
             refcount: Refcount::NotApplicable,
             xapi: XapiView::NotApplicable,
+            activating: self.config.activating,
         };
         if f.device.is_none() || !f.is_sr_volume() {
             return Ok(f);
@@ -435,10 +463,12 @@ enum XapiConnection {
 }
 
 fn xapi_connection(config: &Config) -> XapiConnection {
-    match config.xapi.connect() {
+    let mut xc = config.xapi.clone();
+    xc.timeout = config.within(xc.timeout);
+    match xc.connect() {
         Ok(None) => XapiConnection::None,
         Err(e) => XapiConnection::Failed(xapi::view::error_chain(&e)),
-        Ok(Some(client)) => match config.xapi.this_host() {
+        Ok(Some(client)) => match xc.this_host() {
             Some(host) => XapiConnection::Up(client, host),
             None => XapiConnection::Failed(format!(
                 "this host's uuid is unknown (no INSTALLATION_UUID in {}; set DMHEAL_HOST_UUID)",
@@ -515,6 +545,8 @@ mod tests {
             holders: Vec::new(),
             openers: Vec::new(),
             mounts: Vec::new(),
+            holders_unreadable: None,
+            proc_unreadable: None,
         };
         let f = g.complete(k).unwrap();
         let Some(LvmView::Lv(lv)) = f.lvm else {

@@ -97,10 +97,6 @@ pub fn heal(host: &Host, target: &Target, apply: bool, record: bool) -> Result<H
                 verdict: o.inspection.verdict.as_str().into(),
                 action: action_name(o.action).into(),
                 summary: o.message.clone(),
-            })
-            .map_err(|source| Error::Journal {
-                path: host.config.journal.clone(),
-                source,
             })?;
         o.journal_id = Some(id);
         return Ok(o);
@@ -150,8 +146,8 @@ fn remove_guarded(
 ) -> Result<HealOutcome> {
     let cfg = &host.config;
     let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
-    let _sm_lock = lock::acquire(&kind, cfg.lock_timeout, cfg.in_sm_process)?;
-    let mut journal = Journal::new(&cfg.journal).writer(cfg.lock_timeout)?;
+    let _sm_lock = lock::acquire(&kind, cfg.within(cfg.lock_timeout), cfg.in_sm_process)?;
+    let mut journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
 
     // Everything again, under the locks, immediately before acting.
     let now = host.inspect_name(target.to_string(), name)?;
@@ -183,56 +179,48 @@ fn remove_guarded(
             format!("refused: the table of {name} could not be read, so it cannot be journalled");
         return refused(why, now);
     };
+    if cfg.out_of_time() {
+        let why = format!("refused: the time budget ran out before {name} could be removed");
+        return refused(why, now);
+    }
     let inspection_json = serde_json::to_value(&now).unwrap_or(serde_json::Value::Null);
-    let id = journal
-        .append(Event::Removal {
-            dm_name: name.to_string(),
-            uuid: device.uuid.clone(),
-            dev: device.dev,
-            read_only: status.read_only,
-            table,
-            inspection: inspection_json,
-        })
-        .map_err(|source| Error::Journal {
-            path: cfg.journal.clone(),
-            source,
-        })?;
+    let id = journal.append(Event::Removal {
+        dm_name: name.to_string(),
+        uuid: device.uuid.clone(),
+        dev: device.dev,
+        read_only: status.read_only,
+        table,
+        inspection: inspection_json,
+    })?;
     info!(dm_name = %name, journal_id = id, dev = %device.dev, "removing ghost mapping");
 
-    let removal = host.dm.remove(name);
-    let still_there = host.dm.device(name)?;
-    let (action, result, message) = match (&removal, &still_there) {
-        (Ok(()), None) => (
+    let removal = remove_exactly(host, name, &device, id);
+    let (action, result, message, removed_uuid) = match removal {
+        Removal::Removed { uuid } => (
             Action::Removed,
             "removed",
             format!(
                 "removed ghost {name} (journal entry {id}; `dmheal restore {id}` recreates it)"
             ),
+            Some(uuid),
         ),
-        (Ok(()), Some(_)) => (
-            Action::Failed,
-            "failed",
-            format!("the kernel accepted the remove of {name} but the name is still registered"),
+        Removal::Refused { why } => (
+            Action::Refused,
+            "refused",
+            format!("refused: {why}; nothing was removed"),
+            None,
         ),
-        (Err(e), _) => (
-            Action::Failed,
-            "failed",
-            format!("removing {name} failed: {}", e.chain()),
-        ),
+        Removal::Failed { why } => (Action::Failed, "failed", why, None),
     };
-    if action == Action::Failed {
+    if action != Action::Removed {
         warn!(dm_name = %name, "{message}");
     }
-    journal
-        .append(Event::Outcome {
-            of: id,
-            result: result.into(),
-            detail: message.clone(),
-        })
-        .map_err(|source| Error::Journal {
-            path: cfg.journal.clone(),
-            source,
-        })?;
+    journal.append(Event::Outcome {
+        of: id,
+        result: result.into(),
+        detail: message.clone(),
+        removed_uuid,
+    })?;
     Ok(HealOutcome {
         action,
         message,
@@ -240,6 +228,167 @@ fn remove_guarded(
         lock: lock_name,
         inspection: now,
     })
+}
+
+/// What became of the removal of one proven ghost.
+enum Removal {
+    /// Gone; `uuid` is the identity it was removed by.
+    Removed { uuid: String },
+    /// Not the proven device any more, or not identifiable: left in place.
+    Refused { why: String },
+    /// The kernel refused, or the name is still registered.
+    Failed { why: String },
+}
+
+/// A uuid nothing else carries, for a uuid-less ghost: the kernel lets a device without a uuid
+/// receive one once, and a device is then named by it for as long as it exists.
+fn stamp(journal_id: u64) -> String {
+    let random = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map(|u| u.trim().replace('-', ""))
+        .unwrap_or_else(|_| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            format!("{:x}{:x}", std::process::id(), t.as_nanos())
+        });
+    format!("DMHEAL-{journal_id}-{random}")
+}
+
+/// Remove exactly `proven` (read under the locks and journalled as entry `id`), never what may
+/// have taken its name since. A device number does not identify a device (the kernel reuses a
+/// freed minor at once); a uuid does, so the removal goes by uuid, and a ghost without one is
+/// first given a unique one. The device carrying it must then still be the proven one in
+/// every respect, or nothing is removed.
+fn remove_exactly(host: &Host, name: &DmName, proven: &DmDevice, id: u64) -> Removal {
+    let cfg = &host.config;
+    let uuid = if proven.uuid.is_empty() {
+        let stamp = stamp(id);
+        // If `name` now names another uuid-less device, it gets the stamp instead and the
+        // comparison below refuses; a device that has a uuid by now refuses the stamp.
+        if let Err(e) = host.dm.set_uuid(name, &stamp) {
+            return Removal::Refused {
+                why: format!(
+                    "{name} could not be given a uuid to be removed by ({}): it changed since the re-check",
+                    e.chain()
+                ),
+            };
+        }
+        stamp
+    } else {
+        proven.uuid.clone()
+    };
+    let current = match host.dm.device_by_uuid(&uuid) {
+        Ok(d) => d,
+        Err(e) => {
+            return Removal::Refused {
+                why: format!(
+                    "{name} could not be read again by uuid {uuid}: {}",
+                    e.chain()
+                ),
+            }
+        }
+    };
+    let stamped = proven.uuid.is_empty();
+    if let Some(why) = not_the_proven(proven, current.as_ref(), &uuid, stamped) {
+        let left = if proven.uuid.is_empty() && current.is_some() {
+            format!(" (the device now carrying {uuid} keeps that uuid)")
+        } else {
+            String::new()
+        };
+        return Removal::Refused {
+            why: format!("{name} is not the device proven a ghost any more: {why}{left}"),
+        };
+    }
+    if cfg.out_of_time() {
+        return Removal::Refused {
+            why: format!("the time budget ran out before {name} could be removed"),
+        };
+    }
+    // EBUSY (udev probing the node) is retried for at most a second, within the budget.
+    let busy_until = std::time::Instant::now() + cfg.within(std::time::Duration::from_secs(1));
+    if let Err(e) = host.dm.remove_by_uuid(&uuid, busy_until) {
+        return Removal::Failed {
+            why: format!("removing {name} failed: {}", e.chain()),
+        };
+    }
+    match (host.dm.device(name), host.dm.device_by_uuid(&uuid)) {
+        // Gone; the name may already be taken again (LVM activating the LV right after).
+        (Ok(by_name), Ok(None)) if by_name.as_ref().is_none_or(|d| d.uuid != uuid) => {
+            Removal::Removed { uuid }
+        }
+        (Ok(_), Ok(_)) => Removal::Failed {
+            why: format!("the kernel accepted the remove of {name} but it is still registered"),
+        },
+        (Err(e), _) | (_, Err(e)) => Removal::Failed {
+            why: format!(
+                "{name} was removed, but reading it back failed: {}",
+                e.chain()
+            ),
+        },
+    }
+}
+
+/// Why `now` (the device carrying `uuid`) is not `proven`, if it is not. Every field the
+/// journal recorded must be equal, and the state must still be removable: open count 0, not
+/// suspended, no inactive table, no deferred remove, a live table. `stamped`: dmheal gave it
+/// `uuid` just now — a rename, which the kernel counts as one table event (dm_hash_rename
+/// calls dm_table_event), so its event number may be one more than proven, never more.
+fn not_the_proven(
+    proven: &DmDevice,
+    now: Option<&DmDevice>,
+    uuid: &str,
+    stamped: bool,
+) -> Option<String> {
+    let Some(now) = now else {
+        return Some(format!("no device carries uuid {uuid}"));
+    };
+    if now.name != proven.name {
+        return Some(format!("uuid {uuid} is on {} now", now.name));
+    }
+    if now.dev != proven.dev {
+        return Some(format!(
+            "its device number changed from {} to {}",
+            proven.dev, now.dev
+        ));
+    }
+    let (Some(was), Some(is)) = (proven.status, now.status) else {
+        return Some("its status could not be read".into());
+    };
+    let ours = u32::from(stamped);
+    if is.event_nr != was.event_nr && is.event_nr != was.event_nr.wrapping_add(ours) {
+        return Some(format!(
+            "its event number changed from {} to {} (a table event{})",
+            was.event_nr,
+            is.event_nr,
+            if stamped {
+                " besides the uuid dmheal gave it"
+            } else {
+                ""
+            }
+        ));
+    }
+    if is.open_count != 0 {
+        return Some(format!("it is open now ({} opens)", is.open_count));
+    }
+    if is.suspended {
+        return Some("it is suspended now".into());
+    }
+    if is.inactive_table {
+        return Some("an inactive table is loaded now".into());
+    }
+    if is.deferred_remove {
+        return Some("a deferred remove is pending now".into());
+    }
+    if !is.live_table {
+        return Some("it has no live table now".into());
+    }
+    if is.read_only != was.read_only {
+        return Some("its read-only flag changed".into());
+    }
+    if now.table != proven.table {
+        return Some("its table changed".into());
+    }
+    None
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -317,21 +466,16 @@ pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
             "recreated {name}, but the kernel reports a different table or uuid than entry {id}"
         )
     };
-    let journal_id = writer
-        .append(Event::Restore {
-            of: id,
-            result: if exact {
-                "restored"
-            } else {
-                "restored-differently"
-            }
-            .into(),
-            detail: message.clone(),
-        })
-        .map_err(|source| Error::Journal {
-            path: cfg.journal.clone(),
-            source,
-        })?;
+    let journal_id = writer.append(Event::Restore {
+        of: id,
+        result: if exact {
+            "restored"
+        } else {
+            "restored-differently"
+        }
+        .into(),
+        detail: message.clone(),
+    })?;
     Ok(RestoreOutcome {
         restored: id,
         dm_name: name.to_string(),
@@ -344,74 +488,44 @@ pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
 
 #[cfg(test)]
 mod tests {
-    //! The guarded removal's refusal paths, with a fake device-mapper (the real kernel paths
-    //! are in tests/test_kernel_scenarios.py): a mapping that changes between planning and the
-    //! re-check under the lock is not removed, and a remove the kernel refuses is journalled
-    //! as failed after the removal entry that was written first.
+    //! The guarded removal against a fake kernel that keeps the kernel's rules (unique uuids,
+    //! a uuid set once, removal by uuid, open devices refuse): a ghost is removed by a uuid it
+    //! was given, and every change a racing process can make after the re-check — LVM's own
+    //! activation in its place, a reloaded table, a suspend, another mapping under its name, an
+    //! opener — leaves the mapping then under the name in place. (The same on the real kernel:
+    //! tests/test_heal_races_kernel.py.)
 
     use super::*;
-    use crate::dm::{DevNum, DeviceMapper, DmStatus, Listed};
+    use crate::dm::{DevNum, DmStatus};
     use crate::journal::Journal;
-    use crate::test_support;
-    use std::cell::Cell;
+    use crate::test_support::{self, Change, FakeKernel};
+    use std::rc::Rc;
 
     const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
     const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
+    const DEV: DevNum = DevNum {
+        major: 4095,
+        minor: 1048575,
+    };
 
-    /// A ghost-shaped mapping (a device number nothing on this machine uses) whose event number advances on every read when `moving`, and
-    /// whose removal the "kernel" refuses when `refuse`.
-    struct FakeDm {
-        reads: Cell<u32>,
-        moving: bool,
-        refuse: bool,
-        removed: Cell<bool>,
+    fn name() -> DmName {
+        let vg = crate::ids::VgName::new(&format!("VG_XenStorage-{SR}")).unwrap();
+        let lv = crate::ids::LvName::new(&format!("VHD-{VDI}")).unwrap();
+        crate::lvm::dm_name_for(&vg, &lv).unwrap()
     }
 
-    impl DeviceMapper for FakeDm {
-        fn list(&self) -> Result<Vec<Listed>> {
-            Ok(Vec::new())
-        }
-        fn device(&self, name: &DmName) -> Result<Option<DmDevice>> {
-            if self.removed.get() {
-                return Ok(None);
-            }
-            self.reads.set(self.reads.get() + 1);
-            Ok(Some(DmDevice {
-                name: name.to_string(),
-                uuid: String::new(),
-                dev: DevNum {
-                    major: 4095,
-                    minor: 1048575,
-                },
-                status: Some(DmStatus {
-                    event_nr: if self.moving { self.reads.get() } else { 0 },
-                    ..test_support::status(0)
-                }),
-                table: Some(test_support::linear_table(8)),
-            }))
-        }
-        fn status(&self, name: &DmName) -> Result<Option<DmDevice>> {
-            self.device(name)
-        }
-        fn has_uuid(&self, _uuid: &str) -> Result<bool> {
-            Ok(false)
-        }
-        fn remove(&self, name: &DmName) -> Result<()> {
-            if self.refuse {
-                return Err(Error::Io(
-                    format!("removing {name}"),
-                    std::io::Error::from_raw_os_error(libc::EBUSY),
-                ));
-            }
-            self.removed.set(true);
-            Ok(())
-        }
-        fn create(&self, _: &DmName, _: &str, _: &[TableLine], _: bool) -> Result<()> {
-            unreachable!("not used here")
+    /// The seed ghost: no uuid, open 0, a live table (a device number nothing here uses).
+    fn ghost() -> DmDevice {
+        DmDevice {
+            name: name().to_string(),
+            uuid: String::new(),
+            dev: DEV,
+            status: Some(test_support::status(0)),
+            table: Some(test_support::linear_table(8)),
         }
     }
 
-    fn host(dir: &std::path::Path, moving: bool, refuse: bool) -> Host {
+    fn host(dir: &std::path::Path, kernel: FakeKernel) -> Host {
         // A stand-in lvs: LVM knows the LV and calls it inactive.
         let config = test_support::config(
             dir,
@@ -422,12 +536,7 @@ mod tests {
         );
         Host {
             config,
-            dm: Box::new(FakeDm {
-                reads: Cell::new(0),
-                moving,
-                refuse,
-                removed: Cell::new(false),
-            }),
+            dm: Box::new(kernel),
         }
     }
 
@@ -435,24 +544,133 @@ mod tests {
         Target::parse(&format!("/dev/VG_XenStorage-{SR}/VHD-{VDI}")).unwrap()
     }
 
-    #[test]
-    fn a_still_ghost_is_removed_and_journalled() {
-        let dir = tempfile::tempdir().unwrap();
-        let o = heal(&host(dir.path(), false, false), &target(), true, false).unwrap();
-        assert_eq!(o.action, Action::Removed, "{}", o.message);
-        let events: Vec<String> = Journal::new(&dir.path().join("journal.jsonl"))
+    fn events(dir: &std::path::Path) -> Vec<String> {
+        Journal::new(&dir.join("journal.jsonl"))
             .entries()
             .unwrap()
             .iter()
             .map(|e| serde_json::to_value(&e.event).unwrap()["event"].to_string())
-            .collect();
-        assert_eq!(events, ["\"removal\"", "\"outcome\""]);
+            .collect()
+    }
+
+    /// Heal with a kernel that makes `change` after its `nth` read by name; the outcome and
+    /// the kernel's mappings afterwards.
+    fn heal_racing(nth: u32, change: Change) -> (HealOutcome, Vec<DmDevice>, Vec<DmDevice>) {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = FakeKernel::new(vec![ghost()], false).after_read(nth, change);
+        let (devices, removed) = (Rc::clone(&kernel.devices), Rc::clone(&kernel.removed));
+        let h = host(dir.path(), kernel);
+        let o = heal(&h, &target(), true, false).unwrap();
+        let (left, removed) = (devices.borrow().clone(), removed.borrow().clone());
+        (o, left, removed)
+    }
+
+    #[test]
+    fn a_still_ghost_is_removed_by_a_uuid_it_was_given_and_journalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = FakeKernel::new(vec![ghost()], false);
+        let (devices, removed) = (Rc::clone(&kernel.devices), Rc::clone(&kernel.removed));
+        let h = host(dir.path(), kernel);
+        let o = heal(&h, &target(), true, false).unwrap();
+        assert_eq!(o.action, Action::Removed, "{}", o.message);
+        assert_eq!(events(dir.path()), ["\"removal\"", "\"outcome\""]);
+        let entries = Journal::new(&dir.path().join("journal.jsonl"))
+            .entries()
+            .unwrap();
+        // The removal entry keeps the ghost as it was (no uuid: what restore recreates); the
+        // outcome says which uuid it was removed by.
+        assert!(matches!(&entries[0].event, Event::Removal { uuid, .. } if uuid.is_empty()));
+        let Event::Outcome {
+            removed_uuid: Some(u),
+            ..
+        } = &entries[1].event
+        else {
+            panic!("{:?}", entries[1].event)
+        };
+        assert!(u.starts_with("DMHEAL-1-"), "{u}");
+        assert!(devices.borrow().is_empty());
+        assert_eq!(removed.borrow()[0].uuid, *u);
+    }
+
+    /// Each change a racing process can make after the re-check read the device: the mapping
+    /// then under the name stays, nothing is removed, and the journal says why.
+    #[test]
+    fn changes_after_the_re_check_remove_nothing() {
+        let lvm_uuid = "LVM-K2BweQX4HzXT";
+        let cases: Vec<(&str, Change)> = vec![
+            (
+                "LVM's own activation in its place (same device number)",
+                Box::new(move |d: &mut Vec<DmDevice>| {
+                    d[0] = DmDevice {
+                        uuid: lvm_uuid.into(),
+                        ..ghost()
+                    }
+                }),
+            ),
+            (
+                "a reloaded table",
+                Box::new(|d: &mut Vec<DmDevice>| {
+                    d[0].table = Some(test_support::linear_table(16));
+                    d[0].status.as_mut().unwrap().event_nr += 1;
+                }),
+            ),
+            (
+                "suspended",
+                Box::new(|d: &mut Vec<DmDevice>| d[0].status.as_mut().unwrap().suspended = true),
+            ),
+            (
+                "another mapping under its name",
+                Box::new(|d: &mut Vec<DmDevice>| {
+                    d[0] = DmDevice {
+                        uuid: "CRYPT-other".into(),
+                        table: Some(test_support::linear_table(4)),
+                        ..ghost()
+                    }
+                }),
+            ),
+            (
+                "another uuid-less mapping under its name",
+                Box::new(|d: &mut Vec<DmDevice>| {
+                    d[0] = DmDevice {
+                        table: Some(test_support::linear_table(4)),
+                        ..ghost()
+                    }
+                }),
+            ),
+            (
+                "opened",
+                Box::new(|d: &mut Vec<DmDevice>| d[0].status.as_mut().unwrap().open_count = 1),
+            ),
+            (
+                "an inactive table loaded",
+                Box::new(|d: &mut Vec<DmDevice>| {
+                    d[0].status.as_mut().unwrap().inactive_table = true
+                }),
+            ),
+        ];
+        // Read 1: planning; read 2: the re-check under the lock. The change comes after it.
+        for (what, change) in cases {
+            let (o, left, removed) = heal_racing(2, change);
+            assert_eq!(o.action, Action::Refused, "{what}: {}", o.message);
+            assert!(
+                o.message.contains("nothing was removed"),
+                "{what}: {}",
+                o.message
+            );
+            assert!(removed.is_empty(), "{what}: removed {removed:?}");
+            assert_eq!(left.len(), 1, "{what}");
+        }
     }
 
     #[test]
     fn a_mapping_that_moved_since_planning_is_not_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let h = host(dir.path(), true, false);
+        let kernel = FakeKernel::new(vec![ghost()], false).after_read(
+            1,
+            Box::new(|d: &mut Vec<DmDevice>| d[0].status.as_mut().unwrap().event_nr += 1),
+        );
+        let devices = Rc::clone(&kernel.devices);
+        let h = host(dir.path(), kernel);
         let o = heal(&h, &target(), true, false).unwrap();
         assert_eq!(o.action, Action::Refused);
         assert!(
@@ -462,28 +680,55 @@ mod tests {
             o.message
         );
         assert!(o.message.contains("event number"), "{}", o.message);
-        assert!(
-            h.dm.device(&DmName::new("x").unwrap()).unwrap().is_some(),
-            "it was removed"
-        );
-        assert!(Journal::new(&dir.path().join("journal.jsonl"))
-            .entries()
-            .unwrap()
-            .is_empty());
+        assert_eq!(devices.borrow().len(), 1);
+        assert!(events(dir.path()).is_empty());
     }
 
     #[test]
-    fn a_refused_remove_is_journalled_after_the_removal_entry() {
+    fn a_remove_the_kernel_refuses_is_journalled_after_the_removal_entry() {
+        // Opened between the last comparison and the ioctl: the kernel says EBUSY.
         let dir = tempfile::tempdir().unwrap();
-        let o = heal(&host(dir.path(), false, true), &target(), true, false).unwrap();
-        assert_eq!(o.action, Action::Failed);
-        let entries = Journal::new(&dir.path().join("journal.jsonl"))
-            .entries()
-            .unwrap();
-        assert_eq!(entries.len(), 2);
-        assert!(matches!(entries[0].event, Event::Removal { .. }));
-        assert!(
-            matches!(&entries[1].event, Event::Outcome { of, result, .. } if *of == entries[0].id && result == "failed")
+        let kernel = FakeKernel::new(
+            vec![DmDevice {
+                uuid: "CRYPT-stale".into(),
+                ..ghost()
+            }],
+            false,
         );
+        let devices = Rc::clone(&kernel.devices);
+        let h = host(dir.path(), kernel);
+        let plan = h.inspect_name("t".into(), &name()).unwrap();
+        assert_eq!(plan.verdict, Verdict::Ghost, "{plan:#?}");
+        // Opened after the last look: the comparison sees it (and the kernel would refuse).
+        devices.borrow_mut()[0].status = Some(DmStatus {
+            open_count: 1,
+            ..test_support::status(0)
+        });
+        let proven = ghost();
+        let proven = DmDevice {
+            uuid: "CRYPT-stale".into(),
+            ..proven
+        };
+        match remove_exactly(&h, &name(), &proven, 1) {
+            Removal::Refused { why } => assert!(why.contains("open"), "{why}"),
+            _ => panic!("removed an open device"),
+        }
+        assert_eq!(devices.borrow().len(), 1);
+    }
+
+    /// With the budget spent, every layer that waits is cut off (and so unreadable) and no
+    /// removal starts: the mapping stays and nothing is journalled.
+    #[test]
+    fn no_removal_starts_after_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = FakeKernel::new(vec![ghost()], false);
+        let devices = Rc::clone(&kernel.devices);
+        let mut h = host(dir.path(), kernel);
+        h.config.deadline = Some(std::time::Instant::now());
+        let o = heal(&h, &target(), true, false).unwrap();
+        assert_eq!(o.action, Action::Refused, "{}", o.message);
+        assert!(o.message.contains("within 0 s"), "{}", o.message);
+        assert_eq!(devices.borrow().len(), 1);
+        assert!(events(dir.path()).is_empty());
     }
 }

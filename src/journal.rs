@@ -1,10 +1,22 @@
 //! The append-only journal: one JSON object per line. A removal is written and flushed to disk
 //! BEFORE the mapping is removed, with everything `restore` needs to recreate it exactly.
 //! Writers serialise on an exclusive flock of the journal file itself.
+//!
+//! It survives faults: an append is a whole line or nothing (a failed write or flush is rolled
+//! back by truncating to the previous length, so a full disk leaves no torn line); a torn last
+//! line left by a crash is recognised, reported and skipped by readers, and cut off — with a
+//! `repaired` entry saying so — by the next writer; ids never wrap; the directory is flushed
+//! when the journal is created in it.
+//!
+//! It is trusted only when it can be: the journal, its rotated copies and its directory must be
+//! owned by root (or by the user dmheal runs as), not writable by group or others, reached
+//! without a symlink, and the journal a regular file (a FIFO or a device is refused before it
+//! is read). `restore` recreates what an entry says, so a journal anyone else could write
+//! would let them choose what dmheal maps.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,7 +41,7 @@ pub struct Entry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// About to remove this mapping. Written and fsynced before the ioctl.
+    /// About to remove this mapping. Written and fsynced before anything changes.
     Removal {
         dm_name: String,
         uuid: String,
@@ -44,6 +56,10 @@ pub enum Event {
         of: u64,
         result: String,
         detail: String,
+        /// The uuid the mapping was removed by: its own, or the unique one dmheal gave a ghost
+        /// that had none (the removal entry keeps the original, which `restore` recreates).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removed_uuid: Option<String>,
     },
     /// A decision that changed nothing (a dry run or a refusal), recorded on request — the SM
     /// hook records every decision it makes about an existing mapping.
@@ -67,16 +83,28 @@ pub enum Event {
         result: String,
         detail: String,
     },
+    /// A torn last line (an append cut short by a crash) was cut off the journal.
+    Repaired { bytes: u64, torn: String },
 }
 
 pub struct Journal {
     path: PathBuf,
 }
 
-/// The journal, locked for writing.
+/// The journal, locked for appending.
 pub struct Writer {
     file: Flock<File>,
-    next_id: u64,
+    path: PathBuf,
+    next_id: Option<u64>,
+}
+
+/// What one journal file holds.
+struct Parsed {
+    entries: Vec<Entry>,
+    /// Length of the complete lines; less than the file's when the last line is torn.
+    complete: u64,
+    /// The torn last line, when there is one.
+    torn: Option<Vec<u8>>,
 }
 
 impl Journal {
@@ -90,7 +118,7 @@ impl Journal {
         &self.path
     }
 
-    fn err(&self) -> impl Fn(std::io::Error) -> Error + '_ {
+    fn io(&self) -> impl Fn(std::io::Error) -> Error + '_ {
         move |source| Error::Journal {
             path: self.path.clone(),
             source,
@@ -99,13 +127,25 @@ impl Journal {
 
     /// Every entry, oldest first: the rotated files logrotate leaves (`journal.jsonl.N`,
     /// highest N oldest) and then the journal itself. A journal that does not exist yet is
-    /// empty. Reading the rotated files keeps ids unique and old removals restorable.
+    /// empty; a torn last line is reported and skipped.
     pub fn entries(&self) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
         for rotated in self.rotated().iter().rev() {
-            entries.extend(self.parse_path(rotated)?);
+            if let Some(file) = open_trusted(rotated, false).map_err(self.io())? {
+                entries.extend(self.parse(rotated, file)?.entries);
+            }
         }
-        entries.extend(self.parse_path(&self.path)?);
+        if let Some(file) = open_trusted(&self.path, false).map_err(self.io())? {
+            let parsed = self.parse(&self.path, file)?;
+            if let Some(torn) = &parsed.torn {
+                tracing::warn!(
+                    journal = %self.path.display(),
+                    bytes = torn.len(),
+                    "the journal's last line is torn (an append cut short by a crash); skipped"
+                );
+            }
+            entries.extend(parsed.entries);
+        }
         Ok(entries)
     }
 
@@ -116,7 +156,7 @@ impl Journal {
             let mut name = self.path.clone().into_os_string();
             name.push(format!(".{n}"));
             let p = PathBuf::from(name);
-            if !p.exists() {
+            if fs::symlink_metadata(&p).is_err() {
                 break;
             }
             found.push(p);
@@ -124,53 +164,53 @@ impl Journal {
         found
     }
 
-    fn parse_path(&self, path: &Path) -> Result<Vec<Entry>> {
-        match File::open(path) {
-            Ok(file) => Journal::new(path).parse(&file),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(self.err()(e)),
-        }
-    }
-
-    fn parse(&self, file: &File) -> Result<Vec<Entry>> {
+    fn parse(&self, path: &Path, mut file: File) -> Result<Parsed> {
+        let io = |source| Error::Journal {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let torn = (complete < bytes.len()).then(|| bytes[complete..].to_vec());
         let mut entries = Vec::new();
-        for (i, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(self.err())?;
-            if line.trim().is_empty() {
+        for (i, line) in bytes[..complete].split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let entry: Entry = serde_json::from_str(&line).map_err(|e| Error::JournalCorrupt {
-                path: self.path.clone(),
+            let entry: Entry = serde_json::from_slice(line).map_err(|e| Error::JournalCorrupt {
+                path: path.to_path_buf(),
                 line: i + 1,
                 why: e.to_string(),
             })?;
             entries.push(entry);
         }
-        Ok(entries)
+        Ok(Parsed {
+            entries,
+            complete: complete as u64,
+            torn,
+        })
     }
 
     /// Lock the journal for appending (creating it, 0600, in a 0700 directory, if needed).
-    /// Fails — before anything has been changed — if the journal cannot be read or written.
+    /// Fails — before anything has been changed — if the journal cannot be trusted, read or
+    /// written.
     pub fn writer(&self, timeout: Duration) -> Result<Writer> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(self.err())?;
-            }
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if fs::symlink_metadata(dir).is_err() {
+            create_dir(dir).map_err(self.io())?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&self.path)
-            .map_err(self.err())?;
+        let file = open_trusted(&self.path, true)
+            .map_err(self.io())?
+            .expect("created when missing");
         let deadline = Instant::now() + timeout;
         let mut file = file;
-        let locked = loop {
+        let mut locked = loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(locked) => break locked,
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
@@ -183,19 +223,152 @@ impl Journal {
                         seconds: timeout.as_secs_f64(),
                     })
                 }
-                Err((_, errno)) => return Err(self.err()(errno.into())),
+                Err((_, errno)) => return Err(self.io()(errno.into())),
             }
         };
-        let mut entries = self.parse(&locked)?;
+        let dup = locked.try_clone().map_err(self.io())?;
+        let parsed = self.parse(&self.path, dup)?;
+        let mut ids: Vec<u64> = parsed.entries.iter().map(|e| e.id).collect();
         for rotated in self.rotated() {
-            entries.extend(self.parse_path(&rotated)?);
+            if let Some(file) = open_trusted(&rotated, false).map_err(self.io())? {
+                ids.extend(self.parse(&rotated, file)?.entries.iter().map(|e| e.id));
+            }
         }
-        let next_id = entries.iter().map(|e| e.id).max().unwrap_or(0) + 1;
-        Ok(Writer {
-            file: locked,
+        // No id can follow u64::MAX: appends then fail rather than wrap to an id in use.
+        let next_id = ids.iter().max().map_or(Some(1), |max| max.checked_add(1));
+        let mut writer = Writer {
+            file: {
+                // Appends go to the end whatever the offset; the repair below truncates.
+                locked.seek(SeekFrom::End(0)).map_err(self.io())?;
+                locked
+            },
+            path: self.path.clone(),
             next_id,
-        })
+        };
+        if let Some(torn) = parsed.torn {
+            writer.cut_to(parsed.complete)?;
+            writer.append(Event::Repaired {
+                bytes: torn.len() as u64,
+                torn: String::from_utf8_lossy(&torn).into_owned(),
+            })?;
+        }
+        Ok(writer)
     }
+}
+
+/// Create `dir` (and missing parents) 0700, and flush each new entry into its parent.
+fn create_dir(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while fs::symlink_metadata(at).is_err() {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => at = p,
+            _ => break,
+        }
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    for d in missing.iter().rev() {
+        sync_parent(d)?;
+    }
+    Ok(())
+}
+
+/// Flush the directory entry of `path` (a created file or directory) to disk.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(parent)?.sync_all()
+}
+
+fn untrusted(path: &Path, why: &str) -> std::io::Error {
+    std::io::Error::new(
+        ErrorKind::PermissionDenied,
+        format!("refusing to trust {}: {why}", path.display()),
+    )
+}
+
+/// Owned by root or by the user running dmheal, and writable by no one else.
+fn check_owner_and_mode(path: &Path, meta: &fs::Metadata) -> std::io::Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(untrusted(path, &format!("owned by uid {}", meta.uid())));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(untrusted(
+            path,
+            &format!(
+                "writable by group or others (mode {:o})",
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Open a journal file (read and append), checking that it and its directory can be trusted.
+/// `None`: it does not exist and `create` is false. Never follows a symlink; never blocks on
+/// a FIFO; refuses anything but a regular file before reading a byte.
+fn open_trusted(path: &Path, create: bool) -> std::io::Result<Option<File>> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dmeta = match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(None),
+        other => other?,
+    };
+    if dmeta.file_type().is_symlink() {
+        return Err(untrusted(dir, "the journal's directory is a symlink"));
+    }
+    if !dmeta.is_dir() {
+        return Err(untrusted(dir, "not a directory"));
+    }
+    check_owner_and_mode(dir, &dmeta)?;
+    let open = |create_new: bool| {
+        let mut o = OpenOptions::new();
+        o.read(true)
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .mode(0o600);
+        if create_new {
+            o.create_new(true);
+        }
+        o.open(path)
+    };
+    let file = match open(false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound && create => match open(true) {
+            Ok(f) => {
+                sync_parent(path)?;
+                f
+            }
+            // Created by another writer in between: open what it made.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => open(false)?,
+            Err(e) => return Err(e),
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(untrusted(path, "it is a symlink"))
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(untrusted(path, "not a regular file"));
+    }
+    check_owner_and_mode(path, &meta)?;
+    // Back to blocking for reads and writes of a regular file (O_NONBLOCK only mattered for
+    // the open of something that was not one).
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL)?);
+    fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(Some(file))
 }
 
 fn hostname() -> String {
@@ -205,27 +378,55 @@ fn hostname() -> String {
 }
 
 impl Writer {
-    /// Append one event and flush it to disk; returns its id.
-    pub fn append(&mut self, event: Event) -> std::io::Result<u64> {
+    fn io(&self) -> impl Fn(std::io::Error) -> Error + '_ {
+        move |source| Error::Journal {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Truncate the journal to `len` bytes and flush that.
+    fn cut_to(&mut self, len: u64) -> Result<()> {
+        self.file.set_len(len).map_err(self.io())?;
+        self.file.sync_all().map_err(self.io())
+    }
+
+    /// Append one event as one whole line and flush it to disk; returns its id. On failure
+    /// (a full disk, an I/O error) the journal is cut back to what it was: no torn line.
+    pub fn append(&mut self, event: Event) -> Result<u64> {
+        let id = self.next_id.ok_or_else(|| Error::Journal {
+            path: self.path.clone(),
+            source: std::io::Error::other("journal ids are exhausted (an entry has id u64::MAX)"),
+        })?;
         let entry = Entry {
-            id: self.next_id,
+            id,
             time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             host: hostname(),
             pid: std::process::id(),
             event,
         };
-        let mut line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
+        let mut line = serde_json::to_string(&entry).map_err(|e| self.io()(e.into()))?;
         line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        self.file.sync_all()?;
-        self.next_id += 1;
-        Ok(entry.id)
+        let before = self.file.metadata().map_err(self.io())?.len();
+        let written = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.sync_all());
+        if let Err(e) = written {
+            // Best effort: a disk that refused the line still takes a truncation.
+            let _ = self.file.set_len(before);
+            let _ = self.file.sync_all();
+            return Err(self.io()(e));
+        }
+        self.next_id = id.checked_add(1);
+        Ok(id)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn removal() -> Event {
         Event::Removal {
@@ -246,29 +447,34 @@ mod tests {
         }
     }
 
+    fn outcome(of: u64) -> Event {
+        Event::Outcome {
+            of,
+            result: "removed".into(),
+            detail: String::new(),
+            removed_uuid: None,
+        }
+    }
+
+    fn append(j: &Journal, e: Event) -> Result<u64> {
+        j.writer(Duration::from_secs(1))?.append(e)
+    }
+
     #[test]
     fn appends_survive_and_ids_grow() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(&dir.path().join("sub/journal.jsonl"));
         assert!(j.entries().unwrap().is_empty());
-        let a = j
-            .writer(Duration::from_secs(1))
-            .unwrap()
-            .append(removal())
-            .unwrap();
-        let b = j
-            .writer(Duration::from_secs(1))
-            .unwrap()
-            .append(Event::Outcome {
-                of: a,
-                result: "removed".into(),
-                detail: String::new(),
-            })
-            .unwrap();
+        let a = append(&j, removal()).unwrap();
+        let b = append(&j, outcome(a)).unwrap();
         assert_eq!((a, b), (1, 2));
         let entries = j.entries().unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].event, removal());
+        let mode = fs::metadata(dir.path().join("sub")).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let mode = fs::metadata(j.path()).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]
@@ -276,23 +482,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let j = Journal::new(&path);
-        j.writer(Duration::from_secs(1))
-            .unwrap()
-            .append(removal())
-            .unwrap();
-        j.writer(Duration::from_secs(1))
-            .unwrap()
-            .append(removal())
-            .unwrap();
+        append(&j, removal()).unwrap();
+        append(&j, removal()).unwrap();
         // logrotate: rename to .1, start an empty file.
         fs::rename(&path, dir.path().join("journal.jsonl.1")).unwrap();
         fs::write(&path, "").unwrap();
-        let id = j
-            .writer(Duration::from_secs(1))
-            .unwrap()
-            .append(removal())
-            .unwrap();
-        assert_eq!(id, 3);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(append(&j, removal()).unwrap(), 3);
         let ids: Vec<u64> = j.entries().unwrap().iter().map(|e| e.id).collect();
         assert_eq!(ids, vec![1, 2, 3]);
     }
@@ -307,10 +503,11 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_journal_is_refused_with_its_line() {
+    fn a_corrupt_complete_line_is_refused_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
-        fs::write(&path, "{\"id\":1}\nnot json\n").unwrap();
+        fs::write(&path, "not json\n{}\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let err = Journal::new(&path)
             .writer(Duration::from_secs(1))
             .err()
@@ -319,5 +516,121 @@ mod tests {
             matches!(err, Error::JournalCorrupt { line: 1, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_by_readers_and_repaired_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let j = Journal::new(&path);
+        let id = append(&j, removal()).unwrap();
+        // A crash in the middle of the next append.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"id":2,"time":"2026-11-29T00:00:00Z","host":"h","pid":1,"ev"#)
+            .unwrap();
+        drop(f);
+        let entries = j.entries().unwrap();
+        assert_eq!(entries.len(), 1, "the good entry stays readable");
+        assert_eq!(entries[0].id, id);
+        let next = append(&j, outcome(id)).unwrap();
+        let entries = j.entries().unwrap();
+        let kinds: Vec<String> = entries
+            .iter()
+            .map(|e| serde_json::to_value(&e.event).unwrap()["event"].to_string())
+            .collect();
+        assert_eq!(kinds, ["\"removal\"", "\"repaired\"", "\"outcome\""]);
+        assert!(
+            matches!(&entries[1].event, Event::Repaired { torn, .. } if torn.ends_with("\"ev"))
+        );
+        assert_eq!(next, entries[2].id);
+        assert!(fs::read_to_string(&path).unwrap().ends_with('\n'));
+    }
+
+    #[test]
+    fn ids_do_not_wrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let line = serde_json::to_string(&Entry {
+            id: u64::MAX,
+            time: "2026-11-29T00:00:00Z".into(),
+            host: "h".into(),
+            pid: 1,
+            event: outcome(1),
+        })
+        .unwrap();
+        fs::write(&path, line + "\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let before = fs::read(&path).unwrap();
+        let err = append(&Journal::new(&path), removal()).unwrap_err();
+        assert!(err.chain().contains("exhausted"), "{}", err.chain());
+        assert_eq!(fs::read(&path).unwrap(), before, "nothing was written");
+    }
+
+    /// A failed append leaves the journal as it was (the full-disk case, on /dev/full: every
+    /// write fails with ENOSPC).
+    #[test]
+    fn a_failed_write_leaves_no_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let j = Journal::new(&path);
+        append(&j, removal()).unwrap();
+        let before = fs::read(&path).unwrap();
+        let mut w = j.writer(Duration::from_secs(1)).unwrap();
+        // Swap the writer's file for one whose writes fail, keeping the real one's length
+        // bookkeeping honest: /dev/full accepts the open and refuses every write.
+        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let real = std::mem::replace(
+            &mut w.file,
+            Flock::lock(full, FlockArg::LockExclusiveNonblock).unwrap(),
+        );
+        assert!(w.append(removal()).is_err());
+        drop(real);
+        assert_eq!(fs::read(&path).unwrap(), before);
+        assert_eq!(append(&j, removal()).unwrap(), 2);
+    }
+
+    #[test]
+    fn untrusted_journals_are_refused_before_they_are_read() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let good = d.join("good.jsonl");
+        append(&Journal::new(&good), removal()).unwrap();
+        let refused = |p: &Path| {
+            let e = Journal::new(p).entries().unwrap_err();
+            assert!(e.chain().contains("refusing to trust"), "{}", e.chain());
+            let e = Journal::new(p)
+                .writer(Duration::from_millis(100))
+                .err()
+                .unwrap();
+            assert!(e.chain().contains("refusing to trust"), "{}", e.chain());
+        };
+        // A symlink to a good journal, and a dangling one (which must not create its target).
+        symlink(&good, d.join("link.jsonl")).unwrap();
+        refused(&d.join("link.jsonl"));
+        symlink(d.join("elsewhere.jsonl"), d.join("dangling.jsonl")).unwrap();
+        refused(&d.join("dangling.jsonl"));
+        assert!(!d.join("elsewhere.jsonl").exists());
+        // World-writable journal.
+        let loose = d.join("loose.jsonl");
+        fs::copy(&good, &loose).unwrap();
+        fs::set_permissions(&loose, fs::Permissions::from_mode(0o666)).unwrap();
+        refused(&loose);
+        // A FIFO (would hang a reader) and a device (/dev/zero would never end).
+        let fifo = d.join("fifo.jsonl");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        refused(&fifo);
+        let e = Journal::new(Path::new("/dev/zero")).entries().unwrap_err();
+        assert!(e.chain().contains("refusing to trust"), "{}", e.chain());
+        // A group-writable directory, and a directory reached through a symlink.
+        let open_dir = d.join("open");
+        fs::create_dir(&open_dir).unwrap();
+        fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o775)).unwrap();
+        refused(&open_dir.join("j.jsonl"));
+        let real = d.join("real");
+        fs::create_dir(&real).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+        symlink(&real, d.join("via")).unwrap();
+        refused(&d.join("via/j.jsonl"));
     }
 }

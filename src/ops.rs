@@ -105,6 +105,7 @@ impl Host {
                         crate::ids::VgName::new(&format!("{}{sr_uuid}", lvm::names::SR_VG_PREFIX))?;
                     let prefix = match record.sm_config.get("vdi_type").map(String::as_str) {
                         Some("aio") | Some("raw") => "LV-",
+                        Some("qcow2") => "QCOW2-",
                         _ => "VHD-",
                     };
                     let lv = LvName::new(&format!("{prefix}{vdi}"))?;
@@ -151,7 +152,7 @@ impl Host {
             &self.config,
             self.dm.as_ref(),
             std::slice::from_ref(name),
-            KernelSearch::Everywhere,
+            KernelSearch::AllWhereOpen,
         )?;
         Ok(Inspection::new(target, facts.remove(0)))
     }

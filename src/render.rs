@@ -111,6 +111,9 @@ pub fn journal(entries: &[Entry]) -> String {
                 table.len()
             ),
             Event::Outcome { of, result, .. } => format!("removal {of}: {result}"),
+            Event::Repaired { bytes, .. } => {
+                format!("repaired: a torn last line of {bytes} bytes (an append cut short by a crash) was cut off")
+            }
             Event::Restore { of, result, .. } => format!("restore of {of}: {result}"),
             Event::Decision {
                 dm_name,

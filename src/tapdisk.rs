@@ -48,45 +48,62 @@ fn parse_number(s: &str) -> Option<u32> {
     }
 }
 
-/// Parse `tap-ctl list` output. Unknown fields are ignored; a line with no field is skipped.
-pub fn parse(text: &str) -> Vec<Tapdisk> {
-    text.lines()
-        .filter_map(|line| {
-            let mut t = Tapdisk {
-                pid: None,
-                minor: None,
-                state: None,
-                kind: None,
-                path: None,
+/// Parse `tap-ctl list` output: lines of `key=value` fields (pid, minor, state, args; each
+/// optional, as tap-ctl prints only what it knows). Anything else — a word that is not a field,
+/// an unknown key, a number that is not one — is an error, never "no tapdisk": output dmheal
+/// cannot read proves nothing about what tapdisk serves.
+pub fn parse(text: &str) -> Result<Vec<Tapdisk>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: String| {
+            format!(
+                "line {}: {why}: {:?}",
+                n + 1,
+                line.escape_default().to_string()
+            )
+        };
+        let mut t = Tapdisk {
+            pid: None,
+            minor: None,
+            state: None,
+            kind: None,
+            path: None,
+        };
+        for field in line.split_whitespace() {
+            let Some((key, value)) = field.split_once('=') else {
+                return Err(bad(format!("{field:?} is not a key=value field")));
             };
-            let mut any = false;
-            for field in line.split_whitespace() {
-                let Some((key, value)) = field.split_once('=') else {
-                    continue;
-                };
-                any = true;
-                match key {
-                    "pid" => t.pid = parse_number(value),
-                    "minor" => t.minor = parse_number(value),
-                    "state" => t.state = parse_number(value),
-                    "args" => {
-                        let (kind, path) = value.split_once(':').unwrap_or(("", value));
-                        t.kind = Some(kind.to_string()).filter(|k| !k.is_empty());
-                        t.path = Some(path.to_string());
-                    }
-                    _ => {}
+            let number = || {
+                parse_number(value).ok_or_else(|| bad(format!("{key}={value:?} is not a number")))
+            };
+            match key {
+                "pid" => t.pid = Some(number()?),
+                "minor" => t.minor = Some(number()?),
+                "state" => t.state = Some(number()?),
+                "args" => {
+                    let (kind, path) = value.split_once(':').unwrap_or(("", value));
+                    t.kind = Some(kind.to_string()).filter(|k| !k.is_empty());
+                    t.path = Some(path.to_string());
                 }
+                _ => return Err(bad(format!("unknown field {key:?}"))),
             }
-            any.then_some(t)
-        })
-        .collect()
+        }
+        out.push(t);
+    }
+    Ok(out)
 }
 
 /// Run `tap-ctl list`.
 pub fn list(program: &str, timeout: Duration) -> TapdiskView {
     match command::run(program, &["list"], timeout).and_then(|o| o.success(program)) {
-        Ok(out) => TapdiskView::Listed {
-            tapdisks: parse(&out.stdout),
+        Ok(out) => match parse(&out.stdout) {
+            Ok(tapdisks) => TapdiskView::Listed { tapdisks },
+            Err(why) => TapdiskView::Failed {
+                why: format!("{program} list printed output dmheal cannot read ({why})"),
+            },
         },
         Err(CommandError::NotFound { .. }) => TapdiskView::NotInstalled,
         Err(e) => TapdiskView::Failed { why: e.to_string() },
@@ -102,7 +119,7 @@ mod tests {
         let text = "pid=1234 minor=0 state=0 args=vhd:/dev/VG_XenStorage-a/VHD-b\n\
                     pid=1300 minor=3 state=0x20 args=vhd:/dev/VG_XenStorage-a/VHD-c\n\
                     pid=1400\n\n";
-        let t = parse(text);
+        let t = parse(text).unwrap();
         assert_eq!(t.len(), 3);
         assert_eq!(t[0].pid, Some(1234));
         assert!(!t[0].paused());
@@ -110,6 +127,33 @@ mod tests {
         assert_eq!(t[1].kind.as_deref(), Some("vhd"));
         assert!(t[1].paused());
         assert_eq!(t[2].path, None);
+    }
+
+    #[test]
+    fn output_that_cannot_be_read_is_an_error_not_an_empty_list() {
+        for bad in [
+            "Error: no such thing\n",
+            "pid=12 minor=x\n",
+            "tapdisk 1234 0 0 vhd /dev/x\n",
+            "pid=1 colour=blue\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(parse("").unwrap(), vec![]);
+        assert_eq!(parse("\n  \n").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_tap_ctl_that_prints_nonsense_is_a_failed_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("tap-ctl");
+        std::fs::write(&tool, "#!/bin/sh\necho 'garbage from a newer tap-ctl'\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(matches!(
+            list(tool.to_str().unwrap(), Duration::from_secs(5)),
+            TapdiskView::Failed { .. }
+        ));
     }
 
     #[test]

@@ -165,6 +165,18 @@ pub fn decide(f: &Facts) -> Decision {
                 n.vg
             ),
         )),
+        Some(n) if f.vdi.is_none() => rs.push(reason(
+            Layer::Naming,
+            Suspicious,
+            "not_a_vdi",
+            format!("LV {}", n.lv),
+            format!(
+                "LV {} of SR volume group {} is not a VDI's volume ({}<vdi uuid>): its SM, xapi and tapdisk layers cannot be asked, so it is never healed",
+                n.lv,
+                n.vg,
+                crate::lvm::names::VDI_LV_PREFIXES.join("<vdi uuid>, ")
+            ),
+        )),
         Some(n) => rs.push(reason(
             Layer::Naming,
             Clear,
@@ -297,10 +309,18 @@ pub fn decide(f: &Facts) -> Decision {
             Clear,
             "not_open",
             "open count 0",
-            "the kernel counts no open: no holder, opener or mount can exist (not searched)",
+            "the kernel's own count of users is 0: no opener, mmap, mount, stacked device, swap or loop device holds it (the count is authoritative; users are searched only to name them)",
         ));
     } else {
-        rs.push(if f.holders.is_empty() {
+        rs.push(if let Some(why) = &f.holders_unreadable {
+            reason(
+                Layer::Holders,
+                Suspicious,
+                "holders_unreadable",
+                "not looked at",
+                format!("stacked devices could not be looked for: {why}"),
+            )
+        } else if f.holders.is_empty() {
             reason(
                 Layer::Holders,
                 Clear,
@@ -326,6 +346,23 @@ pub fn decide(f: &Facts) -> Decision {
                 "not searched",
                 "a host scan does not walk /proc; `dmheal inspect` names the processes",
             ));
+        } else if let Some(why) = &f.proc_unreadable {
+            for (layer, code, what) in [
+                (
+                    Layer::Openers,
+                    "openers_unreadable",
+                    "processes holding it open",
+                ),
+                (Layer::Mounts, "mounts_unreadable", "mounts of it"),
+            ] {
+                rs.push(reason(
+                    layer,
+                    Suspicious,
+                    code,
+                    "not looked at",
+                    format!("{what} could not be looked for: {why}"),
+                ));
+            }
         } else {
             rs.push(if f.openers.is_empty() {
                 reason(
@@ -427,6 +464,9 @@ pub fn decide(f: &Facts) -> Decision {
             "SM holds no reference to this VDI")),
         Refcount::Counts { count, binary } if f.refcount.is_zero() => rs.push(reason(Layer::Sm, Clear,
             "refcount_zero", format!("refcount {count} {binary}"), "SM's reference count is zero")),
+        Refcount::Counts { count, binary } if f.activating && count + binary == 1 => rs.push(reason(Layer::Sm, Clear,
+            "refcount_activating", format!("refcount {count} {binary}"),
+            "SM's one reference is the activation in progress's own: LVMCache.activate counts the reference, then activates the LV only when the count has just become 1")),
         Refcount::Counts { count, binary } => rs.push(reason(Layer::Sm, InUse, "refcount",
             format!("refcount {count} {binary}"),
             format!("SM holds references to this VDI (count {count}, binary {binary}): it believes the volume active"))),
@@ -678,6 +718,8 @@ mod tests {
             holders: vec![],
             openers: vec![],
             mounts: vec![],
+            holders_unreadable: None,
+            proc_unreadable: None,
             lvm: Some(LvmView::Lv(lv_record("-wi-------"))),
             uuid_owner: None,
             tapdisk: TapdiskFacts::Listed {
@@ -685,6 +727,7 @@ mod tests {
             },
             refcount: Refcount::Absent,
             xapi: XapiView::NotConfigured,
+            activating: false,
         }
     }
 
@@ -908,6 +951,7 @@ mod tests {
             paused: false,
             relinking: false,
             activating: false,
+            sm_config_activating: false,
         }
     }
 

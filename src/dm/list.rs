@@ -11,19 +11,11 @@
 //! `struct dm_name_list { u64 dev; u32 next; char name[]; }`, then, at the next 8-byte
 //! boundary after the name's NUL, `u32 event_nr; u32 flags; char uuid[];`.
 
-use std::os::fd::AsRawFd;
-
 use devicemapper::DmFlags;
 
+use super::ioctl::{self, Cmd, Request, DATA_SIZE, DATA_START, FLAGS, VERSION};
 use super::{DevNum, Listed};
 
-/// sizeof(struct dm_ioctl).
-const HEADER: usize = 312;
-/// Offsets in struct dm_ioctl.
-const VERSION: usize = 0;
-const DATA_SIZE: usize = 12;
-const DATA_START: usize = 16;
-const FLAGS: usize = 28;
 /// Offset of `name` in struct dm_name_list.
 const NAME: usize = 12;
 /// dm_name_list flags (after the event number).
@@ -36,11 +28,6 @@ const FIRST_BUFFER: usize = 32 * 1024;
 /// No host has this many mappings; a kernel that keeps asking for more is misbehaving.
 const LARGEST_BUFFER: usize = 256 * 1024 * 1024;
 
-// A struct of the right size gives the ioctl number its size field: _IOWR(0xfd, 2, dm_ioctl).
-#[repr(C)]
-struct DmIoctl([u8; HEADER]);
-nix::ioctl_readwrite!(dm_list_devices, 0xfd, 2, DmIoctl);
-
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
@@ -51,30 +38,19 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 
 /// Every mapping in the kernel, with its uuid when the kernel reports uuids.
 pub fn list(control: &std::fs::File) -> Result<Vec<Listed>, ListError> {
-    let mut buf = vec![0u8; FIRST_BUFFER];
+    let mut size = FIRST_BUFFER;
     loop {
-        let size = buf.len();
-        buf[..HEADER].fill(0);
-        buf[VERSION..VERSION + 4].copy_from_slice(&4u32.to_ne_bytes());
-        buf[DATA_SIZE..DATA_SIZE + 4].copy_from_slice(&(size as u32).to_ne_bytes());
-        buf[DATA_START..DATA_START + 4].copy_from_slice(&(HEADER as u32).to_ne_bytes());
-        buf[FLAGS..FLAGS + 4].copy_from_slice(&DmFlags::DM_UUID.bits().to_ne_bytes());
-        // SAFETY: `buf` is `size` bytes long and starts with a struct dm_ioctl whose data_size
-        // says `size`: the kernel reads and writes no byte outside it. DmIoctl has alignment 1.
-        unsafe { dm_list_devices(control.as_raw_fd(), buf.as_mut_ptr().cast::<DmIoctl>()) }
-            .map_err(ListError::Ioctl)?;
-        let flags = u32_at(&buf, FLAGS).unwrap_or(0);
-        if flags & DmFlags::DM_BUFFER_FULL.bits() == 0 {
-            return parse(&buf);
+        let mut req = Request::new(size).flags(ioctl::UUID_FLAG);
+        ioctl::issue(control, Cmd::ListDevices, &mut req).map_err(ListError::Ioctl)?;
+        if req.reply_u32(FLAGS) & DmFlags::DM_BUFFER_FULL.bits() == 0 {
+            return parse(&req.buf);
         }
         if size >= LARGEST_BUFFER {
             return Err(ListError::Malformed(
                 "the kernel asks for more than 256 MiB".into(),
             ));
         }
-        // Grown in place: the kernel reads and writes the whole buffer on every try, and pages
-        // already touched stay touched (a first touch is costly in some kernels, UML's).
-        buf.resize(size * 2, 0);
+        size *= 2;
     }
 }
 
@@ -149,6 +125,7 @@ pub enum ListError {
 
 #[cfg(test)]
 mod tests {
+    use super::ioctl::HEADER;
     use super::*;
 
     /// A reply as the kernel lays it out: header, then records aligned to 8 bytes.

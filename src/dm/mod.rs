@@ -3,10 +3,12 @@
 //! Behind the `DeviceMapper` trait so the verdict and the heal can be exercised without a
 //! kernel.
 
+mod ioctl;
 mod list;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use devicemapper::{DevId, DmFlags, DmName as CrateDmName, DmOptions, DmUuid as CrateDmUuid, DM};
 use serde::{Deserialize, Serialize};
@@ -124,12 +126,19 @@ pub trait DeviceMapper {
     fn list(&self) -> Result<Vec<Listed>>;
     /// `None` when no mapping has that name. With its table.
     fn device(&self, name: &DmName) -> Result<Option<DmDevice>>;
+    /// `None` when no mapping carries that uuid. With its table. (The kernel keeps uuids
+    /// unique, so this names one device for as long as it exists.)
+    fn device_by_uuid(&self, uuid: &str) -> Result<Option<DmDevice>>;
     /// As `device`, without the table (one cheaper ioctl).
     fn status(&self, name: &DmName) -> Result<Option<DmDevice>>;
     /// Whether some mapping carries `uuid` (how LVM decides that an LV is active).
     fn has_uuid(&self, uuid: &str) -> Result<bool>;
-    /// Plain remove: never forced, never deferred. Retries on EBUSY are bounded.
-    fn remove(&self, name: &DmName) -> Result<()>;
+    /// Give the mapping named `name`, which has no uuid, the uuid `uuid`. The kernel allows
+    /// this exactly once per device and refuses (EINVAL) when it already has one.
+    fn set_uuid(&self, name: &DmName, uuid: &str) -> Result<()>;
+    /// Plain remove of the mapping carrying `uuid`: never forced, never deferred, no udev
+    /// cookie to wait for. EBUSY (udev holding the node a moment) is retried until `deadline`.
+    fn remove_by_uuid(&self, uuid: &str, deadline: Instant) -> Result<()>;
     /// Create `name` with `uuid`, load `table` and resume it.
     fn create(&self, name: &DmName, uuid: &str, table: &[TableLine], read_only: bool)
         -> Result<()>;
@@ -138,6 +147,8 @@ pub trait DeviceMapper {
 /// The real kernel, through /dev/mapper/control.
 pub struct KernelDm {
     dm: DM,
+    /// Where /dev is (its mapper/ directory holds the nodes a removal may leave behind).
+    dev_root: PathBuf,
 }
 
 impl KernelDm {
@@ -154,9 +165,45 @@ impl KernelDm {
             name: CONTROL_PATH.into(),
             source,
         })?;
-        Ok(KernelDm { dm })
+        Ok(KernelDm {
+            dm,
+            dev_root: "/dev".into(),
+        })
+    }
+
+    fn errno_err(operation: &'static str, name: &str, errno: nix::errno::Errno) -> Error {
+        Error::DmIoctl {
+            operation,
+            name: name.to_string(),
+            source: errno.into(),
+        }
+    }
+
+    /// After a removal without a udev cookie: a /dev/mapper node that libdevmapper made itself
+    /// (a block node, not udev's symlink) for exactly the removed device is removed too, as
+    /// libdevmapper's own fallback does; udev's symlinks are udev's to remove on the uevent.
+    fn forget_node(&self, name: &str, dev: DevNum) {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let node = self.dev_root.join("mapper").join(name);
+        if let Ok(meta) = std::fs::symlink_metadata(&node) {
+            if meta.file_type().is_block_device() && DevNum::from_rdev(meta.rdev()) == dev {
+                let _ = std::fs::remove_file(&node);
+            }
+        }
+    }
+
+    /// Resume `name` (activate its loaded table) without a udev cookie.
+    fn resume(&self, name: &DmName) -> Result<()> {
+        let mut req = ioctl::Request::new(0)
+            .name(name.as_str())
+            .map_err(|e| Self::errno_err("resume", name.as_str(), e))?;
+        ioctl::issue(self.dm.file(), ioctl::Cmd::DevSuspend, &mut req)
+            .map_err(|e| Self::errno_err("resume", name.as_str(), e))
     }
 }
+
+/// Pause between retries of a remove the kernel calls busy (udev probing the node).
+const BUSY_RETRY: Duration = Duration::from_millis(100);
 
 fn crate_name(name: &DmName) -> &CrateDmName {
     // Our DmName is a strict subset of what the crate accepts (LVM charset, <= 127 bytes).
@@ -195,6 +242,18 @@ fn to_device(
     }
 }
 
+fn table_lines(table: Vec<(u64, u64, String, String)>) -> Vec<TableLine> {
+    table
+        .into_iter()
+        .map(|(start, length, target, params)| TableLine {
+            start,
+            length,
+            target,
+            params,
+        })
+        .collect()
+}
+
 fn errno_of(err: &devicemapper::DmError) -> Option<nix::errno::Errno> {
     use devicemapper::{errors::Error as CoreError, DmError};
     match err {
@@ -215,25 +274,37 @@ impl DeviceMapper for KernelDm {
             DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
         );
         match status {
-            Ok((info, table)) => Ok(Some(to_device(
-                name,
-                &info,
-                Some(
-                    table
-                        .into_iter()
-                        .map(|(start, length, target, params)| TableLine {
-                            start,
-                            length,
-                            target,
-                            params,
-                        })
-                        .collect(),
-                ),
-            ))),
+            Ok((info, table)) => Ok(Some(to_device(name, &info, Some(table_lines(table))))),
             Err(e) if is_no_such_device(&e) => Ok(None),
             Err(source) => Err(Error::Dm {
                 operation: "table status",
                 name: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    fn device_by_uuid(&self, uuid: &str) -> Result<Option<DmDevice>> {
+        let Ok(id) = CrateDmUuid::new(uuid) else {
+            return Ok(None); // not a uuid the kernel could hold
+        };
+        let status = self.dm.table_status(
+            &DevId::Uuid(id),
+            DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
+        );
+        match status {
+            Ok((info, table)) => {
+                let Some(name) = info.name().and_then(|n| DmName::new(&n.to_string()).ok()) else {
+                    return Err(Error::DmList(format!(
+                        "the mapping with uuid {uuid} has a name dmheal cannot handle"
+                    )));
+                };
+                Ok(Some(to_device(&name, &info, Some(table_lines(table)))))
+            }
+            Err(e) if is_no_such_device(&e) => Ok(None),
+            Err(source) => Err(Error::Dm {
+                operation: "table status by uuid",
+                name: uuid.to_string(),
                 source,
             }),
         }
@@ -266,18 +337,36 @@ impl DeviceMapper for KernelDm {
         }
     }
 
-    fn remove(&self, name: &DmName) -> Result<()> {
-        // DmOptions::default(): no DM_DEFERRED_REMOVE; the crate has no forced remove at all.
-        // The crate retries EBUSY 5 times, 200 ms apart (udev may hold the node briefly),
-        // and returns any other errno at once.
-        self.dm
-            .device_remove(&DevId::Name(crate_name(name)), DmOptions::default())
-            .map(|_| ())
-            .map_err(|source| Error::Dm {
-                operation: "remove",
-                name: name.to_string(),
-                source,
-            })
+    fn set_uuid(&self, name: &DmName, uuid: &str) -> Result<()> {
+        let err = |e| Self::errno_err("set uuid", name.as_str(), e);
+        let mut req = ioctl::Request::new(0)
+            .name(name.as_str())
+            .map_err(err)?
+            .flags(ioctl::UUID_FLAG)
+            .data_cstr(uuid)
+            .map_err(err)?;
+        ioctl::issue(self.dm.file(), ioctl::Cmd::DevRename, &mut req).map_err(err)
+    }
+
+    fn remove_by_uuid(&self, uuid: &str, deadline: Instant) -> Result<()> {
+        // No DM_DEFERRED_REMOVE flag and no forced remove (that would swap in an error table).
+        let err = |e| Self::errno_err("remove", uuid, e);
+        let before = self.device_by_uuid(uuid)?;
+        loop {
+            let mut req = ioctl::Request::new(0).uuid(uuid).map_err(err)?;
+            match ioctl::issue(self.dm.file(), ioctl::Cmd::DevRemove, &mut req) {
+                Ok(()) => break,
+                Err(nix::errno::Errno::EBUSY) if Instant::now() + BUSY_RETRY < deadline => {
+                    tracing::debug!(uuid, "remove: device busy, retrying");
+                    std::thread::sleep(BUSY_RETRY);
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+        if let Some(d) = before {
+            self.forget_node(&d.name, d.dev);
+        }
+        Ok(())
     }
 
     fn create(
@@ -320,17 +409,17 @@ impl DeviceMapper for KernelDm {
         let loaded = self
             .dm
             .table_load(&id, &targets, DmOptions::default().set_flags(flags))
-            .and_then(|_| self.dm.device_suspend(&id, DmOptions::default()));
-        if let Err(source) = loaded {
-            // Leave nothing half-made behind: the empty device we just created goes again.
-            let _ = self.dm.device_remove(&id, DmOptions::default());
-            return Err(dm_err("load table")(source));
+            .map_err(dm_err("load table"))
+            .and_then(|_| self.resume(name));
+        if let Err(e) = loaded {
+            // Leave nothing half-made behind: the empty device we just created goes again
+            // (by name: it was made a moment ago, and a failed load leaves it unusable).
+            let mut req = ioctl::Request::new(0)
+                .name(name.as_str())
+                .map_err(|e| Self::errno_err("remove", name.as_str(), e))?;
+            let _ = ioctl::issue(self.dm.file(), ioctl::Cmd::DevRemove, &mut req);
+            return Err(e);
         }
         Ok(())
     }
-}
-
-/// Whether an error from `remove` was the kernel saying "busy" (after the bounded retries).
-pub fn is_busy(err: &Error) -> bool {
-    matches!(err, Error::Dm { source, .. } if errno_of(source) == Some(nix::errno::Errno::EBUSY))
 }

@@ -155,10 +155,6 @@ fn apply_one(config: &Config, xapi: &Xapi, f: &Finding) -> Result<Applied> {
             subject: subject.clone(),
             evidence: f.evidence.clone(),
             result: result.clone(),
-        })
-        .map_err(|source| Error::Journal {
-            path: config.journal.clone(),
-            source,
         })?;
     Ok(Applied {
         subject,

@@ -20,13 +20,21 @@ pub struct Holder {
     pub depth: usize,
 }
 
-/// All holders of `dev`, nearest first. A device that sysfs does not know has none.
-pub fn holders_of(sys_root: &Path, dev: DevNum) -> Vec<Holder> {
+/// All holders of `dev`, nearest first; an error when sysfs does not show the device at all
+/// (sysfs not mounted, or the device gone), so "no holders" is only said after looking.
+pub fn holders_of(sys_root: &Path, dev: DevNum) -> Result<Vec<Holder>, String> {
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
     let start = sys_root.join(format!("dev/block/{dev}/holders"));
+    if !start.is_dir() {
+        return Err(if sys_root.join("dev/block").is_dir() {
+            format!("sysfs has no {}", start.display())
+        } else {
+            format!("{} is not mounted (no dev/block)", sys_root.display())
+        });
+    }
     walk(sys_root, &start, 1, &mut seen, &mut found);
-    found
+    Ok(found)
 }
 
 fn walk(
@@ -109,7 +117,8 @@ mod tests {
                 major: 254,
                 minor: 0,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(h.len(), 2);
         assert_eq!((h[0].name.as_str(), h[0].depth), ("dm-1", 1));
         assert_eq!((h[1].name.as_str(), h[1].depth), ("dm-2", 2));
@@ -120,13 +129,15 @@ mod tests {
                 minor: 2
             })
         );
-        assert!(holders_of(
-            sys,
-            DevNum {
-                major: 254,
-                minor: 9
-            }
-        )
-        .is_empty());
+        // A device sysfs does not show, and a sysfs that is not there: said, not guessed.
+        let nine = DevNum {
+            major: 254,
+            minor: 9,
+        };
+        assert!(holders_of(sys, nine).unwrap_err().contains("sysfs has no"));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(holders_of(empty.path(), nine)
+            .unwrap_err()
+            .contains("not mounted"));
     }
 }

@@ -37,6 +37,9 @@ pub struct Mount {
 pub struct Usage {
     pub openers: BTreeMap<DevNum, Vec<Opener>>,
     pub mounts: BTreeMap<DevNum, Vec<Mount>>,
+    /// Why /proc could not be searched at all (not mounted, not readable): then no opener or
+    /// mount was looked for, and none may be reported absent.
+    pub unreadable: Option<String>,
 }
 
 fn command_of(proc_root: &Path, pid: u32) -> String {
@@ -45,16 +48,23 @@ fn command_of(proc_root: &Path, pid: u32) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn pids(proc_root: &Path) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir(proc_root) else {
-        return Vec::new();
-    };
+/// Every pid in /proc; an error when /proc cannot be listed or is not procfs (no entry for
+/// this very process: an empty directory where procfs is not mounted).
+fn pids(proc_root: &Path) -> Result<Vec<u32>, String> {
+    let entries = fs::read_dir(proc_root)
+        .map_err(|e| format!("{} cannot be read: {e}", proc_root.display()))?;
     let mut pids: Vec<u32> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .collect();
+    if pids.is_empty() {
+        return Err(format!(
+            "{} is not mounted (no process listed)",
+            proc_root.display()
+        ));
+    }
     pids.sort_unstable();
-    pids
+    Ok(pids)
 }
 
 /// Scan /proc once for the given devices.
@@ -70,7 +80,14 @@ pub fn scan(proc_root: &Path, devs: &BTreeSet<DevNum>) -> Usage {
     }
     let mut namespaces_seen: HashSet<String> = HashSet::new();
     let own_pid = std::process::id();
-    for pid in pids(proc_root) {
+    let pids = match pids(proc_root) {
+        Ok(p) => p,
+        Err(why) => {
+            usage.unreadable = Some(why);
+            return usage;
+        }
+    };
+    for pid in pids {
         let base = proc_root.join(pid.to_string());
         if pid != own_pid {
             scan_fds(proc_root, &base, pid, devs, &mut usage);
@@ -181,5 +198,25 @@ mod tests {
         let u = scan(Path::new("/proc"), &devs);
         assert!(u.openers.is_empty());
         assert!(u.mounts.is_empty());
+        assert_eq!(u.unreadable, None);
+    }
+
+    #[test]
+    fn an_unmounted_proc_is_reported_not_read_as_empty() {
+        let devs: BTreeSet<DevNum> = [DevNum {
+            major: 254,
+            minor: 0,
+        }]
+        .into();
+        let empty = tempfile::tempdir().unwrap();
+        let u = scan(empty.path(), &devs);
+        assert!(
+            u.unreadable
+                .as_deref()
+                .is_some_and(|w| w.contains("not mounted")),
+            "{u:?}"
+        );
+        let u = scan(&empty.path().join("missing"), &devs);
+        assert!(u.unreadable.is_some());
     }
 }

@@ -76,10 +76,18 @@ pub fn sr_of_vg(vg: &VgName) -> Option<Uuid> {
     Uuid::new(uuid).ok()
 }
 
-/// The VDI an LV in an SR VG stores: `VHD-<uuid>` (VHD format) or `LV-<uuid>` (raw).
+/// How SM names the LV of a VDI in an SR VG: `VHD-<uuid>` (VHD format), `LV-<uuid>` (raw),
+/// `QCOW2-<uuid>` (XCP-ng's QCOW2 format). SM's refcounts for all of them live in
+/// `lvm-<sr>`; tapdisk names them by LV path or by `/dev/sm/backend/<sr>/<vdi>`.
+pub const VDI_LV_PREFIXES: [&str; 3] = ["VHD-", "LV-", "QCOW2-"];
+
+/// The VDI an LV in an SR VG stores, for an LV named as SM names VDI volumes. Any other LV
+/// (MGT, journals, an unknown prefix) stores no VDI dmheal can ask SM, xapi or tapdisk about.
 pub fn vdi_of_lv(lv: &LvName) -> Option<Uuid> {
     let s = lv.as_str();
-    let uuid = s.strip_prefix("VHD-").or_else(|| s.strip_prefix("LV-"))?;
+    let uuid = VDI_LV_PREFIXES
+        .iter()
+        .find_map(|prefix| s.strip_prefix(prefix))?;
     Uuid::new(uuid).ok()
 }
 
@@ -125,7 +133,15 @@ mod tests {
                 .as_str(),
             VDI
         );
+        assert_eq!(
+            vdi_of_lv(&LvName::new(&format!("QCOW2-{VDI}")).unwrap())
+                .unwrap()
+                .as_str(),
+            VDI
+        );
         assert!(vdi_of_lv(&LvName::new("MGT").unwrap()).is_none());
+        assert!(vdi_of_lv(&LvName::new(&format!("RAW-{VDI}")).unwrap()).is_none());
+        assert!(vdi_of_lv(&LvName::new(&format!("VHD-{VDI}x")).unwrap()).is_none());
     }
 
     #[test]

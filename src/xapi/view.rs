@@ -34,6 +34,9 @@ pub struct XapiVdi {
     pub relinking: bool,
     /// The caller is SM's own activation of this VDI (the hook): `host_key` is its own.
     pub activating: bool,
+    /// sm-config `activating`: blktap2 writes it, then `host_<ref>`, before it activates the
+    /// LV, and removes it when the activation ends.
+    pub sm_config_activating: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -116,6 +119,7 @@ fn vdi_view_inner(
         vdi_uuid: vdi.uuid.clone(),
         host_key: vdi.sm_config.get(&format!("host_{host_ref}")).cloned(),
         paused: truthy(vdi.sm_config.get("paused")),
+        sm_config_activating: truthy(vdi.sm_config.get("activating")),
         relinking: truthy(vdi.sm_config.get("relinking")),
         vdi_ref,
         name_label: vdi.name_label,
