@@ -142,8 +142,8 @@ pub fn run(cli: &Cli) -> Result<Exit> {
         }
         Command::Restore { id } => {
             let id = parse_id(id)?;
-            heal::find_removal(&config, id)?;
-            let r = heal::restore(&Host::open(config)?, id)?;
+            crate::restore::find_removal(&config, id)?;
+            let r = crate::restore::restore(&Host::open(config)?, id)?;
             print(cli.json, &r, render::restore);
             Ok(Exit::Ok)
         }

@@ -511,10 +511,13 @@ mod tests {
             id: "K2BweQ".into(),
             seqno: 1,
             pv_ids: Vec::new(),
+            pvs: Vec::new(),
+            extent_size: 8,
             lvs: vec![LvMetadata {
                 name: lv.to_string(),
                 id: "LV1".into(),
                 visible: true,
+                segments: Vec::new(),
             }],
         };
         let mut g = Gathered {

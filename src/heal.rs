@@ -1,14 +1,13 @@
 //! The guarded action. Plan on the facts; with `apply`, take SM's lock and the journal lock,
 //! gather every fact again and decide again, require that the device has not moved (same dev_t,
 //! uuid and event number), journal the removal and flush it, remove without force, and verify
-//! the name is gone. `restore` undoes a journalled removal exactly.
+//! the name is gone. `restore` (its own module) undoes a journalled removal.
 
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::dm::{DmDevice, TableLine};
-use crate::error::{Error, Result};
+use crate::dm::DmDevice;
+use crate::error::Result;
 use crate::ids::{DmName, Target};
 use crate::journal::{Event, Journal};
 use crate::ops::{Host, Inspection};
@@ -389,101 +388,6 @@ fn not_the_proven(
         return Some("its table changed".into());
     }
     None
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct RestoreOutcome {
-    pub restored: u64,
-    pub dm_name: String,
-    pub uuid: String,
-    pub table: Vec<String>,
-    pub journal_id: u64,
-    pub message: String,
-}
-
-/// What a journalled removal recorded: enough to recreate the mapping exactly.
-pub struct Removed {
-    pub dm_name: String,
-    pub uuid: String,
-    pub table: Vec<TableLine>,
-    pub read_only: bool,
-}
-
-/// Find removal `id` in the journal (needs no device-mapper, so it is checked first).
-pub fn find_removal(config: &Config, id: u64) -> Result<Removed> {
-    Journal::new(&config.journal)
-        .entries()?
-        .into_iter()
-        .find(|e| e.id == id)
-        .and_then(|e| match e.event {
-            Event::Removal {
-                dm_name,
-                uuid,
-                table,
-                read_only,
-                ..
-            } => Some(Removed {
-                dm_name,
-                uuid,
-                table,
-                read_only,
-            }),
-            _ => None,
-        })
-        .ok_or(Error::NoSuchEntry(id))
-}
-
-/// Recreate the mapping journal entry `id` removed: same name, uuid and table.
-pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
-    let cfg = &host.config;
-    let Removed {
-        dm_name,
-        uuid,
-        table,
-        read_only,
-    } = find_removal(cfg, id)?;
-    let journal = Journal::new(&cfg.journal);
-    let name = DmName::new(&dm_name)?;
-
-    let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
-    let _sm_lock = lock::acquire(&kind, cfg.lock_timeout, cfg.in_sm_process)?;
-    let mut writer = journal.writer(cfg.lock_timeout)?;
-    if host.dm.device(&name)?.is_some() {
-        return Err(Error::RestoreRefused {
-            id,
-            why: format!("a mapping named {name} exists now (LVM may have activated the LV); restoring would collide"),
-        });
-    }
-    host.dm.create(&name, &uuid, &table, read_only)?;
-    let made = host.dm.device(&name)?;
-    let exact = made
-        .as_ref()
-        .is_some_and(|d| d.table.as_ref() == Some(&table) && d.uuid == uuid);
-    let message = if exact {
-        format!("recreated {name} exactly as journal entry {id} recorded it")
-    } else {
-        format!(
-            "recreated {name}, but the kernel reports a different table or uuid than entry {id}"
-        )
-    };
-    let journal_id = writer.append(Event::Restore {
-        of: id,
-        result: if exact {
-            "restored"
-        } else {
-            "restored-differently"
-        }
-        .into(),
-        detail: message.clone(),
-    })?;
-    Ok(RestoreOutcome {
-        restored: id,
-        dm_name: name.to_string(),
-        uuid,
-        table: table.iter().map(|l| l.to_string()).collect(),
-        journal_id,
-        message,
-    })
 }
 
 #[cfg(test)]

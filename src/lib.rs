@@ -23,6 +23,7 @@ pub mod lvm;
 pub mod ops;
 pub mod pool;
 pub mod render;
+pub mod restore;
 pub mod sm;
 pub mod tapdisk;
 pub mod verdict;

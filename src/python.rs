@@ -105,8 +105,8 @@ fn restore(
     to_py(py.detach(|| {
         let id = crate::cli::parse_id(id)?;
         let config = config(journal, lock_timeout)?;
-        guarded::find_removal(&config, id)?;
-        guarded::restore(&Host::open(config)?, id)
+        crate::restore::find_removal(&config, id)?;
+        crate::restore::restore(&Host::open(config)?, id)
     }))
 }
 

@@ -3,9 +3,10 @@
 
 use std::fmt::Write;
 
-use crate::heal::{HealOutcome, RestoreOutcome};
+use crate::heal::HealOutcome;
 use crate::journal::{Entry, Event};
 use crate::ops::{Inspection, Scan};
+use crate::restore::RestoreOutcome;
 
 fn table(rows: &[[String; 3]]) -> String {
     let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);

@@ -2,7 +2,8 @@
 //! metadata area (and into /etc/lvm/backup), and the VG and LVs it describes.
 //!
 //! Read in one pass without building the tree: a VG of thousands of LVs is megabytes of text,
-//! and only a few fields matter here (VG name, id, seqno, PV ids, LV names, ids and VISIBLE).
+//! and only a few fields matter here (VG name, id, seqno and extent size; PV ids and where
+//! their extents start; LV names, ids, VISIBLE, and which extents each LV's segments map).
 //! Everything else is tokenised and skipped, so keys added by newer LVM releases do no harm.
 
 use std::borrow::Cow;
@@ -17,7 +18,20 @@ pub struct VgMetadata {
     pub seqno: u64,
     /// PV uuids (with dashes).
     pub pv_ids: Vec<String>,
+    /// The PVs, in the order the metadata lists them.
+    pub pvs: Vec<PvMetadata>,
+    /// Sectors (512 bytes) per extent.
+    pub extent_size: u64,
     pub lvs: Vec<LvMetadata>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PvMetadata {
+    /// The section name LV segments refer to (`pv0`).
+    pub name: String,
+    pub id: String,
+    /// Sector where the PV's first extent starts.
+    pub pe_start: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +39,17 @@ pub struct LvMetadata {
     pub name: String,
     pub id: String,
     pub visible: bool,
+    pub segments: Vec<Segment>,
+}
+
+/// A run of an LV's extents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub start_extent: u64,
+    pub extent_count: u64,
+    /// For a linear segment (striped, one stripe): the PV (index into `pvs`) and its first
+    /// physical extent there. `None` for anything else (striped over several PVs, thin, …).
+    pub linear: Option<(usize, u64)>,
 }
 
 /// A scalar or array value, borrowed from the text where it can be.
@@ -48,6 +73,9 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
     let mut vg: Option<VgMetadata> = None;
     let mut item_id: Option<String> = None; // the id of the PV or LV section being read
     let mut visible = false;
+    let mut pe_start: Option<u64> = None;
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut seg = SegmentText::default();
     loop {
         let Some(c) = t.peek() else {
             if !path.is_empty() {
@@ -60,16 +88,28 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
             let Some(name) = path.pop() else {
                 return t.err("`}` without a section");
             };
+            if let (Some(vg), 3) = (vg.as_ref(), path.len()) {
+                if path[1] == "logical_volumes" {
+                    segments.push(std::mem::take(&mut seg).finish(vg, name)?);
+                }
+            }
             if let (Some(vg), 2) = (vg.as_mut(), path.len()) {
                 let id = item_id.take();
                 match path[1] {
-                    "physical_volumes" => vg
-                        .pv_ids
-                        .push(id.ok_or_else(|| format!("PV {name} has no id"))?),
+                    "physical_volumes" => {
+                        let id = id.ok_or_else(|| format!("PV {name} has no id"))?;
+                        vg.pv_ids.push(id.clone());
+                        vg.pvs.push(PvMetadata {
+                            name: name.to_string(),
+                            id,
+                            pe_start: pe_start.take().unwrap_or(0),
+                        });
+                    }
                     "logical_volumes" => vg.lvs.push(LvMetadata {
                         name: name.to_string(),
                         id: id.ok_or_else(|| format!("LV {name} has no id"))?,
                         visible: std::mem::take(&mut visible),
+                        segments: std::mem::take(&mut segments),
                     }),
                     _ => {}
                 }
@@ -89,6 +129,8 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
                         id: String::new(),
                         seqno: 0,
                         pv_ids: Vec::new(),
+                        pvs: Vec::new(),
+                        extent_size: 0,
                         lvs: Vec::new(),
                     });
                 }
@@ -96,6 +138,11 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
                 if path.len() == 3 {
                     item_id = None;
                     visible = false;
+                    pe_start = None;
+                    segments.clear();
+                }
+                if path.len() == 4 {
+                    seg = SegmentText::default();
                 }
             }
             Some(b'=') => {
@@ -109,9 +156,25 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
                         vg.as_mut().expect("in the VG").seqno =
                             n.parse().map_err(|_| format!("bad seqno {n:?}"))?
                     }
+                    (1, "extent_size", Value::Number(n)) => {
+                        vg.as_mut().expect("in the VG").extent_size =
+                            n.parse().map_err(|_| format!("bad extent_size {n:?}"))?
+                    }
                     (3, "id", Value::Str(id)) => item_id = Some(id.into()),
                     (3, "status", Value::Array(flags)) => {
                         visible = flags.contains(&Value::Str("VISIBLE".into()))
+                    }
+                    (3, "pe_start", Value::Number(n)) => {
+                        pe_start = Some(n.parse().map_err(|_| format!("bad pe_start {n:?}"))?)
+                    }
+                    (4, "start_extent", Value::Number(n)) => seg.start = n.parse().ok(),
+                    (4, "extent_count", Value::Number(n)) => seg.count = n.parse().ok(),
+                    (4, "type", Value::Str(kind)) => seg.striped = kind == "striped",
+                    (4, "stripe_count", Value::Number(n)) => seg.stripes = n.parse().ok(),
+                    (4, "stripes", Value::Array(items)) => {
+                        if let [Value::Str(pv), Value::Number(pe)] = items.as_slice() {
+                            seg.first = Some((pv.to_string(), pe.parse().ok()));
+                        }
                     }
                     _ => {}
                 }
@@ -133,6 +196,41 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
         return Err("the VG has no seqno".into());
     }
     Ok(vg)
+}
+
+/// An LV segment's fields as read, before they are checked.
+#[derive(Default)]
+struct SegmentText {
+    start: Option<u64>,
+    count: Option<u64>,
+    striped: bool,
+    stripes: Option<u64>,
+    first: Option<(String, Option<u64>)>,
+}
+
+impl SegmentText {
+    fn finish(self, vg: &VgMetadata, name: &str) -> Result<Segment, String> {
+        let (Some(start_extent), Some(extent_count)) = (self.start, self.count) else {
+            return Err(format!(
+                "segment {name} has no start_extent or extent_count"
+            ));
+        };
+        let linear = match (self.striped, self.stripes, self.first) {
+            (true, Some(1), Some((pv, Some(pe)))) => {
+                let index =
+                    vg.pvs.iter().position(|p| p.name == pv).ok_or_else(|| {
+                        format!("segment {name} names PV {pv}, which the VG lacks")
+                    })?;
+                Some((index, pe))
+            }
+            _ => None,
+        };
+        Ok(Segment {
+            start_extent,
+            extent_count,
+            linear,
+        })
+    }
 }
 
 struct Tokens<'a> {
@@ -344,6 +442,24 @@ VG_XenStorage-9a3c {
         assert_eq!(vg.lvs[0].id, "X4HzXT-jZRq-DfaP-0000-1111-2222-333333");
         assert!(vg.lvs[0].visible);
         assert!(!vg.lvs[1].visible);
+        assert_eq!(vg.extent_size, 8192);
+        assert_eq!(
+            vg.pvs,
+            vec![PvMetadata {
+                name: "pv0".into(),
+                id: "pv0000-aaaa-bbbb-cccc-dddd-eeee-ffffff".into(),
+                pe_start: 2048
+            }]
+        );
+        assert_eq!(
+            vg.lvs[0].segments,
+            vec![Segment {
+                start_extent: 0,
+                extent_count: 1,
+                linear: Some((0, 0))
+            }]
+        );
+        assert!(vg.lvs[1].segments.is_empty());
         let mut t = Tokens {
             s: br#""a\"quoted\\tag""#,
             text: r#""a\"quoted\\tag""#,

@@ -1,6 +1,7 @@
 //! The LVM layer: naming rules (pure), LVM's on-disk metadata (label, metadata area, text), and
 //! what `lvs` reports; `source` picks between the last two.
 
+pub mod isolated;
 pub mod metadata_text;
 pub mod names;
 pub mod ondisk;

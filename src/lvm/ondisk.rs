@@ -180,61 +180,6 @@ pub fn read_metadata_text(dev: &dyn ReadAt, start: u64) -> Result<Option<String>
         .or_else(|_| corrupt("metadata text is not UTF-8"))
 }
 
-/// A block device opened for reading around the page cache (O_DIRECT), as LVM reads it: on a
-/// shared SR another host (the pool master) writes the metadata, and a cached copy could be
-/// stale.
-pub struct DirectDevice {
-    file: std::fs::File,
-    align: usize,
-}
-
-impl DirectDevice {
-    pub fn open(path: &std::path::Path) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT | libc::O_CLOEXEC | libc::O_NOCTTY)
-            .open(path)?;
-        // 4 KiB covers 512-byte and 4K-native logical sectors alike.
-        Ok(DirectDevice { file, align: 4096 })
-    }
-
-    pub fn file(&self) -> &std::fs::File {
-        &self.file
-    }
-}
-
-impl ReadAt for DirectDevice {
-    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        aligned_read(&self.file, offset, len, self.align)
-    }
-}
-
-/// Read `len` bytes at `offset` using only reads that start, end and land in memory on
-/// `align` boundaries (what O_DIRECT demands).
-fn aligned_read(
-    file: &std::fs::File,
-    offset: u64,
-    len: usize,
-    align: usize,
-) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let a = align as u64;
-    let first = offset / a * a;
-    let end = (offset + len as u64).div_ceil(a) * a;
-    let span = (end - first) as usize;
-    // Over-allocate and start at the aligned point: an aligned buffer without `unsafe`.
-    let mut raw = vec![0u8; span + align];
-    let skip = raw.as_ptr().align_offset(align);
-    debug_assert_eq!((raw.as_ptr() as usize + skip) % align, 0);
-    file.read_exact_at(&mut raw[skip..skip + span], first)?;
-    // Keep the bytes asked for in place (no second buffer: megabytes at thousands of LVs).
-    let from = skip + (offset - first) as usize;
-    raw.truncate(from + len);
-    raw.drain(..from);
-    Ok(raw)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,19 +313,5 @@ mod tests {
         let crc = lvm_crc(INITIAL_CRC, &img[h + 4..h + 512]);
         img[h..h + 4].copy_from_slice(&crc.to_le_bytes());
         assert!(read_metadata_text(&Mem(img), 4096).unwrap().is_none());
-    }
-
-    #[test]
-    fn aligned_reads_return_exactly_the_bytes_asked_for() {
-        // O_DIRECT itself needs a block device (the kernel tests open real PVs); the
-        // arithmetic is the same on a plain file.
-        let mut f = tempfile::tempfile().unwrap();
-        let data: Vec<u8> = (0..20000u32).map(|i| (i % 251) as u8).collect();
-        std::io::Write::write_all(&mut f, &data).unwrap();
-        for (offset, len) in [(5000, 7000), (0, 512), (4096, 4096), (4095, 2), (16383, 1)] {
-            let got = aligned_read(&f, offset, len, 4096).unwrap();
-            assert_eq!(got, &data[offset as usize..offset as usize + len]);
-        }
-        assert_eq!(aligned_read(&f, 100, 10, 512).unwrap(), &data[100..110]);
     }
 }

@@ -11,13 +11,13 @@
 //! another host of the pool writes on a shared SR, where no local lock could help.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::dm::{DevNum, TableLine};
 
+use super::isolated::IsolatedDevice;
 use super::metadata_text::{self, VgMetadata};
-use super::ondisk::{self, DirectDevice, OnDiskError};
+use super::ondisk::{self, OnDiskError};
 
 /// The devices (MAJ:MIN) a mapping's table is built on.
 pub fn table_devices(table: &[TableLine]) -> Vec<DevNum> {
@@ -50,42 +50,52 @@ impl PvReader {
     /// The metadata of VG `vg` from the first of `devices` that is one of its PVs, the highest
     /// seqno when several are.
     pub fn read_vg(&self, vg: &str, devices: &[DevNum]) -> Result<VgMetadata, String> {
+        self.read_vg_on(vg, devices).map(|(m, _)| m)
+    }
+
+    /// `read_vg`, also saying which of `devices` are PVs of the VG, with their PV uuids (as
+    /// their labels give them: no dashes).
+    pub fn read_vg_on(
+        &self,
+        vg: &str,
+        devices: &[DevNum],
+    ) -> Result<(VgMetadata, Vec<(DevNum, String)>), String> {
         if devices.is_empty() {
             return Err("no device under the VG's mappings to read".into());
         }
         let mut best: Option<VgMetadata> = None;
+        let mut pvs = Vec::new();
         let mut why = Vec::new();
         for dev in devices {
             match self.read_device(*dev) {
-                Ok(copies) => {
+                Ok((pv_uuid, copies)) => {
+                    let mut of_vg = false;
                     for copy in copies {
                         if copy.name != vg {
                             why.push(format!("{dev} is a PV of VG {}", copy.name));
-                        } else if best.as_ref().is_none_or(|b| copy.seqno > b.seqno) {
+                            continue;
+                        }
+                        of_vg = true;
+                        if best.as_ref().is_none_or(|b| copy.seqno > b.seqno) {
                             best = Some(copy);
                         }
+                    }
+                    if of_vg {
+                        pvs.push((*dev, pv_uuid));
                     }
                 }
                 Err(e) => why.push(format!("{dev}: {e}")),
             }
         }
-        best.ok_or_else(|| why.join("; "))
+        best.map(|b| (b, pvs)).ok_or_else(|| why.join("; "))
     }
 
-    /// Every VG metadata copy on one device whose label names it as a PV of that VG.
-    fn read_device(&self, dev: DevNum) -> Result<Vec<VgMetadata>, String> {
+    /// Every VG metadata copy on one device whose label names it as a PV of that VG. The
+    /// reads happen in a reader process: one stuck on dead storage costs the deadline and no
+    /// more, and leaves this process free to exit (see `isolated`).
+    fn read_device(&self, dev: DevNum) -> Result<(String, Vec<VgMetadata>), String> {
         let path = self.node_of(dev)?;
-        let timeout = self.timeout;
-        // On a thread, so that a read stuck on dead storage costs the deadline and no more.
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("pv-read".into())
-            .spawn(move || {
-                let _ = tx.send(read_copies(&path, dev));
-            })
-            .map_err(|e| format!("cannot start a reader thread: {e}"))?;
-        rx.recv_timeout(timeout)
-            .map_err(|_| format!("no answer from the device within {timeout:?}"))?
+        read_copies(&path, dev, Instant::now() + self.timeout)
     }
 
     /// /dev/<DEVNAME> for MAJ:MIN, from sysfs (udev's /dev/block links may be absent).
@@ -108,18 +118,16 @@ impl PvReader {
     }
 }
 
-fn read_copies(path: &Path, dev: DevNum) -> Result<Vec<VgMetadata>, String> {
-    let file = DirectDevice::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_copies(
+    path: &Path,
+    dev: DevNum,
+    deadline: Instant,
+) -> Result<(String, Vec<VgMetadata>), String> {
+    let file =
+        IsolatedDevice::open(path, deadline).map_err(|e| format!("{}: {e}", path.display()))?;
     // The node must be the device the table names, not a stale file of the same name.
-    let meta = file
-        .file()
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        if !meta.file_type().is_block_device() || DevNum::from_rdev(meta.rdev()) != dev {
-            return Err(format!("{} is not block device {dev}", path.display()));
-        }
+    if file.mode & libc::S_IFMT != libc::S_IFBLK || DevNum::from_rdev(file.rdev) != dev {
+        return Err(format!("{} is not block device {dev}", path.display()));
     }
     let label = match ondisk::read_label(&file).map_err(|e| e.to_string())? {
         Some(l) => l,
@@ -148,11 +156,11 @@ fn read_copies(path: &Path, dev: DevNum) -> Result<Vec<VgMetadata>, String> {
         why.insert(0, "no usable metadata".into());
         return Err(why.join(": "));
     }
-    Ok(copies)
+    Ok((label.pv_uuid, copies))
 }
 
 /// One metadata area's committed VG, retrying once when the text changed while it was read.
-fn read_area(file: &DirectDevice, start: u64) -> Result<Option<VgMetadata>, String> {
+fn read_area(file: &IsolatedDevice, start: u64) -> Result<Option<VgMetadata>, String> {
     let mut last = String::new();
     for _ in 0..2 {
         match ondisk::read_metadata_text(file, start) {

@@ -93,19 +93,31 @@ fn fairlock(path: &Path, deadline: Instant, timeout: Duration) -> Result<SmLock>
         lock: name.clone(),
         source,
     };
-    // The server's listen queue holds 64 waiters; beyond that connect is refused. Retry then.
+    // Connecting only queues us. When the server's listen queue (64) is full a blocking
+    // connect() would wait with no deadline: connect without blocking and retry until ours.
     let mut stream = loop {
-        match UnixStream::connect(path) {
+        match connect_nonblocking(path) {
             Ok(s) => break s,
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused && Instant::now() < deadline => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAGAIN) | Some(libc::ECONNREFUSED)
+                ) && Instant::now() < deadline =>
+            {
                 thread::sleep(POLL)
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAGAIN) | Some(libc::ECONNREFUSED)
+                ) =>
+            {
                 return Err(timed_out(name, timeout))
             }
             Err(e) => return Err(lock_err(e)),
         }
     };
+    stream.set_nonblocking(false).map_err(lock_err)?;
     // Who we are, for the server's syslog lines (SM's client sends "<pid> - <time>").
     let _ = stream.write_all(format!("{} - dmheal", std::process::id()).as_bytes());
     let mut got = Vec::with_capacity(5);
@@ -141,6 +153,20 @@ fn fairlock(path: &Path, deadline: Instant, timeout: Duration) -> Result<SmLock>
         )));
     }
     Ok(SmLock::Fairlock(stream))
+}
+
+/// A unix stream connection to `path` that never blocks in connect(): EAGAIN when the
+/// listener's queue is full, ECONNREFUSED when nothing listens.
+fn connect_nonblocking(path: &Path) -> std::io::Result<UnixStream> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path)?)?;
+    Ok(UnixStream::from(fd))
 }
 
 fn fcntl_lock(path: &Path, deadline: Instant, timeout: Duration) -> Result<SmLock> {
@@ -232,6 +258,49 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
         assert!(start.elapsed() < Duration::from_secs(3));
+    }
+
+    /// A server that never accepts, whose listen queue is full: a blocking connect() would
+    /// wait forever; the lock gives up at its deadline.
+    #[test]
+    fn a_full_fairlock_queue_times_out_instead_of_blocking() {
+        use nix::sys::socket::{
+            bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("devicemapper");
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &UnixAddr::new(&sock).unwrap(),
+        )
+        .unwrap();
+        listen(&fd, Backlog::new(0).unwrap()).unwrap();
+        // Fill the queue (a backlog of 0 still admits one; connect until it refuses).
+        let mut queued = Vec::new();
+        while let Ok(s) = connect_nonblocking(&sock) {
+            queued.push(s);
+            assert!(queued.len() < 1000, "the queue never filled");
+        }
+        let start = Instant::now();
+        let err = acquire(
+            &SmLockKind::Fairlock(sock),
+            Duration::from_millis(300),
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -1,0 +1,373 @@
+//! A block device read by a child process, so that a read that never returns costs the
+//! deadline and nothing else.
+//!
+//! A read of a dead path (a suspended PV, a lost multipath) sleeps uninterruptibly (D state)
+//! until the I/O completes. On a thread, that is not enough: a process whose thread is in D
+//! state cannot finish exiting, so the `dmheal` binary — and with it the SM hook that waits for
+//! it inside a VM start — would hang on exit. Here the reads happen in a grandchild process
+//! (forked twice, so init reaps it): at the deadline it is sent SIGKILL and left behind, and
+//! this process carries on and exits normally. In the native module this runs inside SM's
+//! Python, so the child does nothing but async-signal-safe system calls on memory prepared
+//! before the fork: open, fstat, read, pread, write, close, _exit.
+//!
+//! Protocol: the child first sends its pid (so it can be killed even while its open hangs),
+//! then answers the open with `[i64 rc][u64 st_mode][u64 st_rdev]` (rc < 0: -errno), then
+//! serves requests `[u64 offset][u64 len]` (aligned, at most CHUNK) with `[i64 rc]` followed
+//! by rc bytes.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Instant;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::ondisk::ReadAt;
+
+/// Largest read the child does at once; bigger reads are split.
+const CHUNK: usize = 1 << 20;
+/// O_DIRECT wants offsets, lengths and memory aligned to the logical sector; 4 KiB covers
+/// 512-byte and 4K-native devices alike.
+const ALIGN: usize = 4096;
+
+/// A device opened O_DIRECT by a reader process.
+pub struct IsolatedDevice {
+    requests: File,
+    replies: File,
+    pid: libc::pid_t,
+    deadline: Instant,
+    /// What the child's fstat said: file type bits and the device number.
+    pub mode: u32,
+    pub rdev: u64,
+}
+
+fn timed_out(deadline: Instant, started: Instant) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "no answer from the device within {:.1} s (dead storage?); the reader was abandoned",
+            deadline.saturating_duration_since(started).as_secs_f64()
+        ),
+    )
+}
+
+impl IsolatedDevice {
+    /// Open `path` for O_DIRECT reads in a reader process; every answer must come by
+    /// `deadline`.
+    pub fn open(path: &Path, deadline: Instant) -> io::Result<Self> {
+        // Around the page cache, as LVM reads: on a shared SR another host (the pool master)
+        // writes the metadata, and a cached copy could be stale.
+        Self::open_with(path, deadline, libc::O_DIRECT)
+    }
+
+    fn open_with(path: &Path, deadline: Instant, direct: libc::c_int) -> io::Result<Self> {
+        let started = Instant::now();
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a device path"))?;
+        // Everything the child touches exists before the fork.
+        let mut buffer = vec![0u8; CHUNK + ALIGN];
+        let (req_r, req_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let fds = ChildFds {
+            path: c_path.as_ptr(),
+            flags: libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | direct,
+            req_r: req_r.as_raw_fd(),
+            req_w: req_w.as_raw_fd(),
+            rep_r: rep_r.as_raw_fd(),
+            rep_w: rep_w.as_raw_fd(),
+            buffer: {
+                let skip = buffer.as_ptr().align_offset(ALIGN);
+                buffer[skip..].as_mut_ptr()
+            },
+        };
+        // SAFETY: fork() is a syscall with no memory effects on this process. In the child
+        // only `serve` runs, which makes async-signal-safe system calls on memory prepared
+        // above (the path, the pipes, the aligned buffer) and ends in _exit: no allocation,
+        // no lock, no return into Rust or Python code of the parent.
+        let first = unsafe { libc::fork() };
+        if first < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if first == 0 {
+            // SAFETY: as above; the intermediate child forks the reader and exits at once, so
+            // the reader's parent is init (or a subreaper), which reaps it whenever it ends.
+            unsafe {
+                let second = libc::fork();
+                if second == 0 {
+                    serve(&fds);
+                }
+                libc::_exit(0);
+            }
+        }
+        // Reap the intermediate child (it exits at once).
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+        drop((req_r, rep_w));
+        drop(buffer); // the child has its own copy
+        let mut dev = IsolatedDevice {
+            requests: File::from(req_w),
+            replies: File::from(rep_r),
+            pid: 0,
+            deadline,
+            mode: 0,
+            rdev: 0,
+        };
+        let pid = dev.read_reply(8, started)?;
+        dev.pid = u64::from_ne_bytes(pid.try_into().expect("8")) as libc::pid_t;
+        let hello = dev.read_reply(24, started)?;
+        let word = |i: usize| u64::from_ne_bytes(hello[i * 8..i * 8 + 8].try_into().expect("8"));
+        let rc = word(0) as i64;
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error((-rc) as i32));
+        }
+        dev.mode = word(1) as u32;
+        dev.rdev = word(2);
+        Ok(dev)
+    }
+
+    /// Read exactly `n` bytes from the child by the deadline.
+    fn read_reply(&self, n: usize, started: Instant) -> io::Result<Vec<u8>> {
+        let mut out = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out(self.deadline, started));
+            }
+            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&self.replies),
+                PollFlags::POLLIN,
+            )];
+            if poll(&mut fds, PollTimeout::from(ms))? == 0 {
+                continue;
+            }
+            match (&self.replies).read(&mut out[got..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the device reader died",
+                    ))
+                }
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One aligned read of at most CHUNK bytes.
+    fn read_chunk(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let started = Instant::now();
+        let mut req = [0u8; 16];
+        req[..8].copy_from_slice(&offset.to_ne_bytes());
+        req[8..].copy_from_slice(&(len as u64).to_ne_bytes());
+        (&self.requests).write_all(&req)?;
+        let rc = i64::from_ne_bytes(self.read_reply(8, started)?.try_into().expect("8"));
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error((-rc) as i32));
+        }
+        let data = self.read_reply(rc as usize, started)?;
+        if data.len() < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("short read at {offset}: {} of {len} bytes", data.len()),
+            ));
+        }
+        Ok(data)
+    }
+}
+
+impl ReadAt for IsolatedDevice {
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let a = ALIGN as u64;
+        let first = offset / a * a;
+        let end = (offset + len as u64).div_ceil(a) * a;
+        let mut data = Vec::with_capacity((end - first) as usize);
+        let mut at = first;
+        while at < end {
+            let n = ((end - at) as usize).min(CHUNK);
+            let chunk = self.read_chunk(at, n)?;
+            data.extend_from_slice(&chunk);
+            at += n as u64;
+        }
+        let from = (offset - first) as usize;
+        data.truncate(from + len);
+        data.drain(..from);
+        Ok(data)
+    }
+}
+
+impl Drop for IsolatedDevice {
+    fn drop(&mut self) {
+        // EOF on its request pipe ends an idle reader; a reader stuck in D state dies when
+        // its I/O returns. Either way nothing here waits for it.
+        if self.pid > 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// What the reader process works with, all prepared before the fork.
+struct ChildFds {
+    path: *const libc::c_char,
+    flags: libc::c_int,
+    req_r: i32,
+    req_w: i32,
+    rep_r: i32,
+    rep_w: i32,
+    buffer: *mut u8,
+}
+
+/// Write all of `len` bytes at `p` to `fd`, or exit.
+///
+/// # Safety
+/// `p..p+len` must be readable. Async-signal-safe: write and _exit only.
+unsafe fn put(fd: i32, p: *const u8, len: usize) {
+    let mut done = 0;
+    while done < len {
+        let n = libc::write(fd, p.add(done).cast(), len - done);
+        if n <= 0 {
+            if n < 0 && *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            libc::_exit(1);
+        }
+        done += n as usize;
+    }
+}
+
+/// Read exactly `len` bytes into `p` from `fd`; false at end of file.
+///
+/// # Safety
+/// `p..p+len` must be writable. Async-signal-safe: read only.
+unsafe fn take(fd: i32, p: *mut u8, len: usize) -> bool {
+    let mut done = 0;
+    while done < len {
+        let n = libc::read(fd, p.add(done).cast(), len - done);
+        if n == 0 {
+            return false;
+        }
+        if n < 0 {
+            if *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            return false;
+        }
+        done += n as usize;
+    }
+    true
+}
+
+/// The reader process: open, report, serve reads until the request pipe closes.
+///
+/// # Safety
+/// Only in a freshly forked child, with `f` prepared before the fork. Never returns.
+unsafe fn serve(f: &ChildFds) -> ! {
+    libc::close(f.req_w);
+    libc::close(f.rep_r);
+    let pid = libc::getpid() as u64;
+    put(f.rep_w, (&pid as *const u64).cast(), 8);
+    let fd = libc::open(f.path, f.flags);
+    let mut hello = [0u64; 3];
+    if fd < 0 {
+        hello[0] = (-(*libc::__errno_location() as i64)) as u64;
+        put(f.rep_w, hello.as_ptr().cast(), 24);
+        libc::_exit(0);
+    }
+    let mut st: libc::stat = std::mem::zeroed();
+    if libc::fstat(fd, &mut st) < 0 {
+        hello[0] = (-(*libc::__errno_location() as i64)) as u64;
+        put(f.rep_w, hello.as_ptr().cast(), 24);
+        libc::_exit(0);
+    }
+    hello[1] = st.st_mode as u64;
+    hello[2] = st.st_rdev;
+    put(f.rep_w, hello.as_ptr().cast(), 24);
+    let mut req = [0u64; 2];
+    while take(f.req_r, req.as_mut_ptr().cast(), 16) {
+        let len = (req[1] as usize).min(CHUNK);
+        let n = libc::pread(fd, f.buffer.cast(), len, req[0] as libc::off_t);
+        let rc: i64 = if n < 0 {
+            -(*libc::__errno_location() as i64)
+        } else {
+            n as i64
+        };
+        put(f.rep_w, (&rc as *const i64).cast(), 8);
+        if rc > 0 {
+            put(f.rep_w, f.buffer, rc as usize);
+        }
+    }
+    libc::_exit(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The aligned chunking returns exactly the bytes asked for, across chunk boundaries.
+    /// (O_DIRECT itself needs a block device — the kernel tests read real PVs — and this
+    /// machine's filesystems refuse it on plain files; the arithmetic and protocol are the
+    /// same without it.)
+    #[test]
+    fn reads_return_exactly_the_bytes_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("disk");
+        let data: Vec<u8> = (0..CHUNK * 2 + 3 * ALIGN)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&p, &data).unwrap();
+        let dev =
+            IsolatedDevice::open_with(&p, Instant::now() + Duration::from_secs(20), 0).unwrap();
+        assert_eq!(dev.mode & libc::S_IFMT, libc::S_IFREG);
+        for (offset, len) in [
+            (5000, 7000),
+            (0, 512),
+            (4096, 4096),
+            (4095, 2),
+            (16383, 1),
+            (100, CHUNK + 5000),
+            (CHUNK as u64 - 3, 10),
+        ] {
+            let got = dev.read_at(offset, len).unwrap();
+            assert_eq!(
+                got,
+                &data[offset as usize..offset as usize + len],
+                "{offset} {len}"
+            );
+        }
+        // Past the end: a short read is an error, not a silent truncation.
+        assert!(dev.read_at(data.len() as u64 - 10, 100).is_err());
+    }
+
+    #[test]
+    fn a_missing_device_is_the_readers_errno() {
+        let e = IsolatedDevice::open(
+            Path::new("/nonexistent/dmheal-disk"),
+            Instant::now() + Duration::from_secs(5),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn a_read_that_never_answers_costs_the_deadline_only() {
+        // A FIFO with no writer: the reader's open blocks forever, as a dead path would.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("dead");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let start = Instant::now();
+        let e = IsolatedDevice::open(&fifo, Instant::now() + Duration::from_millis(300))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+}
