@@ -309,7 +309,7 @@ mod tests {
             ("VHD-a", line(8, "/dev/sda 0"), "MAJ:MIN"),
         ];
         for (lv, l, why) in cases {
-            let e = check_table(&vg(), lv, &pvs, &[l.clone()]).unwrap_err();
+            let e = check_table(&vg(), lv, &pvs, std::slice::from_ref(&l)).unwrap_err();
             assert!(e.contains(why), "{l:?}: {e}");
         }
         let striped = TableLine {
