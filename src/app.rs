@@ -1,35 +1,88 @@
-//! Runs a parsed command line: calls the operation, prints JSON or tables, picks the exit code.
+//! Runs a parsed command line. The operations of the contract become a `contract::Request`
+//! (built from the flags, checked by the contract exactly as a JSON request is) and go through
+//! `execute`; the rest (pool scan, hook, man page, call, contract) are the CLI's own.
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde_json::{json, Map, Value};
 
-use crate::cli::{parse_id, Cli, Command, PoolCommand};
-use crate::config::{Config, Overrides};
+use crate::cli::{Cli, Command, PoolCommand};
+use crate::config::Overrides;
+use crate::contract::{self, Request};
 use crate::error::{Error, Result};
+use crate::execute;
 use crate::exit_codes::Exit;
-use crate::heal;
-use crate::ids::Target;
 use crate::ops::{self, Host};
-use crate::render;
 
-fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
-    if json {
-        // Streamed: a scan of thousands of mappings is never held twice in memory.
-        use std::io::Write;
-        let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-        let _ = serde_json::to_writer_pretty(&mut out, value)
-            .and_then(|_| writeln!(out).map_err(serde_json::Error::io));
-        let _ = out.flush();
-    } else {
-        print!("{}", human(value));
+/// What only an operator sets, from the global flags (and their environment variables).
+pub fn operator_settings(cli: &Cli) -> Overrides {
+    Overrides {
+        xapi: cli.xapi.clone(),
+        xapi_ca: cli.xapi_ca.clone(),
+        host_uuid: cli.host_uuid.clone(),
+        lvm_reader: cli.lvm_reader,
+        ..Default::default()
     }
+}
+
+/// The contract's request for a subcommand that is one of its operations.
+pub fn request_of(cli: &Cli) -> Result<Option<Request>> {
+    let mut m = Map::new();
+    let (op, specific): (&str, Vec<(&str, Value)>) = match &cli.command {
+        Command::Inspect { target } => ("inspect", vec![("target", json!(target))]),
+        Command::Scan => ("scan", vec![]),
+        Command::Heal {
+            target,
+            apply,
+            record,
+            activating,
+            budget,
+        } => (
+            "heal",
+            vec![
+                ("target", json!(target)),
+                ("apply", json!(apply)),
+                ("record", json!(record)),
+                ("activating", json!(activating)),
+                ("budget", json!(budget)),
+            ],
+        ),
+        Command::Journal => ("journal", vec![]),
+        Command::Restore { id } => ("restore", vec![("id", json!(id))]),
+        Command::Doctor { apply } => ("doctor", vec![("apply", json!(apply))]),
+        _ => return Ok(None),
+    };
+    m.insert("op".into(), json!(op));
+    for (k, v) in specific {
+        m.insert(k.into(), v);
+    }
+    let common = [
+        (
+            "journal",
+            json!(cli.journal.as_ref().map(|p| p.to_string_lossy())),
+        ),
+        ("lock_timeout", json!(cli.lock_timeout)),
+        ("tool_timeout", json!(cli.tool_timeout)),
+        ("xapi_session", json!(cli.xapi_session)),
+    ];
+    for (k, v) in common {
+        m.insert(k.into(), v);
+    }
+    Ok(Some(Request::from_map(&m)?))
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    // Streamed: a scan of thousands of mappings is never held twice in memory.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    let _ = serde_json::to_writer_pretty(&mut out, value)
+        .and_then(|_| writeln!(out).map_err(serde_json::Error::io));
+    let _ = out.flush();
 }
 
 /// A scan as JSON, each mapping written as soon as it is decided (one per line), the summary
 /// after them: the same object `Scan` serialises to, without holding every mapping at once.
 fn scan_json(host: &Host) -> Result<ops::ScanSummary> {
-    use std::io::Write;
     let io = |e: std::io::Error| Error::Io("writing the scan".into(), e);
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     out.write_all(b"{\"mappings\": [").map_err(io)?;
@@ -49,77 +102,29 @@ fn scan_json(host: &Host) -> Result<ops::ScanSummary> {
     Ok(summary)
 }
 
-pub fn config_of(cli: &Cli) -> Result<Config> {
-    Config::resolve(Overrides {
-        journal: cli.journal.clone(),
-        lock_timeout: cli.lock_timeout.map(Duration::from_secs_f64),
-        tool_timeout: cli.tool_timeout.map(Duration::from_secs_f64),
-        in_sm_process: false,
-        activating: cli.activating,
-        xapi: cli.xapi.clone(),
-        xapi_ca: cli.xapi_ca.clone(),
-        xapi_session: cli.xapi_session.clone(),
-        host_uuid: cli.host_uuid.clone(),
-        lvm_reader: cli.lvm_reader,
-        budget: None,
-    })
-}
-
 pub fn run(cli: &Cli) -> Result<Exit> {
-    let config = config_of(cli)?;
+    let base = operator_settings(cli);
+    if let Some(req) = request_of(cli)? {
+        if cli.json && matches!(req.call, contract::Call::Scan) {
+            let config = execute::config_for(&req, base)?;
+            let summary = scan_json(&Host::open(config)?)?;
+            return Ok(Exit::of_scan(&summary.counts));
+        }
+        let answer = execute::execute(&req, base, false)?;
+        if cli.json {
+            print_json(&answer);
+        } else {
+            print!("{}", answer.render());
+        }
+        return Ok(answer.exit());
+    }
     match &cli.command {
-        Command::Journal => {
-            let entries = ops::journal_entries(&config)?;
-            print(cli.json, &entries, |e| render::journal(e));
+        Command::Call => call(),
+        Command::Contract => {
+            print_json(&contract::describe());
             Ok(Exit::Ok)
         }
-        Command::Inspect { target } => {
-            let target = Target::parse(target)?;
-            let i = Host::open(config)?.inspect(&target)?;
-            print(cli.json, &i, render::inspection);
-            Ok(Exit::of_verdict(i.verdict))
-        }
-        Command::Scan => {
-            let host = Host::open(config)?;
-            let counts = if cli.json {
-                scan_json(&host)?.counts
-            } else {
-                let s = host.scan()?;
-                print!("{}", render::scan(&s));
-                s.counts
-            };
-            Ok(if counts.ghost > 0 {
-                Exit::GhostFound
-            } else if counts.suspicious > 0 {
-                Exit::Suspicious
-            } else {
-                Exit::Ok
-            })
-        }
-        Command::Heal {
-            target,
-            apply,
-            record,
-        } => {
-            let target = Target::parse(target)?;
-            let o = heal::heal(&Host::open(config)?, &target, *apply, *record)?;
-            print(cli.json, &o, render::heal);
-            Ok(Exit::of_heal(o.action, o.inspection.verdict))
-        }
         Command::Hook { args } => hook(cli.json, args),
-        Command::Doctor { apply } => {
-            let r = crate::doctor::doctor(&config, *apply)?;
-            print(cli.json, &r, render::doctor);
-            let open = r
-                .findings
-                .iter()
-                .any(|f| f.severity > crate::doctor::Severity::Info);
-            Ok(if open && !*apply {
-                Exit::GhostFound
-            } else {
-                Exit::Ok
-            })
-        }
         Command::Manpage => {
             use clap::CommandFactory;
             let mut out = std::io::stdout();
@@ -132,35 +137,59 @@ pub fn run(cli: &Cli) -> Result<Exit> {
         Command::Pool {
             command: PoolCommand::Scan { host_timeout },
         } => {
+            let config = crate::config::Config::resolve(Overrides {
+                journal: cli.journal.clone(),
+                xapi_session: cli.xapi_session.clone(),
+                ..base
+            })?;
             let p = crate::pool::pool_scan(&config, Duration::from_secs_f64(*host_timeout))?;
-            print(cli.json, &p, render::pool_scan);
+            if cli.json {
+                print_json(&p);
+            } else {
+                print!("{}", crate::render::pool_scan(&p));
+            }
             Ok(if p.counts.ghost > 0 {
                 Exit::GhostFound
             } else {
                 Exit::Ok
             })
         }
-        Command::Restore { id } => {
-            let id = parse_id(id)?;
-            crate::restore::find_removal(&config, id)?;
-            let r = crate::restore::restore(&Host::open(config)?, id)?;
-            print(cli.json, &r, render::restore);
-            Ok(Exit::Ok)
-        }
+        other => unreachable!("{other:?} is an operation of the contract"),
     }
+}
+
+/// The largest request `dmheal call` reads.
+const MAX_REQUEST: u64 = 1 << 20;
+
+/// `dmheal call`: one JSON request on stdin, one envelope on stdout, whatever happens.
+fn call() -> Result<Exit> {
+    let mut text = String::new();
+    let read = std::io::stdin().take(MAX_REQUEST).read_to_string(&mut text);
+    let (envelope, exit) = match read {
+        Ok(_) => execute::call(&text, false),
+        Err(e) => (
+            execute::error_envelope(
+                "bad_input",
+                &format!("the request is not readable text: {e}"),
+            ),
+            Exit::BadInput,
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, &envelope);
+    let _ = writeln!(out);
+    let _ = out.flush();
+    Ok(exit)
 }
 
 /// The exit code of an error.
 pub fn exit_of(e: &Error) -> Exit {
-    match e {
-        Error::Input(_) => Exit::BadInput,
-        _ => Exit::Error,
-    }
+    Exit::of_error(e)
 }
 
 /// An error as JSON: `{"error": {"kind": ..., "message": ...}}`.
 pub fn error_json(e: &Error) -> String {
-    serde_json::json!({"error": {"kind": e.kind(), "message": e.chain()}}).to_string()
+    execute::error_json(e)
 }
 
 /// The hook lives in the Python package (it runs inside SM's Python); this forwards to it with
@@ -180,4 +209,82 @@ fn hook(json: bool, args: &[String]) -> Result<Exit> {
     } else {
         Exit::Error
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The CLI and a JSON request reach the same `Request` for every parameter the contract
+    //! lists: a flag added to one and not the other fails here.
+    use super::*;
+    use clap::Parser;
+
+    const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
+
+    /// A sample value per kind: the CLI argument(s) and the JSON value.
+    fn sample(kind: contract::Kind) -> (Option<&'static str>, Value) {
+        use contract::Kind::*;
+        match kind {
+            Bool => (None, json!(true)),
+            Seconds => (Some("7.5"), json!(7.5)),
+            Path => (Some("/run/dmheal/j.jsonl"), json!("/run/dmheal/j.jsonl")),
+            Text => (Some("OpaqueRef:s"), json!("OpaqueRef:s")),
+            Target => (Some(VDI), json!(VDI)),
+            EntryId => (Some("4"), json!("4")),
+        }
+    }
+
+    #[test]
+    fn every_contract_parameter_is_a_cli_flag_with_the_same_meaning() {
+        for op in contract::OPERATIONS {
+            for p in op.all_params() {
+                if p.positional || p.name == "in_sm_process" {
+                    continue; // positional: given in every argv below; in_sm_process: in-process only
+                }
+                let mut argv = vec!["dmheal".to_string(), op.name.to_string()];
+                let mut json_req = Map::new();
+                json_req.insert("op".into(), json!(op.name));
+                for q in op.params.iter().filter(|q| q.positional) {
+                    let (cli_value, v) = sample(q.kind);
+                    argv.push(cli_value.unwrap().into());
+                    json_req.insert(q.name.into(), v);
+                }
+                let (cli_value, v) = sample(p.kind);
+                argv.push(format!("--{}", p.name.replace('_', "-")));
+                if let Some(c) = cli_value {
+                    argv.push(c.into());
+                }
+                json_req.insert(p.name.into(), v);
+                let cli = Cli::try_parse_from(&argv)
+                    .unwrap_or_else(|e| panic!("{argv:?}: the CLI has no such flag: {e}"));
+                let from_cli = request_of(&cli).unwrap().unwrap();
+                let from_json = Request::from_map(&json_req).unwrap();
+                assert_eq!(from_cli, from_json, "{argv:?}");
+                assert_ne!(
+                    from_json,
+                    Request::from_map(&{
+                        let mut m = json_req.clone();
+                        m.remove(p.name);
+                        m
+                    })
+                    .unwrap(),
+                    "{}.{} changes nothing",
+                    op.name,
+                    p.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_cli_operation_is_in_the_contract() {
+        use clap::CommandFactory;
+        let own = ["pool", "hook", "manpage", "call", "contract", "help"];
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            assert!(
+                own.contains(&name) || contract::operation(name).is_some(),
+                "{name} is neither an operation of the contract nor the CLI's own"
+            );
+        }
+    }
 }

@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::InputError;
-
 const EXIT_CODES: &str = "Exit codes: 0 nothing to do or done; 1 error; 2 bad input; \
 3 ghost (or doctor finding) found, not fixed; 4 refused, in use; 5 refused, needs a human.";
 
@@ -22,12 +20,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub journal: Option<PathBuf>,
 
-    /// Seconds to wait for SM's lock and the journal lock.
-    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
+    /// Seconds to wait for SM's lock and the journal lock (0-3600).
+    #[arg(long, global = true, value_name = "SECONDS")]
     pub lock_timeout: Option<f64>,
 
-    /// Seconds each external tool (lvs, tap-ctl) may take.
-    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
+    /// Seconds each external tool (lvs, tap-ctl) may take (0-3600).
+    #[arg(long, global = true, value_name = "SECONDS")]
     pub tool_timeout: Option<f64>,
 
     /// Where xapi listens: unix:/path, /path, http://host:port or https://host[:port]; "none" to not ask xapi
@@ -52,10 +50,6 @@ pub struct Cli {
     /// only for what it cannot cover) or "lvs" [env: DMHEAL_LVM_READER] [default: metadata]
     #[arg(long, global = true, value_name = "READER")]
     pub lvm_reader: Option<crate::lvm::LvmReader>,
-
-    /// Called from SM's own activation of the volume (the SM hook sets this).
-    #[arg(long, global = true, hide = true)]
-    pub activating: bool,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -84,6 +78,14 @@ pub enum Command {
         /// Also journal a dry run or a refusal (what the SM hook does for every decision).
         #[arg(long)]
         record: bool,
+        /// Called from SM's own activation of the volume (the SM hook sets this): SM's
+        /// reference and xapi mark for this host are that activation's own.
+        #[arg(long, hide = true)]
+        activating: bool,
+        /// Seconds the whole heal may take: every wait is cut to it, and no removal starts
+        /// after it (the SM hook's budget inside a VM start).
+        #[arg(long, value_name = "SECONDS")]
+        budget: Option<f64>,
     },
     /// List the journal.
     Journal,
@@ -114,6 +116,12 @@ pub enum Command {
         /// The journal entry id of the removal
         id: String,
     },
+    /// Run one request given as JSON on stdin and answer with one JSON envelope,
+    /// {"result": ...} or {"error": {"kind", "message"}}, whatever the exit code: the
+    /// interface the Python facade uses (`dmheal contract` lists the requests).
+    Call,
+    /// Print the operations and parameters the core accepts (JSON), as `call` takes them.
+    Contract,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,27 +129,19 @@ pub enum PoolCommand {
     /// Run `scan` on every enabled, live host (host.call_plugin) and merge the answers.
     Scan {
         /// Seconds each host may take to answer.
-        #[arg(long, default_value = "60", value_parser = parse_seconds)]
+        #[arg(long, default_value = "60", value_parser = seconds)]
         host_timeout: f64,
     },
 }
 
-// Targets and journal ids are validated by `ids` (not by clap) so that `--json` reports bad
-// input as JSON, with the same message the Python module gives.
+// Targets, journal ids and numbers are validated by `contract` (not by clap), so that
+// `--json` reports bad input as JSON, with the same message the Python module gives.
 
-/// Parse a journal entry id: a positive number.
-pub fn parse_id(s: &str) -> Result<u64, InputError> {
-    match s.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(InputError::BadJournalId(s.escape_default().to_string())),
-    }
-}
-
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number of seconds between 0 and 3600"
-        )),
-    }
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    crate::contract::seconds("seconds", v)
+        .map(|_| v)
+        .map_err(|e| e.to_string())
 }

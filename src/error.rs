@@ -26,6 +26,8 @@ pub enum InputError {
     BadJournalId(String),
     #[error("DMHEAL_LVM_READER: {0}")]
     BadLvmReader(String),
+    #[error("bad {name}: {why}")]
+    BadValue { name: String, why: String },
 }
 
 /// Everything that can stop an operation. Refusals are not errors: they are verdicts.
@@ -102,6 +104,11 @@ pub enum Error {
     #[error("{what} failed: {why}")]
     Xapi { what: &'static str, why: String },
 
+    /// The in-process core refuses what only a separate process may do (open SM's fcntl lock
+    /// file: its close() would drop SM's own lock). The caller runs the `dmheal` binary.
+    #[error("{0}")]
+    NeedsOwnProcess(String),
+
     #[error("VDI {0} has no logical volume in any SR volume group on this host")]
     VdiNotFound(String),
 
@@ -123,6 +130,7 @@ impl Error {
             Error::LockTimeout { .. } | Error::Lock { .. } => "lock",
             Error::VdiNotFound(_) => "not_found",
             Error::Xapi { .. } => "xapi",
+            Error::NeedsOwnProcess(_) => "needs_own_process",
             Error::Io(..) => "io",
         }
     }

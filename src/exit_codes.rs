@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
+use crate::doctor::{Report, Severity};
+use crate::error::Error;
 use crate::heal::Action;
+use crate::ops::ScanCounts;
 use crate::verdict::Verdict;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +40,37 @@ impl Exit {
             Action::WouldRemove => Exit::GhostFound,
             Action::Refused => Exit::of_verdict(v),
             Action::Failed => Exit::Error,
+        }
+    }
+}
+
+impl Exit {
+    /// A scan: 3 when it found a ghost, else 5 when something is suspicious.
+    pub fn of_scan(c: &ScanCounts) -> Self {
+        if c.ghost > 0 {
+            Exit::GhostFound
+        } else if c.suspicious > 0 {
+            Exit::Suspicious
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// The doctor: 3 while a finding above Info remains (after --apply too: what it fixed is
+    /// no longer a finding).
+    pub fn of_doctor(r: &Report) -> Self {
+        if r.remaining().any(|f| f.severity > Severity::Info) {
+            Exit::GhostFound
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// An error: 2 for bad input (nothing was touched), else 1.
+    pub fn of_error(e: &Error) -> Self {
+        match e {
+            Error::Input(_) => Exit::BadInput,
+            _ => Exit::Error,
         }
     }
 }

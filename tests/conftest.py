@@ -1,4 +1,5 @@
 import errno
+import glob
 import os
 import shutil
 import subprocess
@@ -61,3 +62,45 @@ def run_cli(binary, *args, **kw):
     env.update(kw.pop("env", {}))
     return subprocess.run([binary] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, env=env, timeout=60, **kw)
+
+
+def _find_python36():
+    """dom0's interpreter: a real CPython 3.6 (pyenv's on these machines), or None."""
+    if os.environ.get("DMHEAL_PYTHON36"):
+        return os.environ["DMHEAL_PYTHON36"]
+    roots = [os.environ.get("PYENV_ROOT") or "", os.path.expanduser("~/.pyenv")]
+    for root in roots:
+        found = sorted(glob.glob(os.path.join(root, "versions", "3.6*", "bin", "python3.6")))
+        if found:
+            return found[-1]
+    return shutil.which("python3.6")
+
+
+PYTHON36 = _find_python36()
+PYTHON36_MISSING = "no CPython 3.6 on this machine (pyenv install 3.6, or set DMHEAL_PYTHON36)"
+# The package's source, for interpreters that do not have the wheel installed (3.6 never can).
+PACKAGE_SOURCE = os.path.join(ROOT, "python")
+
+
+@pytest.fixture(scope="session")
+def python36():
+    if not PYTHON36:
+        pytest.skip(PYTHON36_MISSING)
+    return PYTHON36
+
+
+def interpreters():
+    """The Pythons the adapters must run on: this one (3.8+, the native module) and dom0's 3.6
+    (the binary), each a pytest param; 3.6 skipped, visibly, only where none is installed."""
+    return [
+        pytest.param(None, id="py3"),
+        pytest.param(PYTHON36, id="py36",
+                     marks=pytest.mark.skipif(not PYTHON36, reason=PYTHON36_MISSING)),
+    ]
+
+
+def guest_env(python):
+    """Environment for a guest script that runs the adapters under `python` (None: this one)."""
+    if python is None:
+        return {}
+    return {"PYTHON": python, "PYTHONPATH": PACKAGE_SOURCE, "DMHEAL_PYTHON": python}

@@ -117,7 +117,7 @@ def test_the_seed_pool_gives_exactly_the_expected_findings_and_plan(run):
 def test_apply_does_the_safe_subset_and_leaves_xapi_as_expected(run):
     r = run()
     report, code = r.doctor("--apply")
-    assert code == 0
+    assert code == 3  # findings that are not safe to fix by itself remain (README's exit codes)
     assert sorted((a["action"], a["result"]) for a in report["applied"]) == [
         ("SR.forget", "done"), ("SR.forget", "done"), ("VM.power_state_reset", "done")]
     x = r.sim.session().xenapi

@@ -44,7 +44,7 @@ def hook(monkeypatch, tmp_path):
     monkeypatch.setenv("DMHEAL_CONF", str(conf))
     state = types.SimpleNamespace(calls=[], logs=[], results=[], records=[], conf=conf)
 
-    def fake_heal(path, settings, apply, record=True):
+    def fake_heal(path, settings, apply, record=True, deadline=None):
         state.calls.append((path, apply))
         state.records.append(record)
         r = state.results.pop(0)
@@ -225,7 +225,7 @@ def test_install_status_uninstall_are_idempotent_and_the_pth_works(tmp_path, mon
     again = sm_hook.install(site_dir, sm_dir)
     assert first["installed"] and first["changed"] and not again["changed"]
     assert sm_hook.sm_layout(LEGACY) == [{
-        "module": "lvutil", "file": os.path.join(LEGACY, "lvutil.py"), "patch_point": False}]
+        "module": "lvutil", "file": os.path.join(LEGACY, "lvutil.py"), "patch_point": True}]
     # The .pth, processed as the interpreter would at start-up, wraps SM's lvutil on import.
     probe = ("import site, sys; site.addsitedir(%r); sys.path[:0] = [%r, %r]; import lvutil; "
              "print(getattr(lvutil.activateNoRefcount, '_dmheal_original', None) is not None)"
@@ -243,6 +243,68 @@ def test_status_finds_the_real_signature_as_the_patch_point(tmp_path):
     sm_dir.mkdir()
     (sm_dir / "lvutil.py").write_text("def activateNoRefcount(path, refresh):\n    pass\n")
     assert sm_hook.sm_layout(str(sm_dir))[0]["patch_point"] is True
+
+
+STATUS_PROBE = r"""
+import json, sys
+sys.path[:0] = %(paths)r
+from dmheal import sm_hook
+print(json.dumps(sm_hook.sm_layout(%(sm_dir)r)))
+"""
+
+
+def test_status_recognises_xenserver_84s_compatibility_lvutil(tmp_path):
+    """XenServer 8.4's /opt/xensource/sm/lvutil.py is `from sm.lvutil import *`: the patch
+    point is sm.lvutil's, and it is present."""
+    sm_dir = tmp_path / "opt-sm"
+    sm_dir.mkdir()
+    (sm_dir / "lvutil.py").write_text("from sm.lvutil import *\n")
+    code = STATUS_PROBE % {"paths": [UPSTREAM, STANDIN, os.path.join(ROOT, "python")],
+                           "sm_dir": str(sm_dir)}
+    layouts = json.loads(subprocess.check_output([sys.executable, "-c", code], universal_newlines=True))
+    compat = [l for l in layouts if l["module"] == "lvutil"][0]
+    assert compat["reexports"] == "sm.lvutil" and compat["patch_point"] is True
+    package = [l for l in layouts if l["module"] == "sm.lvutil"][0]
+    assert package["patch_point"] is True
+    # Without the package the compatibility module has nothing to re-export: MISSING, said so.
+    code = STATUS_PROBE % {"paths": [STANDIN, os.path.join(ROOT, "python")], "sm_dir": str(sm_dir)}
+    layouts = json.loads(subprocess.check_output([sys.executable, "-c", code], universal_newlines=True))
+    assert layouts == [{"module": "lvutil", "file": str(sm_dir / "lvutil.py"),
+                        "patch_point": False, "reexports": "sm.lvutil"}]
+
+
+def test_the_hook_asks_the_core_as_sms_activation_within_its_budget(monkeypatch, tmp_path):
+    """What the hook passes the core: activating, in_sm_process, a budget and a hard timeout
+    within budget_seconds, short lock waits."""
+    import dmheal
+    seen = {}
+
+    def heal(path, **kw):
+        seen.update(kw, path=path)
+        return result("ghost", "removed")
+    monkeypatch.setattr(dmheal, "heal", heal)
+    settings = sm_hook.Settings("heal", 4.0)
+    sm_hook._heal(PATH, settings, True)
+    assert seen["activating"] is True and seen["in_sm_process"] is True and seen["apply"] is True
+    assert 0 < seen["budget"] < seen["timeout"] <= 4.0
+    assert seen["lock_timeout"] <= seen["budget"] and seen["tool_timeout"] <= seen["budget"]
+
+
+def test_lvms_own_mapping_costs_one_ioctl_and_anything_else_goes_to_the_core(hook, monkeypatch):
+    from dmheal import dm_probe
+    uuid = "LVM-" + "K2BweQUkrIa1b2c3d4e5f6g7h8i9j0k1" + "X4HzXTjZRqDfaP00001111222233333x"
+    answers = {"lvm": dm_probe.Mapping(True, uuid), "absent": dm_probe.Mapping(False),
+               "suffix": dm_probe.Mapping(True, uuid + "-real"), "none": dm_probe.Mapping(True, ""),
+               "unknown": dm_probe.Mapping(None)}
+    for case, asks in [("lvm", False), ("absent", False), ("suffix", True), ("none", True),
+                       ("unknown", True)]:
+        monkeypatch.setattr(dm_probe, "probe", lambda name, m=answers[case]: m)
+        hook.calls[:] = []
+        hook.results = [result("ghost", "would-remove")]
+        fn, calls = sm_function("ok")
+        sm_hook.wrap_activate(fn)(PATH, True)
+        assert calls == [(PATH, True)], case
+        assert (hook.calls != []) is asks, case
 
 
 def test_dmheal_hook_cli_forwards_to_the_module(dmheal_bin, tmp_path):

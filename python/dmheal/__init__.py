@@ -1,8 +1,14 @@
 """dmheal: find device-mapper ghosts of XenServer / XCP-ng VDIs and heal them safely.
 
-Every function returns the same content as the ``dmheal`` CLI prints with ``--json``. The work
-is done by the native module ``dmheal._core`` where it loads, and otherwise (dom0's Python 3.6)
-by running the ``dmheal`` binary: same answers either way.
+Every function sends one request of the core's contract (``dmheal contract`` lists them) and
+returns the same content the ``dmheal`` CLI prints with ``--json``. The work is done by the
+native module ``dmheal._core`` on CPython >= 3.8, and otherwise (dom0's Python 3.6) by the
+``dmheal`` binary: same requests, same answers, same errors (``DmhealError.kind``).
+
+Parameters common to every operation: ``journal`` (path), ``lock_timeout`` and
+``tool_timeout`` (seconds), ``xapi_session`` (a session to use instead of logging in).
+Facade-only: ``force`` ('native' or 'binary': the backend for this call) and ``timeout``
+(seconds after which the call is abandoned, whatever the core is doing).
 
 Importing this package is cheap on purpose (the SM hook's .pth imports it in every Python
 process): the backend is loaded on the first call.
@@ -25,42 +31,72 @@ __all__ = [
     "scan",
 ]
 
-
-def _load():
-    from . import _backend as backend
-    return backend
+# Parameters of the facade that are not the core's (the contract test knows them).
+FACADE_ONLY = ("force", "timeout")
 
 
-def backend_name():
+def _call(op, params, force=None, timeout=None):
+    from . import _backend
+    request = {"op": op}
+    request.update((k, v) for k, v in params.items() if v is not None)
+    return _backend.call(request, force=force, timeout=timeout)
+
+
+def backend_name(force=None):
     """'native' or 'binary': which backend the next call will use."""
-    return _load().backend_name()
+    from . import _backend
+    return _backend.backend_name(force)
 
 
-def inspect(target, journal=None):
+def inspect(target, journal=None, lock_timeout=None, tool_timeout=None, xapi_session=None,
+            force=None, timeout=None):
     """Every layer's view of one volume (LV path, DM name or VDI uuid) and the verdict."""
-    return _load().inspect(target, journal=journal)
+    return _call("inspect", dict(target=target, journal=journal, lock_timeout=lock_timeout,
+                                 tool_timeout=tool_timeout, xapi_session=xapi_session),
+                 force, timeout)
 
 
-def scan(journal=None):
+def scan(journal=None, lock_timeout=None, tool_timeout=None, xapi_session=None,
+         force=None, timeout=None):
     """Every SR-VG mapping and every SR LV on this host."""
-    return _load().scan(journal=journal)
+    return _call("scan", dict(journal=journal, lock_timeout=lock_timeout,
+                              tool_timeout=tool_timeout, xapi_session=xapi_session),
+                 force, timeout)
 
 
-def heal(target, apply=False, journal=None, lock_timeout=None):
-    """Remove a proven ghost; a dry run unless ``apply`` is true."""
-    return _load().heal(target, apply=apply, journal=journal, lock_timeout=lock_timeout)
+def heal(target, apply=False, record=False, activating=False, budget=None, in_sm_process=False,
+         journal=None, lock_timeout=None, tool_timeout=None, xapi_session=None,
+         force=None, timeout=None):
+    """Remove a proven ghost; a dry run unless ``apply``. ``record`` journals dry runs and
+    refusals too; ``activating``: called from SM's own activation of the volume; ``budget``:
+    seconds the whole heal may take (no removal starts after it); ``in_sm_process``: the
+    caller runs inside SM (the in-process core then never opens SM's fcntl lock files)."""
+    return _call("heal", dict(target=target, apply=apply, record=record, activating=activating,
+                              budget=budget, in_sm_process=in_sm_process, journal=journal,
+                              lock_timeout=lock_timeout, tool_timeout=tool_timeout,
+                              xapi_session=xapi_session),
+                 force, timeout)
 
 
-def journal(journal=None):
+def journal(journal=None, lock_timeout=None, tool_timeout=None, xapi_session=None,
+            force=None, timeout=None):
     """The journal's entries, oldest first."""
-    return _load().journal(journal=journal)
+    return _call("journal", dict(journal=journal, lock_timeout=lock_timeout,
+                                 tool_timeout=tool_timeout, xapi_session=xapi_session),
+                 force, timeout)
 
 
-def restore(entry_id, journal=None, lock_timeout=None):
-    """Recreate the mapping that journal entry ``entry_id`` removed."""
-    return _load().restore(entry_id, journal=journal, lock_timeout=lock_timeout)
+def restore(id, journal=None, lock_timeout=None, tool_timeout=None, xapi_session=None,
+            force=None, timeout=None):
+    """Recreate the mapping that journal entry ``id`` removed."""
+    return _call("restore", dict(id=str(id), journal=journal, lock_timeout=lock_timeout,
+                                 tool_timeout=tool_timeout, xapi_session=xapi_session),
+                 force, timeout)
 
 
-def doctor(apply=False, journal=None):
+def doctor(apply=False, journal=None, lock_timeout=None, tool_timeout=None, xapi_session=None,
+           force=None, timeout=None):
     """Cross-layer findings (SRs, PBDs, VMs, VDIs, mappings); ``apply``: the safe subset."""
-    return _load().doctor(apply=apply, journal=journal)
+    return _call("doctor", dict(apply=apply, journal=journal, lock_timeout=lock_timeout,
+                                tool_timeout=tool_timeout, xapi_session=xapi_session),
+                 force, timeout)

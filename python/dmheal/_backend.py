@@ -1,128 +1,163 @@
-"""Choose how to reach the Rust core: in-process (``dmheal._core``) or the ``dmheal`` binary.
+"""How a request reaches the Rust core: in-process (``dmheal._core.call``) or the ``dmheal``
+binary (``dmheal call``, request on stdin). Both take the contract's JSON request and answer
+with the same envelope, ``{"result": ...}`` or ``{"error": {"kind", "message"}}``; this module
+only moves it and reads it, whatever the binary's exit code.
 
 ``DMHEAL_BACKEND=native|binary`` forces one; otherwise the native module is used when it
-imports (CPython >= 3.8) and the binary when it does not (dom0's Python 3.6).
-``DMHEAL_BIN`` names the binary; otherwise it is looked up on PATH, then in /usr/bin.
+imports on CPython >= 3.8 (PyO3's abi3 floor) and the binary otherwise: on dom0's Python 3.6
+the binary serves even where the native module happens to import. ``DMHEAL_BIN`` names the
+binary; otherwise it is looked up on PATH, then in /usr/bin.
+
+When the in-process core refuses a request that only a separate process may carry out (kind
+``needs_own_process``: SM's fcntl lock on an 8.2-style host), the binary carries it out.
 """
 
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import threading
+import time
 
 from .errors import DmhealError
 
-# Exit codes of the binary that carry a normal JSON result (see `dmheal --help`).
-_RESULT_EXITS = (0, 3, 4, 5)
+# PyO3's abi3-py38 module: below this, never loaded even if it happens to import.
+NATIVE_MIN = (3, 8)
 
 
 def _load_native():
+    if sys.version_info < NATIVE_MIN:
+        return None
     try:
-        from . import _core  # noqa: F401  (absent on Python 3.6)
+        from . import _core  # noqa: F401  (absent where only the binary is installed)
     except ImportError:
         return None
     return _core
 
 
 def _choose(force=None):
+    """'native' or 'binary' for the next call."""
     wanted = force or os.environ.get("DMHEAL_BACKEND", "")
     if wanted not in ("", "native", "binary"):
         raise DmhealError("bad_input", "DMHEAL_BACKEND must be 'native' or 'binary', not %r" % wanted)
-    native = None if wanted == "binary" else _load_native()
-    if wanted == "native" and native is None:
-        raise DmhealError("no_backend", "DMHEAL_BACKEND=native but dmheal._core cannot be imported")
-    return native
+    if wanted == "binary":
+        return "binary"
+    if _load_native() is not None:
+        return "native"
+    if wanted == "native":
+        why = ("Python %d.%d is older than %d.%d, the native module's floor"
+               % (sys.version_info[0], sys.version_info[1], NATIVE_MIN[0], NATIVE_MIN[1])
+               if sys.version_info < NATIVE_MIN else "dmheal._core cannot be imported")
+        raise DmhealError("no_backend", "DMHEAL_BACKEND=native, but %s" % why)
+    return "binary"
 
 
-def backend_name():
+def backend_name(force=None):
     """'native' or 'binary': which backend the next call will use."""
-    return "binary" if _choose() is None else "native"
+    return _choose(force)
 
 
-def _binary():
+def _binary_path():
     path = os.environ.get("DMHEAL_BIN") or shutil.which("dmheal") or "/usr/bin/dmheal"
     if not os.access(path, os.X_OK):
         raise DmhealError("no_backend", "the dmheal binary was not found (set DMHEAL_BIN)")
     return path
 
 
-def _run_binary(args, journal=None, lock_timeout=None, tool_timeout=None):
-    argv = [_binary(), "--json"]
-    if tool_timeout is not None:
-        argv += ["--tool-timeout", str(tool_timeout)]
-    if journal is not None:
-        argv += ["--journal", str(journal)]
-    if lock_timeout is not None:
-        argv += ["--lock-timeout", str(lock_timeout)]
-    argv += list(args)
+def _timed_out(what, timeout):
+    return DmhealError("timeout", "%s did not answer within %.1f s and was abandoned" % (what, timeout))
+
+
+def _reap(proc):
+    """Wait for a killed process in the background: one stuck in D state cannot die until
+    its I/O returns, and nothing here may wait for that."""
+    t = threading.Thread(target=proc.wait, name="dmheal-reap")
+    t.daemon = True
+    t.start()
+
+
+def _via_binary(text, timeout):
+    """The envelope `dmheal call` prints for request `text`."""
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True
+        [_binary_path(), "call"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, universal_newlines=True,
+        start_new_session=True,  # its own process group: a deadline kills all of it
     )
-    out, err = proc.communicate()
     try:
-        value = json.loads(out) if out.strip() else None
+        out, err = proc.communicate(text, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+        _reap(proc)
+        raise _timed_out("the dmheal binary", timeout)
+    try:
+        envelope = json.loads(out)
     except ValueError:
-        value = None
-    if proc.returncode in _RESULT_EXITS and value is not None and "error" not in value:
-        return value
-    if isinstance(value, dict) and isinstance(value.get("error"), dict):
-        raise DmhealError(value["error"].get("kind", "internal"), value["error"].get("message", ""))
-    if proc.returncode == 2:
-        raise DmhealError("bad_input", err.strip())
-    raise DmhealError("internal", "dmheal exited %d: %s" % (proc.returncode, err.strip()))
+        envelope = None
+    if not isinstance(envelope, dict) or not ("result" in envelope or "error" in envelope):
+        raise DmhealError("internal", "dmheal exited %d without an answer: %s"
+                          % (proc.returncode, (err or out).strip()[-2000:]))
+    return envelope
 
 
-def _call_native(func, *args, **kwargs):
-    core = _load_native()
-    try:
-        return json.loads(getattr(core, func)(*args, **kwargs))
-    except core.CoreError as e:
-        kind, message = e.args
-        raise DmhealError(kind, message)
+def _via_native(core, text, timeout):
+    """The envelope `_core.call` returns for request `text`; with a timeout, the call runs on
+    a thread that is abandoned if it does not return in time (the core bounds its own waits;
+    this is the last line)."""
+    if timeout is None:
+        return json.loads(core.call(text))
+    box = {}
+
+    def run():
+        try:
+            box["out"] = core.call(text)
+        except BaseException as e:  # a PanicException is not an Exception
+            box["raised"] = e
+
+    t = threading.Thread(target=run, name="dmheal-core")
+    t.daemon = True
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise _timed_out("the in-process core", timeout)
+    if "raised" in box:
+        raise DmhealError("internal", "the native module failed: %r" % (box["raised"],))
+    return json.loads(box["out"])
 
 
-def inspect(target, journal=None):
-    """Every layer's view of one volume (LV path, DM name or VDI uuid) and the verdict."""
-    if _choose() is None:
-        return _run_binary(["inspect", "--", target], journal)
-    return _call_native("inspect", target, journal=journal)
+def call(request, force=None, timeout=None):
+    """Send `request` (a dict, the contract's) to the core; its result, or DmhealError."""
+    text = json.dumps(request)
+    started = time.monotonic()
+    backend = _choose(force)
+    if backend == "native":
+        envelope = _via_native(_load_native(), text, timeout)
+        error = envelope.get("error") or {}
+        if error.get("kind") == "needs_own_process":
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            envelope = _via_binary(text, left)
+    else:
+        envelope = _via_binary(text, timeout)
+    if "result" in envelope:
+        return envelope["result"]
+    error = envelope.get("error")
+    if not isinstance(error, dict):
+        raise DmhealError("internal", "an envelope with neither result nor error: %r" % (envelope,))
+    raise DmhealError(error.get("kind", "internal"), error.get("message", ""))
 
 
-def scan(journal=None):
-    """Every SR-VG mapping and every SR LV on this host."""
-    if _choose() is None:
-        return _run_binary(["scan"], journal)
-    return _call_native("scan", journal=journal)
-
-
-def heal(target, apply=False, journal=None, lock_timeout=None, record=False,
-         in_sm_process=False, tool_timeout=None, force=None):
-    """Remove a proven ghost; a dry run unless ``apply`` is true. ``record`` journals dry runs
-    and refusals too; ``in_sm_process`` tells the native core it runs inside SM; ``force``
-    picks the backend for this call ('native' or 'binary')."""
-    if _choose(force) is None:
-        args = ["heal"] + (["--apply"] if apply else []) + (["--record"] if record else [])
-        return _run_binary(args + ["--", target], journal, lock_timeout, tool_timeout)
-    return _call_native("heal", target, apply=apply, journal=journal, lock_timeout=lock_timeout,
-                        record=record, in_sm_process=in_sm_process, tool_timeout=tool_timeout)
-
-
-def journal(journal=None):
-    """The journal's entries, oldest first."""
-    if _choose() is None:
-        return _run_binary(["journal"], journal)
-    return _call_native("journal", journal=journal)
-
-
-def restore(entry_id, journal=None, lock_timeout=None):
-    """Recreate the mapping that journal entry ``entry_id`` removed."""
-    if _choose() is None:
-        return _run_binary(["restore", "--", str(entry_id)], journal, lock_timeout)
-    return _call_native("restore", str(entry_id), journal=journal, lock_timeout=lock_timeout)
-
-
-def doctor(apply=False, journal=None):
-    """Cross-layer findings with evidence and plans; ``apply`` carries out the safe subset."""
-    if _choose() is None:
-        return _run_binary(["doctor"] + (["--apply"] if apply else []), journal)
-    return _call_native("doctor", apply=apply, journal=journal)
+def contract(force=None):
+    """The core's contract (operations and parameters), from the chosen backend."""
+    if _choose(force) == "native":
+        return json.loads(_load_native().contract())
+    out = subprocess.check_output([_binary_path(), "contract"], universal_newlines=True)
+    return json.loads(out)

@@ -1,14 +1,16 @@
-"""Does the kernel have a device-mapper device of this name? One DM_DEV_STATUS ioctl.
+"""What the kernel has under a DM name: one DM_DEV_STATUS ioctl, in this process.
 
-The SM hook runs before every LVHD activation, and almost always there is no mapping: asking
-this one question in-process keeps that path free of a process start (the dmheal binary) or
-a JSON round trip (the native module). Everything beyond "is there anything to look at?" is
-the core's job. Python 3.6 compatible; any failure answers None ("cannot tell").
+The SM hook runs before every LVHD activation. Almost always there is no mapping (a fresh
+activation) or LVM's own (SM 8.4 refreshes already-active LVs through the same call): asking
+this one question in-process keeps both paths free of a process start (the dmheal binary) or
+a JSON round trip (the native module). Everything beyond it is the core's job. Python 3.6
+compatible; any failure answers "cannot tell".
 """
 
 import errno
 import fcntl
 import os
+import re
 import struct
 
 CONTROL = "/dev/mapper/control"
@@ -20,28 +22,55 @@ _DM_VERSION = (4, 0, 0)
 # _IOWR(0xfd, DM_DEV_STATUS_CMD = 7, struct dm_ioctl)
 _DM_DEV_STATUS = (3 << 30) | (_DM_IOCTL.size << 16) | (0xFD << 8) | 7
 
+# The uuid LVM gives an active LV: "LVM-" + VG uuid + LV uuid, 32 characters each, no dashes
+# (LVM's id alphabet). A suffix ("-real", "-cow", ...) marks an LVM-internal layer instead.
+_LVM_UUID = re.compile(r"LVM-[A-Za-z0-9!#]{64}\Z")
 
-def mapping_exists(name):
-    """True / False for a DM name, or None when the kernel cannot be asked."""
-    raw = name.encode("ascii", "strict") if not isinstance(name, bytes) else name
+
+class Mapping(object):
+    """What DM_DEV_STATUS said: ``exists`` True/False, or None when the kernel could not be
+    asked; ``uuid`` when it exists."""
+
+    def __init__(self, exists, uuid=None):
+        self.exists = exists
+        self.uuid = uuid
+
+    def lvm_made(self):
+        """True when the mapping carries a uuid of the form LVM gives an active LV."""
+        return bool(self.exists and self.uuid and _LVM_UUID.match(self.uuid))
+
+
+def probe(name):
+    """The kernel's mapping of a DM name (see Mapping)."""
+    try:
+        raw = name.encode("ascii", "strict") if not isinstance(name, bytes) else name
+    except UnicodeError:
+        return Mapping(None)
     if not raw or len(raw) > 127 or b"\0" in raw:
-        return None
+        return Mapping(None)
     buf = bytearray(_DM_IOCTL.size)
     _DM_IOCTL.pack_into(buf, 0, _DM_VERSION[0], _DM_VERSION[1], _DM_VERSION[2],
                         _DM_IOCTL.size, _DM_IOCTL.size, 0, 0, 0, 0, 0, 0, raw, b"", b"")
     try:
         fd = os.open(CONTROL, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
     except OSError:
-        return None
+        return Mapping(None)
     try:
         fcntl.ioctl(fd, _DM_DEV_STATUS, buf, True)
-        return True
     except OSError as e:
-        if e.errno == errno.ENXIO:
-            return False
-        return None
+        return Mapping(False if e.errno == errno.ENXIO else None)
     finally:
         os.close(fd)
+    uuid = _DM_IOCTL.unpack_from(buf)[-2].split(b"\0", 1)[0]
+    try:
+        return Mapping(True, uuid.decode("ascii"))
+    except UnicodeError:
+        return Mapping(True, "")
+
+
+def mapping_exists(name):
+    """True / False for a DM name, or None when the kernel cannot be asked."""
+    return probe(name).exists
 
 
 def dm_name_of_lv_path(path):

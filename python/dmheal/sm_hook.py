@@ -12,10 +12,14 @@ soon as SM imports the module — SM's files are never edited. The wrapper:
   healed and the activation retried exactly once; otherwise the ORIGINAL exception is re-raised
   unchanged, after logging who holds the mapping.
 
-It never raises its own error into SM: any internal problem is logged and SM's call goes on.
-Every step has a time budget (``budget_seconds``). It never opens SM's fcntl lock files (a
-close() would drop SM's own locks) and takes Fairlock only around its own check and remove,
-never while this process already holds it.
+It tells the core it runs as SM's own activation (``activating``): blktap2 writes this host's
+``host_<ref>`` mark on the VDI, and LVMCache.activate counts SM's reference, before the LV is
+activated, so those are the activation's own. It never raises its own error into SM: any
+internal problem is logged and SM's call goes on. Each of its two steps returns to SM within
+``budget_seconds`` whatever happens below it (the core stops starting work at 80% of it; the
+call is abandoned at 100%). It never opens SM's fcntl lock files (a close() would drop SM's
+own locks: the in-process core refuses, and the facade hands such a request to the binary)
+and takes Fairlock only around its own check and remove, never while this process holds it.
 
 Configuration: /etc/dmheal/dmheal.conf (``DMHEAL_CONF`` overrides the path), ``key = value``:
 ``mode = heal | observe | off`` (observe logs what it would do and changes nothing) and
@@ -30,8 +34,6 @@ import sys
 
 CONF_PATH = "/etc/dmheal/dmheal.conf"
 PTH_NAME = "dmheal-sm-hook.pth"
-FAIRLOCK_SOCKET = "/run/fairlock/devicemapper"
-LEGACY_LOCK_DIR = "/var/lock/sm/.nil"
 SM_DIR = "/opt/xensource/sm"
 # The modules whose activateNoRefcount is wrapped: 8.3/8.4 layout and upstream package layout.
 PATCHED_MODULES = ("lvutil", "sm.lvutil")
@@ -128,35 +130,53 @@ def _caller_holds_fairlock():
     return False
 
 
-def _backend_for_host():
-    """The native core can run in-process only where SM uses Fairlock (or no lock): on an 8.2
-    host the lock is an fcntl file that must not be opened inside SM, so the separate dmheal
-    binary takes it instead."""
-    if not os.path.exists(FAIRLOCK_SOCKET) and os.path.isdir(LEGACY_LOCK_DIR):
-        return "binary"
-    return None
+# Of the budget, what the core may spend: the rest covers starting it, killing it at the
+# deadline and logging, so the hook is back in SM within budget_seconds whatever happens.
+CORE_SHARE = 0.8
+# Waits for SM's lock and the journal lock inside a VM start.
+LOCK_WAIT = 5.0
 
 
-def _heal(path, settings, apply, record=True):
-    from . import _backend
-    force = _backend_for_host()
-    return _backend.heal(
+def _heal(path, settings, apply, record=True, deadline=None):
+    """The core's decision (and, with `apply`, action) on `path`, as SM's own activation."""
+    import dmheal
+    deadline = deadline if deadline is not None else _monotonic() + settings.budget
+    left = max(0.0, deadline - _monotonic())
+    return dmheal.heal(
         path,
         apply=apply,
         record=record,
+        activating=True,
         in_sm_process=True,
-        lock_timeout=min(settings.budget, 5.0),
-        tool_timeout=settings.budget,
-        force=force,
+        budget=round(left * CORE_SHARE, 3),
+        lock_timeout=round(min(left * CORE_SHARE / 2, LOCK_WAIT), 3),
+        tool_timeout=round(left * CORE_SHARE, 3),
+        timeout=left,
     )
 
 
-def _certainly_no_mapping(path):
-    """True only when the kernel says no mapping has the LV's DM name. Any doubt (an unusual
-    path, no /dev/mapper/control) is left to the core."""
-    from .dm_probe import dm_name_of_lv_path, mapping_exists
+def _monotonic():
+    import time
+    return time.monotonic()
+
+
+def _cheap_decision(path):
+    """The decisions one ioctl can make, or None to ask the core.
+
+    No mapping of the LV's name: lvchange -ay creates it. A mapping carrying an LVM-made uuid
+    (no suffix): LVM's own mapping of some LV — SM 8.4 refreshes active LVs through this call —
+    and if it is another LV's (a stale mapping after a rename), lvchange itself fails with
+    "Device or resource busy", which `after_busy_failure` then checks in full."""
+    from .dm_probe import dm_name_of_lv_path, probe
     name = dm_name_of_lv_path(path)
-    return name is not None and mapping_exists(name) is False
+    if name is None:
+        return None
+    mapping = probe(name)
+    if mapping.exists is False:
+        return "absent"
+    if mapping.lvm_made():
+        return "lvm-made"
+    return None
 
 
 def _describe(result):
@@ -174,13 +194,14 @@ def before_activation(path):
             smlog("configuration problem, acting as observe: %s" % settings.problem)
         if settings.mode == "off":
             return False
-        if _certainly_no_mapping(path):
-            return False  # the common case: one ioctl, nothing logged, nothing journalled
+        if _cheap_decision(path) is not None:
+            return False  # the common cases: one ioctl, nothing logged, nothing journalled
+        deadline = _monotonic() + settings.budget
         apply = settings.mode == "heal"
         if apply and _caller_holds_fairlock():
             smlog("%s: this process holds Fairlock devicemapper; checking only" % path)
             apply = False
-        result = _heal(path, settings, apply)
+        result = _heal(path, settings, apply, deadline=deadline)
         if result["inspection"]["verdict"] in ("absent", "healthy"):
             return False  # nothing logged, nothing journalled
         smlog("before activating %s: %s" % (path, _describe(result)))
@@ -200,8 +221,9 @@ def after_busy_failure(path, exc, recorded=False):
         settings = load_settings()
         if settings.mode == "off":
             return False
+        deadline = _monotonic() + settings.budget
         apply = settings.mode == "heal" and not _caller_holds_fairlock()
-        result = _heal(path, settings, apply, record=not recorded)  # removals journal themselves
+        result = _heal(path, settings, apply, record=not recorded, deadline=deadline)
         if result["action"] == "removed":
             smlog("activation of %s failed busy; %s; retrying the activation once" % (path, result["message"]))
             return True
@@ -303,31 +325,47 @@ def default_site_dir():
     return dirs[0] if dirs else site.getsitepackages()[0]
 
 
-def sm_layout(sm_dir=SM_DIR):
-    """Where SM's lvutil lives on this host and whether the patch point is there."""
-    found = []
-    legacy = os.path.join(sm_dir, "lvutil.py")
-    if os.path.exists(legacy):
-        found.append(("lvutil", legacy))
+PATCH_POINT = "def activateNoRefcount(path, refresh)"
+# XenServer 8.4 and later SM keep /opt/xensource/sm/lvutil.py as a compatibility module that
+# only re-exports the package module: `from sm.lvutil import *`. SM's own callers import
+# `sm.lvutil`, which is what the finder wraps.
+_REEXPORT = "from sm.lvutil import"
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except (OSError, IOError, UnicodeDecodeError):
+        return ""
+
+
+def _package_lvutil():
+    """Where `sm.lvutil` is, for this Python, or None."""
     try:
         import importlib.util
         spec = importlib.util.find_spec("sm.lvutil")
-        if spec is not None and spec.origin:
-            found.append(("sm.lvutil", spec.origin))
     except (ImportError, ValueError, AttributeError):
-        pass
+        return None
+    return spec.origin if spec is not None and spec.origin else None
+
+
+def sm_layout(sm_dir=SM_DIR):
+    """Where SM's lvutil lives on this host and whether the patch point is there."""
     layouts = []
-    for module, origin in found:
-        try:
-            with open(origin) as f:
-                source = f.read()
-        except (OSError, IOError):
-            source = ""
-        layouts.append({
-            "module": module,
-            "file": origin,
-            "patch_point": "def activateNoRefcount(path, refresh)" in source,
-        })
+    package = _package_lvutil()
+    package_has_it = bool(package) and PATCH_POINT in _read(package)
+    legacy = os.path.join(sm_dir, "lvutil.py")
+    if os.path.exists(legacy):
+        source = _read(legacy)
+        layout = {"module": "lvutil", "file": legacy, "patch_point": PATCH_POINT in source}
+        if not layout["patch_point"] and _REEXPORT in source:
+            # The compatibility module: the function is sm.lvutil's, wrapped there.
+            layout["reexports"] = "sm.lvutil"
+            layout["patch_point"] = package_has_it
+        layouts.append(layout)
+    if package:
+        layouts.append({"module": "sm.lvutil", "file": package, "patch_point": package_has_it})
     return layouts
 
 
@@ -407,8 +445,12 @@ def main(argv=None):
         if not result["sm_layouts"]:
             print("SM: lvutil not found (in %s or as sm.lvutil): nothing to wrap on this host" % args.sm_dir)
         for layout in result["sm_layouts"]:
-            print("SM: %s at %s, patch point activateNoRefcount(path, refresh): %s" % (
-                layout["module"], layout["file"], "present" if layout["patch_point"] else "MISSING"))
+            via = layout.get("reexports")
+            print("SM: %s at %s%s, patch point activateNoRefcount(path, refresh): %s" % (
+                layout["module"], layout["file"],
+                " (compatibility module re-exporting %s)" % via if via else "",
+                ("present (in %s)" % via if via else "present") if layout["patch_point"]
+                else ("MISSING (%s cannot be imported by this Python)" % via if via else "MISSING")))
     return 0
 
 

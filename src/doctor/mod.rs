@@ -26,6 +26,18 @@ pub struct Applied {
     pub journal_id: Option<u64>,
 }
 
+impl Report {
+    /// The findings still standing: those whose safe action was not carried out.
+    pub fn remaining(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| {
+            !self
+                .applied
+                .iter()
+                .any(|a| a.subject == f.subject && a.result == "done")
+        })
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub host: Option<String>,

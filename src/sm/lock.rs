@@ -68,13 +68,11 @@ pub fn acquire(kind: &SmLockKind, timeout: Duration, in_sm_process: bool) -> Res
     let deadline = Instant::now() + timeout;
     match kind {
         SmLockKind::Fairlock(path) => fairlock(path, deadline, timeout),
-        SmLockKind::Fcntl(path) if in_sm_process => Err(Error::Lock {
-            lock: format!("fcntl {}", path.display()),
-            source: std::io::Error::other(
-                "refusing to open SM's fcntl lock file from inside an SM process: \
-                 closing it would drop SM's own lock; use the dmheal binary instead",
-            ),
-        }),
+        SmLockKind::Fcntl(path) if in_sm_process => Err(Error::NeedsOwnProcess(format!(
+            "SM's lock here is the fcntl lock {}: opening it from inside an SM process is \
+             refused (closing it would drop SM's own lock); a separate process must take it",
+            path.display()
+        ))),
         SmLockKind::Fcntl(path) => fcntl_lock(path, deadline, timeout),
         SmLockKind::None => Ok(SmLock::None),
     }
@@ -355,7 +353,8 @@ mod tests {
             true,
         )
         .unwrap_err();
-        assert!(matches!(err, Error::Lock { .. }), "{err}");
+        assert!(matches!(err, Error::NeedsOwnProcess(_)), "{err}");
+        assert_eq!(err.kind(), "needs_own_process");
         assert!(!path.exists(), "the lock file was created");
     }
 

@@ -9,6 +9,7 @@ configuration are private to the guest, and the disk is a sparse image file.
 
 import os
 import shutil
+import sys
 import subprocess
 import tempfile
 import textwrap
@@ -80,6 +81,9 @@ def run(script, dmheal_bin, timeout=180, env=None, keep=False, disk_mb=256):
         "DM_NAME": DM_NAME,
         "HELPERS": HERE,
         "PYTHON": os.environ.get("DMHEAL_TEST_PYTHON", shutil.which("python3") or "python3"),
+        # Test infrastructure (xapi simulator, syslog sink, Fairlock server) always runs on this
+        # Python, whatever $PYTHON the product's adapters are tried on.
+        "SIMPY": sys.executable,
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "STANDIN": os.path.join(os.path.dirname(HERE), "sm_standin"),
     }

@@ -115,7 +115,20 @@ class Pool(object):
         raise ApiError("MESSAGE_METHOD_UNKNOWN", method)
 
     # -- the few writes the doctor's --apply uses, with xapi's effects
-    MUTATORS = {"SR.forget": "sr_forget", "SR.scan": "sr_scan", "VM.power_state_reset": "vm_reset"}
+    MUTATORS = {"SR.forget": "sr_forget", "SR.scan": "sr_scan", "VM.power_state_reset": "vm_reset",
+                "VDI.add_to_sm_config": "vdi_add_to_sm_config",
+                "VDI.remove_from_sm_config": "vdi_remove_from_sm_config"}
+
+    def vdi_add_to_sm_config(self, vdi_ref, key, value):
+        config = self._record("VDI", vdi_ref).setdefault("sm_config", {})
+        if key in config:
+            raise ApiError("MAP_DUPLICATE_KEY", "VDI", "sm_config", vdi_ref, key)
+        config[key] = value
+        return ""
+
+    def vdi_remove_from_sm_config(self, vdi_ref, key):
+        self._record("VDI", vdi_ref).setdefault("sm_config", {}).pop(key, None)
+        return ""
 
     def sr_forget(self, sr_ref):
         sr = self._record("SR", sr_ref)

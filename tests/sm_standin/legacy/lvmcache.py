@@ -1,4 +1,1 @@
-import lvutil
-from lvmcache_impl import make
-
-LVMCache = make(lvutil)
+../src/lvmcache.py

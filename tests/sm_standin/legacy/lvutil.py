@@ -1,4 +1,1 @@
-import util
-from lvutil_impl import make
-
-activateNoRefcount = make(util)
+../src/lvutil.py

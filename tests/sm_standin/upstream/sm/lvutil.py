@@ -1,4 +1,1 @@
-from sm.core import util
-from lvutil_impl import make
-
-activateNoRefcount = make(util)
+../../src/lvutil.py

@@ -1,0 +1,1 @@
+from sm.lvutil import *

@@ -1,0 +1,1 @@
+../src/blktap2.py
