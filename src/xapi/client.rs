@@ -33,6 +33,9 @@ pub struct Xapi {
     pub endpoint: Endpoint,
     pub timeout: Duration,
     session: Option<String>,
+    /// The session was made by `login` (and is logged out when this client goes); a session
+    /// handed over (the plugin's) belongs to whoever made it.
+    owned: bool,
 }
 
 impl Xapi {
@@ -41,6 +44,7 @@ impl Xapi {
             endpoint,
             timeout,
             session: None,
+            owned: false,
         }
     }
 
@@ -54,13 +58,31 @@ impl Xapi {
         self.session.as_deref()
     }
 
-    /// `session.login_with_password`; a local root process may use ("root", "") on dom0.
+    /// `session.login_with_password`; a local root process may use ("root", "") on dom0 — on a
+    /// pool member too: over the unix socket xapi trusts root without a password, keeps the
+    /// session in the master's database and forwards every other call to the master. Over the
+    /// network a member answers HOST_IS_SLAVE [master address], said here in plain words.
     pub fn login(&mut self, user: &str, password: &str) -> Result<(), XapiError> {
-        let r = self.raw_call(
+        let r = match self.raw_call(
             "session.login_with_password",
             vec![json!(user), json!(password), json!("1.0"), json!("dmheal")],
-        )?;
+        ) {
+            Err(XapiError::Api { code, params }) if code == "HOST_IS_SLAVE" => {
+                let master = params.first().cloned().unwrap_or_default();
+                return Err(XapiError::Protocol {
+                    method: "session.login_with_password".into(),
+                    why: format!(
+                        "{} is a pool member, which takes password logins only through its local \
+                         socket; use that socket (/var/lib/xcp/xapi) on the member, or the master \
+                         at {master}",
+                        self.endpoint
+                    ),
+                });
+            }
+            other => other?,
+        };
         self.session = Some(as_string("session.login_with_password", r)?);
+        self.owned = true;
         Ok(())
     }
 
@@ -94,6 +116,24 @@ impl Xapi {
         )
         .map_err(XapiError::Unreachable)?;
         decode_response(method, &raw)
+    }
+}
+
+impl Drop for Xapi {
+    /// Log out a session this client made: xapi keeps sessions until they are logged out or
+    /// expire, and a host running the hook at every VM start would pile them up.
+    fn drop(&mut self) {
+        if let (true, Some(session)) = (self.owned, self.session.take()) {
+            let quick = Xapi {
+                endpoint: self.endpoint.clone(),
+                timeout: self.timeout.min(Duration::from_secs(2)),
+                session: None,
+                owned: false,
+            };
+            if let Err(e) = quick.raw_call("session.logout", vec![json!(session)]) {
+                tracing::debug!("xapi logout failed: {e}");
+            }
+        }
     }
 }
 

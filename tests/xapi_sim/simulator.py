@@ -10,7 +10,15 @@ exactly as xapi does: one argument, the XML-RPC methodCall(fn, [session ref, arg
 parsed as a methodResponse; Failure(code, params) is raised as that API error, a crash as
 XENAPI_PLUGIN_FAILURE, an absent plugin as XENAPI_MISSING_PLUGIN.
 
+A pool member's xapi (--member-of MASTER_SOCKET --member-host REF), as xen-api's api_server
+runs on a slave: `session.login_with_password` over its unix socket is whitelisted and trusted
+as root without a password, the session being created in the master's database;
+`session.slave_local_login_with_password` makes a session only this member knows (the master
+answers SESSION_INVALID to anything done with it); every other call is forwarded to the master
+as it came; a password login over TCP answers HOST_IS_SLAVE [master address].
+
 usage: simulator.py SCENARIO.json --unix PATH | --port N [--tls-cert PEM --tls-key PEM] [--plugins DIR]
+       simulator.py --member-of MASTER_SOCKET --member-host REF --unix PATH
 A scenario maps class names (host, host_metrics, SR, PBD, VDI, VBD, VM, pool) to
 {ref: record}; "sim" holds simulator settings: "password", per-host "plugin_env",
 "hang_hosts" (call_plugin never answers) and "offline_hosts" (HOST_OFFLINE).
@@ -77,6 +85,14 @@ class Pool(object):
     def dispatch(self, method, params):
         if method in ("session.login_with_password", "session.slave_local_login_with_password"):
             return self.login(*params)
+        if method == "sim.live_sessions":
+            return len(self.sessions)
+        if method == "sim.member_login":
+            # A member writing a session for its local root login into the master's database.
+            ref = "OpaqueRef:session-%d" % next(self.counter)
+            with self.lock:
+                self.sessions.add(ref)
+            return ref
         if not params:
             raise ApiError("SESSION_INVALID", "")
         self.check_session(params[0])
@@ -191,6 +207,60 @@ class Pool(object):
         raise ApiError("XENAPI_PLUGIN_FAILURE", "unexpected XMLRPC result", proc.stdout)
 
 
+def post_unix(socket_path, path, body, content_type, timeout=30):
+    """One HTTP POST over a unix socket; the response body."""
+    import http.client
+    import socket
+
+    class Connection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(socket_path)
+
+    c = Connection("localhost", timeout=timeout)
+    c.request("POST", path, body, {"Content-Type": content_type})
+    return c.getresponse().read()
+
+
+class Member(object):
+    """A pool member's xapi (see the module's documentation)."""
+
+    WHITELIST = ("session.login_with_password", "session.slave_local_login_with_password",
+                 "session.local_logout")
+
+    def __init__(self, master_socket, host_ref, master_address="192.0.2.1"):
+        self.master = master_socket
+        self.host_ref = host_ref
+        self.master_address = master_address
+        self.local_sessions = set()
+        self.counter = itertools.count(1)
+        self.calls = []
+
+    def forwards(self, method):
+        return method not in self.WHITELIST
+
+    def forward(self, path, body, content_type):
+        self.calls.append(path)
+        return post_unix(self.master, path, body, content_type)
+
+    def dispatch(self, method, params, local=True):
+        if method == "session.login_with_password":
+            if not local:
+                raise ApiError("HOST_IS_SLAVE", self.master_address)
+            # Trusted as root over the unix socket; the session lives in the master's database.
+            body = json.dumps({"jsonrpc": "2.0", "method": "sim.member_login", "params": [], "id": 1})
+            return json.loads(post_unix(self.master, "/jsonrpc", body, "application/json"))["result"]
+        if method == "session.slave_local_login_with_password":
+            ref = "OpaqueRef:slave-local-%d" % next(self.counter)
+            self.local_sessions.add(ref)
+            return ref
+        if method == "session.local_logout":
+            self.local_sessions.discard(params[0] if params else None)
+            return ""
+        raise ApiError("MESSAGE_METHOD_UNKNOWN", method)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -201,6 +271,19 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         pool = self.server.pool
+        if isinstance(pool, Member):
+            is_json = self.path.startswith("/jsonrpc")
+            method = json.loads(body.decode("utf-8")).get("method") if is_json \
+                else xmlrpc.client.loads(body)[1]
+            if pool.forwards(method):
+                ctype = "application/json" if is_json else "text/xml"
+                data = pool.forward(self.path, body, ctype)
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
         if self.path.startswith("/jsonrpc"):
             out = self._jsonrpc(pool, body)
             ctype = "application/json"
@@ -214,10 +297,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _dispatch(self, pool, method, params):
+        if isinstance(pool, Member):
+            return pool.dispatch(method, params, local=isinstance(self.server, UnixServer))
+        return pool.dispatch(method, params)
+
     def _xmlrpc(self, pool, body):
         params, method = xmlrpc.client.loads(body)
         try:
-            value = {"Status": "Success", "Value": pool.dispatch(method, list(params))}
+            value = {"Status": "Success", "Value": self._dispatch(pool, method, list(params))}
         except ApiError as e:
             value = {"Status": "Failure", "ErrorDescription": [e.code] + e.params}
         return xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True)
@@ -225,7 +313,7 @@ class Handler(BaseHTTPRequestHandler):
     def _jsonrpc(self, pool, body):
         req = json.loads(body.decode("utf-8"))
         try:
-            result = pool.dispatch(req["method"], list(req.get("params") or []))
+            result = self._dispatch(pool, req["method"], list(req.get("params") or []))
             resp = {"jsonrpc": "2.0", "result": result, "id": req.get("id")}
         except ApiError as e:
             resp = {"jsonrpc": "2.0", "error": {"code": 1, "message": e.code, "data": e.params},
@@ -246,10 +334,13 @@ class TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
 
 
-def serve(scenario_path, unix=None, port=None, plugins=None, ready=None, tls=None):
-    with open(scenario_path) as f:
-        scenario = json.load(f)
-    pool = Pool(scenario, plugins or os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins"))
+def serve(scenario_path, unix=None, port=None, plugins=None, ready=None, tls=None, member=None):
+    if member:
+        pool = Member(*member)
+    else:
+        with open(scenario_path) as f:
+            scenario = json.load(f)
+        pool = Pool(scenario, plugins or os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins"))
     if unix:
         if os.path.exists(unix):
             os.unlink(unix)
@@ -270,7 +361,9 @@ def serve(scenario_path, unix=None, port=None, plugins=None, ready=None, tls=Non
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("scenario")
+    p.add_argument("scenario", nargs="?")
+    p.add_argument("--member-of", help="the master's unix socket: be a pool member's xapi")
+    p.add_argument("--member-host", help="this member's host ref")
     p.add_argument("--unix")
     p.add_argument("--port", type=int)
     p.add_argument("--plugins")
@@ -281,7 +374,10 @@ def main():
     if not a.unix and a.port is None:
         sys.exit("give --unix PATH or --port N (0: any free port, written to --ready)")
     tls = (a.tls_cert, a.tls_key) if a.tls_cert else None
-    serve(a.scenario, a.unix, a.port, a.plugins, a.ready, tls)
+    member = (a.member_of, a.member_host) if a.member_of else None
+    if not member and not a.scenario:
+        sys.exit("give a SCENARIO, or --member-of")
+    serve(a.scenario, a.unix, a.port, a.plugins, a.ready, tls, member)
 
 
 if __name__ == "__main__":
