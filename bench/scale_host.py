@@ -121,8 +121,11 @@ holders = []
 for i in held:
     holders.append(subprocess.Popen(["sleep", "3600"], stdin=open("/dev/dm-%d" % i)).pid)
 
+healthy = roles.index("healthy")
 truth = {"n": N, "vg": VG, "roles": {dm_name(v): roles[i] for i, v in enumerate(vdis)},
          "holders": holders, "ghost_lv": "/dev/%s/VHD-%s" % (VG, vdis[0]),
+         "ghost_spec": specs[0],
+         "healthy_lv": "/dev/%s/VHD-%s" % (VG, vdis[healthy]),
          "absent_lv": "/dev/%s/VHD-not-mapped" % VG}
 with open(os.path.join(OUT, "truth.json"), "w") as f:
     json.dump(truth, f)

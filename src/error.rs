@@ -85,7 +85,7 @@ pub enum Error {
         why: String,
     },
 
-    #[error("journal entry {0} does not exist or is not a removal")]
+    #[error("journal entry {0} does not exist or is not a change dmheal can undo")]
     NoSuchEntry(u64),
 
     #[error("cannot restore entry {id}: {why}")]

@@ -80,10 +80,7 @@ pub fn execute(req: &Request, base: Overrides, in_process: bool) -> Result<Answe
             apply,
             record,
         } => Answer::Heal(heal::heal(&Host::open(config)?, target, *apply, *record)?),
-        Call::Restore { id } => {
-            restore::find_removal(&config, *id)?;
-            Answer::Restore(restore::restore(&Host::open(config)?, *id)?)
-        }
+        Call::Restore { id } => Answer::Restore(restore::restore(config, *id)?),
         Call::Doctor { apply } => Answer::Doctor(crate::doctor::doctor(&config, *apply)?),
     })
 }

@@ -59,7 +59,7 @@ impl Exit {
     /// The doctor: 3 while a finding above Info remains (after --apply too: what it fixed is
     /// no longer a finding).
     pub fn of_doctor(r: &Report) -> Self {
-        if r.remaining().any(|f| f.severity > Severity::Info) {
+        if r.remaining.iter().any(|f| f.severity > Severity::Info) {
             Exit::GhostFound
         } else {
             Exit::Ok

@@ -102,29 +102,40 @@ pub enum UsersSearched {
 }
 
 /// Gather the facts for each name, sharing one tap-ctl run, one LVM read and one /proc pass.
+/// `xapi`: xapi's views of the VDIs, when the caller asked xapi already (a heal asks it before
+/// taking SM's lock: the lock does not order xapi's records, and xapi may be slow).
 pub fn gather(
     config: &Config,
     dm: &dyn DeviceMapper,
     names: &[DmName],
     search: KernelSearch,
+    xapi: Option<BTreeMap<Uuid, XapiView>>,
 ) -> Result<Vec<Facts>> {
-    gather_with_lvm(config, dm, names, search).map(|(facts, _)| facts)
-}
-
-/// `gather`, also handing back LVM's view of the VGs concerned.
-pub fn gather_with_lvm(
-    config: &Config,
-    dm: &dyn DeviceMapper,
-    names: &[DmName],
-    search: KernelSearch,
-) -> Result<(Vec<Facts>, VgReport)> {
     let asked = names.iter().map(|n| Asked::name(n.clone())).collect();
-    let mut g = prepare(config, dm, asked, search, None)?;
+    let mut g = prepare(config, dm, asked, search, None, xapi)?;
     let mut all = Vec::with_capacity(g.mappings.len());
     for k in std::mem::take(&mut g.mappings) {
         all.push(g.complete(k)?);
     }
-    Ok((all, g.report))
+    Ok(all)
+}
+
+/// xapi's view of each VDI from this host (one connection for all).
+pub fn xapi_views(config: &Config, vdis: &[Uuid]) -> BTreeMap<Uuid, XapiView> {
+    let conn = xapi_connection(config);
+    vdis.iter()
+        .map(|v| {
+            let view = match &conn {
+                XapiConnection::None => XapiView::NotConfigured,
+                XapiConnection::Failed(why) => XapiView::Unreachable { why: why.clone() },
+                XapiConnection::Up(client, host) => {
+                    xapi::view::vdi_view(client, host, v.as_str(), config.activating)
+                }
+                XapiConnection::Asked(_) => unreachable!("a fresh connection"),
+            };
+            (v.clone(), view)
+        })
+        .collect()
 }
 
 /// One name to gather facts for.
@@ -195,6 +206,7 @@ pub fn prepare<'a>(
     asked: Vec<Asked>,
     search: KernelSearch,
     carried_by_kernel: Option<HashSet<String>>,
+    xapi: Option<BTreeMap<Uuid, XapiView>>,
 ) -> Result<Gathered<'a>> {
     let clock = crate::logging::Stopwatch::start();
     let phase = |what: &str| clock.lap(what);
@@ -277,7 +289,29 @@ pub fn prepare<'a>(
             }
         }
     }
-    let report = lvm::source::read(config.lvm_reader, &config.pv_reader(), &config.lvs(), &vgs);
+    // Inspect and heal ask about a few volumes: only their LVs are read out of the metadata
+    // (by name, and by id for a mapping that carries an LVM uuid), not the VG's thousands. A
+    // host scan wants every LV (the inactive ones are listed).
+    let filter = (search == KernelSearch::AllWhereOpen).then(|| {
+        let mut f = lvm::metadata_text::LvFilter::default();
+        for i in &wanted {
+            let (Some(n), Some(d)) = (all[*i].sr_volume(), &all[*i].device) else {
+                continue;
+            };
+            f.names.insert(n.lv.to_string());
+            if let Some(id) = d.uuid.strip_prefix("LVM-").filter(|u| u.len() == 64) {
+                f.ids.insert(id[32..].to_string());
+            }
+        }
+        f
+    });
+    let report = lvm::source::read(
+        config.lvm_reader,
+        &config.pv_reader(),
+        &config.lvs(),
+        &vgs,
+        filter.as_ref(),
+    );
     phase("lvm");
     if search == KernelSearch::HoldersWhereOpen {
         // A mapping listed with an LVM uuid that is not its LV's today (a stale mapping of a
@@ -311,7 +345,10 @@ pub fn prepare<'a>(
     let taps = tapdisk::list(&config.tap_ctl, config.within(config.tool_timeout));
     phase("tap-ctl");
     // xapi: one connection for all the VDIs asked about.
-    let xapi_conn = xapi_connection(config);
+    let xapi_conn = match xapi {
+        Some(views) => XapiConnection::Asked(views),
+        None => xapi_connection(config),
+    };
     phase("xapi");
     Ok(Gathered {
         config,
@@ -424,6 +461,9 @@ impl Gathered<'_> {
             (Some(vdi), XapiConnection::Up(client, host)) => {
                 xapi::view::vdi_view(client, host, vdi.as_str(), config.activating)
             }
+            (Some(vdi), XapiConnection::Asked(views)) => {
+                views.get(vdi).cloned().unwrap_or(XapiView::NotConfigured)
+            }
         };
         Ok(f)
     }
@@ -460,6 +500,8 @@ enum XapiConnection {
     None,
     Failed(String),
     Up(xapi::Xapi, String),
+    /// Asked before, per VDI.
+    Asked(BTreeMap<Uuid, XapiView>),
 }
 
 fn xapi_connection(config: &Config) -> XapiConnection {

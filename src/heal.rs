@@ -1,7 +1,9 @@
-//! The guarded action. Plan on the facts; with `apply`, take SM's lock and the journal lock,
-//! gather every fact again and decide again, require that the device has not moved (same dev_t,
-//! uuid and event number), journal the removal and flush it, remove without force, and verify
-//! the name is gone. `restore` (its own module) undoes a journalled removal.
+//! The guarded action. A dry run (and a mapping whose kernel status already rules out a ghost)
+//! is decided on the facts without any lock. With `apply`: xapi is asked, SM's lock and the
+//! journal lock are taken, every local layer is read under them and decided on, the removal is
+//! journalled and flushed, and exactly the device proven a ghost is removed — by a uuid (given
+//! one if it had none), after comparing it field by field with what was journalled — without
+//! force; then the name is checked gone. `restore` (its own module) undoes a journalled removal.
 
 use serde::Serialize;
 use tracing::{info, warn};
@@ -50,38 +52,6 @@ fn outcome(action: Action, message: String, inspection: Inspection) -> HealOutco
     }
 }
 
-/// Why a re-read device is not the one the plan was made on, if it is not.
-fn moved(plan: &DmDevice, now: &DmDevice) -> Option<String> {
-    if plan.dev != now.dev {
-        return Some(format!(
-            "its device number changed from {} to {}",
-            plan.dev, now.dev
-        ));
-    }
-    if plan.uuid != now.uuid {
-        return Some(format!(
-            "its uuid changed from {:?} to {:?}",
-            plan.uuid, now.uuid
-        ));
-    }
-    let (was, is) = (
-        plan.status.map(|s| s.event_nr),
-        now.status.map(|s| s.event_nr),
-    );
-    if was != is {
-        let show = |n: Option<u32>| n.map_or("unknown".to_string(), |n| n.to_string());
-        return Some(format!(
-            "its event number changed from {} to {} (a table was loaded)",
-            show(was),
-            show(is)
-        ));
-    }
-    if plan.table != now.table {
-        return Some("its table changed".into());
-    }
-    None
-}
-
 /// `record`: also journal decisions that change nothing (dry runs, refusals). Absent and
 /// healthy mappings are not recorded: the activation hot path never touches the journal.
 pub fn heal(host: &Host, target: &Target, apply: bool, record: bool) -> Result<HealOutcome> {
@@ -113,8 +83,28 @@ fn action_name(a: Action) -> &'static str {
     }
 }
 
+/// Whether the kernel's status alone leaves room for a ghost: a mapping, idle, not suspended,
+/// no deferred remove, no inactive table, a live table.
+fn could_be_a_ghost(d: Option<&DmDevice>) -> bool {
+    d.and_then(|d| d.status).is_some_and(|s| {
+        s.open_count == 0 && !s.suspended && !s.deferred_remove && !s.inactive_table && s.live_table
+    })
+}
+
 fn decide_and_act(host: &Host, target: &Target, apply: bool) -> Result<HealOutcome> {
     let name = host.resolve(target)?;
+    if apply && could_be_a_ghost(host.dm.status(&name)?.as_ref()) {
+        // Decide under the locks, once, on every layer read there. xapi is asked first: SM's
+        // lock does not order xapi's records, and a slow xapi must not hold up SM's LVM work.
+        let vdi: Vec<_> = crate::lvm::split_dm_name(&name)
+            .and_then(|n| crate::lvm::vdi_of_lv(&n.lv))
+            .into_iter()
+            .collect();
+        let xapi = crate::facts::xapi_views(&host.config, &vdi);
+        return remove_guarded(host, target, &name, xapi);
+    }
+    // A dry run, or a mapping the kernel already shows cannot be a ghost: decided without
+    // taking any lock (and said in full).
     let plan = host.inspect_name(target.to_string(), &name)?;
     match plan.verdict {
         Verdict::Absent | Verdict::Healthy => {
@@ -134,40 +124,48 @@ fn decide_and_act(host: &Host, target: &Target, apply: bool) -> Result<HealOutco
         );
         return Ok(outcome(Action::WouldRemove, msg, plan));
     }
-    remove_guarded(host, target, &name, plan)
+    // The verdict changed since the kernel's first word (a ghost now): decide again, locked.
+    let xapi = crate::facts::xapi_views(&host.config, plan.facts.vdi.as_slice());
+    remove_guarded(host, target, &name, xapi)
 }
 
 fn remove_guarded(
     host: &Host,
     target: &Target,
     name: &DmName,
-    plan: Inspection,
+    xapi: std::collections::BTreeMap<crate::ids::Uuid, crate::xapi::XapiView>,
 ) -> Result<HealOutcome> {
     let cfg = &host.config;
+    let clock = crate::logging::Stopwatch::start();
     let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
     let _sm_lock = lock::acquire(&kind, cfg.within(cfg.lock_timeout), cfg.in_sm_process)?;
     let mut journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
+    clock.lap("heal: locks taken");
 
-    // Everything again, under the locks, immediately before acting.
-    let now = host.inspect_name(target.to_string(), name)?;
+    // Every local layer, under the locks, immediately before acting.
+    let now = host.inspect_name_with(target.to_string(), name, Some(xapi))?;
+    clock.lap("heal: inspected under the locks");
     let lock_name = Some(kind.describe());
     let refused = |why: String, now: Inspection| {
         let mut o = outcome(Action::Refused, why, now);
         o.lock = lock_name.clone();
         Ok(o)
     };
-    if now.verdict != Verdict::Ghost {
-        let why = format!("refused at the re-check under the lock: {}", now.summary);
-        return refused(why, now);
+    match now.verdict {
+        Verdict::Ghost => {}
+        Verdict::Absent | Verdict::Healthy => {
+            let mut o = outcome(Action::NothingToDo, now.summary.clone(), now);
+            o.lock = lock_name.clone();
+            return Ok(o);
+        }
+        Verdict::InUse | Verdict::Suspicious => {
+            let why = format!("refused: {}", now.summary);
+            return refused(why, now);
+        }
     }
-    let (Some(planned), Some(device)) = (&plan.facts.device, now.facts.device.clone()) else {
+    let Some(device) = now.facts.device.clone() else {
         unreachable!("a ghost verdict has a device");
     };
-    if let Some(why) = moved(planned, &device) {
-        let why =
-            format!("refused: {name} changed between planning and the re-check: {why}; run again");
-        return refused(why, now);
-    }
     // inspect reads every status and table; without them there is nothing to journal.
     let Some(status) = device.status else {
         let why = format!("refused: the status of {name} could not be read");
@@ -192,8 +190,10 @@ fn remove_guarded(
         inspection: inspection_json,
     })?;
     info!(dm_name = %name, journal_id = id, dev = %device.dev, "removing ghost mapping");
+    clock.lap("heal: journalled");
 
     let removal = remove_exactly(host, name, &device, id);
+    clock.lap("heal: removed");
     let (action, result, message, removed_uuid) = match removal {
         Removal::Removed { uuid } => (
             Action::Removed,
@@ -552,7 +552,8 @@ mod tests {
                 }),
             ),
         ];
-        // Read 1: planning; read 2: the re-check under the lock. The change comes after it.
+        // Read 1: the kernel's first word (status); read 2: the inspection under the locks.
+        // The change comes right after that read.
         for (what, change) in cases {
             let (o, left, removed) = heal_racing(2, change);
             assert_eq!(o.action, Action::Refused, "{what}: {}", o.message);
@@ -566,24 +567,20 @@ mod tests {
         }
     }
 
+    /// Opened between the kernel's first word (one status ioctl, no lock) and the inspection
+    /// under the locks: the inspection sees it, nothing is journalled or removed.
     #[test]
-    fn a_mapping_that_moved_since_planning_is_not_removed() {
+    fn a_mapping_opened_before_the_locked_inspection_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let kernel = FakeKernel::new(vec![ghost()], false).after_read(
             1,
-            Box::new(|d: &mut Vec<DmDevice>| d[0].status.as_mut().unwrap().event_nr += 1),
+            Box::new(|d: &mut Vec<DmDevice>| d[0].status.as_mut().unwrap().open_count = 1),
         );
         let devices = Rc::clone(&kernel.devices);
         let h = host(dir.path(), kernel);
         let o = heal(&h, &target(), true, false).unwrap();
         assert_eq!(o.action, Action::Refused);
-        assert!(
-            o.message
-                .contains("changed between planning and the re-check"),
-            "{}",
-            o.message
-        );
-        assert!(o.message.contains("event number"), "{}", o.message);
+        assert_eq!(o.inspection.verdict, Verdict::InUse, "{}", o.message);
         assert_eq!(devices.borrow().len(), 1);
         assert!(events(dir.path()).is_empty());
     }

@@ -70,12 +70,25 @@ pub enum Event {
         action: String,
         summary: String,
     },
-    /// A xapi action the doctor carried out (SR.forget, VM.power_state_reset).
+    /// A xapi action the doctor carries out (SR.forget, VM.power_state_reset,
+    /// VDI.remove_from_sm_config): written before the change, with what it takes to undo it;
+    /// an `outcome` entry follows.
     XapiAction {
         action: String,
         subject: String,
         evidence: serde_json::Value,
         result: String,
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        undo: serde_json::Value,
+    },
+    /// A change the doctor makes to this host's own state (an SM refcount reset), journalled as
+    /// a xapi action is.
+    LocalAction {
+        action: String,
+        subject: String,
+        evidence: serde_json::Value,
+        result: String,
+        undo: serde_json::Value,
     },
     /// Removal `of` was undone.
     Restore {

@@ -148,11 +148,22 @@ impl Host {
 
     /// Facts and verdict for one name.
     pub fn inspect_name(&self, target: String, name: &DmName) -> Result<Inspection> {
+        self.inspect_name_with(target, name, None)
+    }
+
+    /// `inspect_name`, with xapi's views of the VDIs already asked (`facts::gather`).
+    pub fn inspect_name_with(
+        &self,
+        target: String,
+        name: &DmName,
+        xapi: Option<std::collections::BTreeMap<Uuid, crate::xapi::XapiView>>,
+    ) -> Result<Inspection> {
         let mut facts = facts::gather(
             &self.config,
             self.dm.as_ref(),
             std::slice::from_ref(name),
             KernelSearch::AllWhereOpen,
+            xapi,
         )?;
         Ok(Inspection::new(target, facts.remove(0)))
     }
@@ -212,6 +223,7 @@ impl Host {
             asked,
             KernelSearch::HoldersWhereOpen,
             carried_by_kernel,
+            None,
         )?;
         let lvm_error = gathered.report.failure.clone();
 

@@ -111,7 +111,7 @@ pub fn journal(entries: &[Entry]) -> String {
                 if uuid.is_empty() { "none" } else { uuid },
                 table.len()
             ),
-            Event::Outcome { of, result, .. } => format!("removal {of}: {result}"),
+            Event::Outcome { of, result, .. } => format!("entry {of}: {result}"),
             Event::Repaired { bytes, .. } => {
                 format!("repaired: a torn last line of {bytes} bytes (an append cut short by a crash) was cut off")
             }
@@ -127,6 +127,12 @@ pub fn journal(entries: &[Entry]) -> String {
                 subject,
                 result,
                 ..
+            }
+            | Event::LocalAction {
+                action,
+                subject,
+                result,
+                ..
             } => format!("{action} on {subject}: {result}"),
         };
         rows.push([e.id.to_string(), format!("{} {}", e.time, e.host), what]);
@@ -136,7 +142,7 @@ pub fn journal(entries: &[Entry]) -> String {
 
 pub fn restore(r: &RestoreOutcome) -> String {
     let mut out = format!("{}\n", r.message);
-    for line in &r.table {
+    for line in r.table.iter().flatten() {
         let _ = writeln!(out, "  {line}");
     }
     let _ = writeln!(out, "journal entry {}", r.journal_id);

@@ -1,5 +1,6 @@
-//! `dmheal restore <id>`: recreate the mapping a journalled removal removed — name, uuid and
-//! table exactly — but only what the journal can be trusted to describe.
+//! `dmheal restore <id>`: undo a journalled change. For a removal, recreate the mapping — name,
+//! uuid and table exactly — but only what the journal can be trusted to describe; for what
+//! `doctor --apply` did, see `doctor::undo`.
 //!
 //! A journal entry says what to map; a forged or stale one could map anything anywhere. So a
 //! removal is recreated only when, today:
@@ -27,11 +28,104 @@ use crate::sm::lock::{self, SmLockKind};
 #[derive(Clone, Debug, Serialize)]
 pub struct RestoreOutcome {
     pub restored: u64,
-    pub dm_name: String,
-    pub uuid: String,
-    pub table: Vec<String>,
+    /// A removal's mapping, recreated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dm_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<Vec<String>>,
+    /// A doctor action, undone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undid: Option<String>,
     pub journal_id: u64,
     pub message: String,
+}
+
+/// What a journal entry lets `restore` undo.
+pub enum Restorable {
+    Removal(Removed),
+    /// `doctor --apply`'s action and what undoes it.
+    DoctorAction {
+        action: String,
+        undo: serde_json::Value,
+    },
+}
+
+/// Find entry `id`, check it changed something not yet undone, and say what undoes it.
+pub fn find(config: &Config, id: u64) -> Result<Restorable> {
+    let entries = Journal::new(&config.journal).entries()?;
+    let refused = |why: String| Error::RestoreRefused { id, why };
+    let found = entries
+        .iter()
+        .find(|e| e.id == id)
+        .ok_or(Error::NoSuchEntry(id))?;
+    let (what, done) = match &found.event {
+        Event::Removal {
+            dm_name,
+            uuid,
+            table,
+            read_only,
+            ..
+        } => (
+            Restorable::Removal(Removed {
+                dm_name: dm_name.clone(),
+                uuid: uuid.clone(),
+                table: table.clone(),
+                read_only: *read_only,
+            }),
+            "removed",
+        ),
+        Event::XapiAction { action, undo, .. } | Event::LocalAction { action, undo, .. } => (
+            Restorable::DoctorAction {
+                action: action.clone(),
+                undo: undo.clone(),
+            },
+            "done",
+        ),
+        _ => return Err(Error::NoSuchEntry(id)),
+    };
+    for e in &entries {
+        match &e.event {
+            Event::Outcome { of, result, .. } if *of == id && result != done => {
+                return Err(refused(format!(
+                    "it changed nothing (its outcome, entry {}, is {result:?})",
+                    e.id
+                )))
+            }
+            Event::Restore { of, result, .. } if *of == id && result.starts_with("restored") => {
+                return Err(refused(format!("entry {} restored it already", e.id)))
+            }
+            _ => {}
+        }
+    }
+    Ok(what)
+}
+
+/// Undo journal entry `id`.
+pub fn restore(config: Config, id: u64) -> Result<RestoreOutcome> {
+    match find(&config, id)? {
+        Restorable::Removal(_) => restore_mapping(&Host::open(config)?, id),
+        Restorable::DoctorAction { action, undo } => {
+            let message = crate::doctor::undo::undo(&config, id, &action, &undo)?;
+            let journal_id = Journal::new(&config.journal)
+                .writer(config.within(config.lock_timeout))?
+                .append(Event::Restore {
+                    of: id,
+                    result: "restored".into(),
+                    detail: message.clone(),
+                })?;
+            Ok(RestoreOutcome {
+                restored: id,
+                dm_name: None,
+                uuid: None,
+                table: None,
+                undid: Some(action),
+                journal_id,
+                message,
+            })
+        }
+    }
 }
 
 /// What a journalled removal recorded: enough to recreate the mapping exactly.
@@ -45,46 +139,14 @@ pub struct Removed {
 /// Find removal `id` in the journal and check that it removed something not yet restored
 /// (needs no device-mapper, so it is checked first).
 pub fn find_removal(config: &Config, id: u64) -> Result<Removed> {
-    let entries = Journal::new(&config.journal).entries()?;
-    let refused = |why: String| Error::RestoreRefused { id, why };
-    let removed = entries
-        .iter()
-        .find(|e| e.id == id)
-        .and_then(|e| match &e.event {
-            Event::Removal {
-                dm_name,
-                uuid,
-                table,
-                read_only,
-                ..
-            } => Some(Removed {
-                dm_name: dm_name.clone(),
-                uuid: uuid.clone(),
-                table: table.clone(),
-                read_only: *read_only,
-            }),
-            _ => None,
-        })
-        .ok_or(Error::NoSuchEntry(id))?;
-    for e in &entries {
-        match &e.event {
-            Event::Outcome { of, result, .. } if *of == id && result != "removed" => {
-                return Err(refused(format!(
-                    "it removed nothing (its outcome, entry {}, is {result:?})",
-                    e.id
-                )))
-            }
-            Event::Restore { of, result, .. } if *of == id && result.starts_with("restored") => {
-                return Err(refused(format!("entry {} restored it already", e.id)))
-            }
-            _ => {}
-        }
+    match find(config, id)? {
+        Restorable::Removal(r) => Ok(r),
+        Restorable::DoctorAction { .. } => Err(Error::NoSuchEntry(id)),
     }
-    Ok(removed)
 }
 
 /// Recreate the mapping journal entry `id` removed: same name, uuid and table.
-pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
+pub fn restore_mapping(host: &Host, id: u64) -> Result<RestoreOutcome> {
     let cfg = &host.config;
     let Removed {
         dm_name,
@@ -119,9 +181,13 @@ pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
     }
     // What LVM says today about the devices and extents the table maps.
     let devices = lvm::table_devices(&table);
+    let filter = crate::lvm::metadata_text::LvFilter {
+        names: [lv.to_string()].into(),
+        ids: Default::default(),
+    };
     let (metadata, pvs) = cfg
         .pv_reader()
-        .read_vg_on(vg.as_str(), &devices)
+        .read_vg_on(vg.as_str(), &devices, Some(&filter))
         .map_err(|why| {
             refused(format!(
                 "VG {vg}'s metadata could not be read from the devices the entry maps onto: {why}"
@@ -153,9 +219,10 @@ pub fn restore(host: &Host, id: u64) -> Result<RestoreOutcome> {
     })?;
     Ok(RestoreOutcome {
         restored: id,
-        dm_name: name.to_string(),
-        uuid,
-        table: table.iter().map(|l| l.to_string()).collect(),
+        dm_name: Some(name.to_string()),
+        uuid: Some(uuid),
+        table: Some(table.iter().map(|l| l.to_string()).collect()),
+        undid: None,
         journal_id,
         message,
     })

@@ -55,18 +55,20 @@ _settings_cache = {}
 
 
 def load_settings():
-    """Read the configuration (cached by the file's mtime). Never raises."""
+    """Read the configuration (cached by the file's identity, size and mtime). Never raises."""
     path = os.environ.get("DMHEAL_CONF", CONF_PATH)
     try:
-        mtime = os.stat(path).st_mtime
+        st = os.stat(path)
     except OSError:
         # Not configured: look, never touch. (The RPM ships the file with mode = heal.)
         return Settings("observe", DEFAULT_BUDGET)
+    # A coarse mtime (one second on some filesystems) alone would miss a quick rewrite.
+    key = (st.st_ino, st.st_size, st.st_mtime_ns if hasattr(st, "st_mtime_ns") else st.st_mtime)
     cached = _settings_cache.get(path)
-    if cached and cached[0] == mtime:
+    if cached and cached[0] == key:
         return cached[1]
     settings = parse_settings(path)
-    _settings_cache[path] = (mtime, settings)
+    _settings_cache[path] = (key, settings)
     return settings
 
 

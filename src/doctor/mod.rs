@@ -1,22 +1,27 @@
-//! The cross-layer doctor: duplicate and orphaned SRs, PBDs of vanished hosts, VMs "running"
-//! without a domain, VDIs wedged between layers, broken VHD chains, ghost mappings — each with
-//! the evidence and the exact `xe` commands. `--apply` does the safe subset only, re-checking
-//! each action just before it runs and journalling it.
+//! The cross-layer doctor: duplicate and orphaned SRs, PBDs of vanished hosts, VMs whose power
+//! state and domain disagree, VDIs wedged between layers, stale SM refcounts, chains, ghost
+//! mappings — each with the evidence and the commands that work. `--apply` does the safe
+//! subset only (`apply`), each action re-checked on a fresh read, journalled with what it takes
+//! to undo it, and undone by `dmheal restore <id>` (`undo`).
 
+pub mod apply;
 pub mod checks;
 pub mod snapshot;
+pub mod undo;
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::journal::{Event, Journal};
 use crate::ops::Host;
 use crate::verdict::Verdict;
 use crate::xapi::{view::error_chain, Xapi};
 
 pub use checks::{Finding, SafeAction, Severity};
+use snapshot::LocalMapping;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Applied {
@@ -26,18 +31,6 @@ pub struct Applied {
     pub journal_id: Option<u64>,
 }
 
-impl Report {
-    /// The findings still standing: those whose safe action was not carried out.
-    pub fn remaining(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| {
-            !self
-                .applied
-                .iter()
-                .any(|a| a.subject == f.subject && a.result == "done")
-        })
-    }
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub host: Option<String>,
@@ -45,6 +38,8 @@ pub struct Report {
     /// Checks that could not run, and why (they did not fire for lack of evidence).
     pub unchecked: Vec<String>,
     pub applied: Vec<Applied>,
+    /// What still stands: after `--apply`, a fresh diagnosis; otherwise the findings.
+    pub remaining: Vec<Finding>,
 }
 
 fn xapi_err(what: &'static str) -> impl Fn(crate::xapi::XapiError) -> Error {
@@ -54,22 +49,28 @@ fn xapi_err(what: &'static str) -> impl Fn(crate::xapi::XapiError) -> Error {
     }
 }
 
-fn diagnose(
+/// The pool's records, this host's local facts, and every check's findings.
+pub fn diagnose(
     config: &Config,
     xapi: &Xapi,
 ) -> Result<(snapshot::Snapshot, Vec<Finding>, Vec<String>)> {
     let host_uuid = config.xapi.this_host();
-    let snap = snapshot::gather(
+    let mut snap = snapshot::gather(
         xapi,
         host_uuid.as_deref(),
         &config.tap_ctl,
         config.tool_timeout,
     )
     .map_err(xapi_err("reading the pool"))?;
+    snap.refcounts = crate::sm::refcount::all(&config.refcount_dir)
+        .into_iter()
+        .map(|(sr, vdi, c)| (sr.to_string(), vdi.to_string(), c))
+        .collect();
     let mut unchecked = Vec::new();
     if snap.this_host.is_none() {
         unchecked.push(
-            "this host is unknown to xapi: VMs and host keys of this host not checked".into(),
+            "this host is unknown to xapi: VMs, host keys and refcounts of this host not checked"
+                .into(),
         );
     }
     if let Some(snapshot::Domains::Unknown { why }) = &snap.domains {
@@ -80,38 +81,59 @@ fn diagnose(
     if snap.tapdisk_paths.is_none() {
         unchecked.push("tap-ctl failed: nothing called unserved by tapdisk".into());
     }
-    let mut findings = checks::all(&snap);
+    let mut ghosts = Vec::new();
     match Host::open(config.clone()).and_then(|h| h.scan()) {
-        Ok(scan) => findings.extend(
-            scan.mappings
-                .iter()
-                .filter(|m| m.verdict == Verdict::Ghost)
-                .map(|m| Finding {
-                    check: "ghost_mapping",
-                    severity: Severity::Warning,
-                    subject: format!("mapping {}", m.dm_name),
-                    summary: m.summary.clone(),
-                    evidence: json!({"reasons": m.reasons}),
-                    plan: vec![format!("dmheal heal {} --apply", m.dm_name)],
-                    safe_action: None,
-                }),
-        ),
-        Err(e) => unchecked.push(format!("device-mapper mappings not scanned: {}", e.chain())),
+        Ok(scan) => {
+            let mut mappings: BTreeMap<String, Vec<LocalMapping>> = BTreeMap::new();
+            for m in &scan.mappings {
+                if let Some(vdi) = &m.facts.vdi {
+                    mappings.entry(vdi.to_string()).or_default().push(LocalMapping {
+                        dm_name: m.dm_name.clone(),
+                        open_count: m.facts.device.as_ref().and_then(|d| d.open_count()),
+                        verdict: m.verdict.as_str().into(),
+                    });
+                }
+            }
+            snap.mappings = Some(mappings);
+            ghosts.extend(
+                scan.mappings
+                    .iter()
+                    .filter(|m| m.verdict == Verdict::Ghost)
+                    .map(|m| Finding {
+                        check: "ghost_mapping",
+                        severity: Severity::Warning,
+                        subject: format!("mapping {}", m.dm_name),
+                        summary: m.summary.clone(),
+                        evidence: json!({"reasons": m.reasons}),
+                        plan: vec![format!("dmheal heal {} --apply", m.dm_name)],
+                        safe_action: None,
+                    }),
+            );
+        }
+        Err(e) => unchecked.push(format!(
+            "device-mapper mappings not scanned ({}): no host key or refcount of this host called stale",
+            e.chain()
+        )),
     }
+    let mut findings = checks::all(&snap);
+    findings.extend(ghosts);
     checks::sort(&mut findings);
     Ok((snap, findings, unchecked))
 }
 
-/// Diagnose, and with `apply` carry out the safe actions.
+/// Diagnose, and with `apply` carry out the safe actions and diagnose again.
 pub fn doctor(config: &Config, apply: bool) -> Result<Report> {
     let xapi = config.xapi.require("doctor")?;
     let (snap, findings, unchecked) = diagnose(config, &xapi)?;
     let mut applied = Vec::new();
-    if apply {
+    let remaining = if apply {
         for f in findings.iter().filter(|f| f.safe_action.is_some()) {
-            applied.push(apply_one(config, &xapi, f)?);
+            applied.push(apply::one(config, &xapi, f)?);
         }
-    }
+        diagnose(config, &xapi)?.1
+    } else {
+        findings.clone()
+    };
     Ok(Report {
         host: snap
             .this_host
@@ -121,57 +143,6 @@ pub fn doctor(config: &Config, apply: bool) -> Result<Report> {
         findings,
         unchecked,
         applied,
-    })
-}
-
-/// Re-check `f` on a fresh snapshot; act only if the same finding, with the same action,
-/// still stands. Journal what was done.
-fn apply_one(config: &Config, xapi: &Xapi, f: &Finding) -> Result<Applied> {
-    let action = f
-        .safe_action
-        .clone()
-        .expect("only safe findings are applied");
-    let (_, fresh, _) = diagnose(config, xapi)?;
-    let still = fresh
-        .iter()
-        .any(|g| g.check == f.check && g.safe_action.as_ref() == Some(&action));
-    let (name, subject) = match &action {
-        SafeAction::SrForget { .. } => ("SR.forget", f.subject.clone()),
-        SafeAction::VmPowerStateReset { .. } => ("VM.power_state_reset", f.subject.clone()),
-    };
-    if !still {
-        return Ok(Applied {
-            subject,
-            action: name.into(),
-            result: "skipped: no longer holds at the re-check".into(),
-            journal_id: None,
-        });
-    }
-    let outcome: std::result::Result<(), crate::xapi::XapiError> = match &action {
-        SafeAction::SrForget { sr, keep } => xapi
-            .call::<serde_json::Value>("SR.forget", vec![json!(sr)])
-            .and_then(|_| xapi.call::<serde_json::Value>("SR.scan", vec![json!(keep)]))
-            .map(|_| ()),
-        SafeAction::VmPowerStateReset { vm } => xapi
-            .call::<serde_json::Value>("VM.power_state_reset", vec![json!(vm)])
-            .map(|_| ()),
-    };
-    let result = match &outcome {
-        Ok(()) => "done".to_string(),
-        Err(e) => format!("failed: {}", error_chain(e)),
-    };
-    let id = Journal::new(&config.journal)
-        .writer(config.lock_timeout)?
-        .append(Event::XapiAction {
-            action: name.into(),
-            subject: subject.clone(),
-            evidence: f.evidence.clone(),
-            result: result.clone(),
-        })?;
-    Ok(Applied {
-        subject,
-        action: name.into(),
-        result,
-        journal_id: Some(id),
+        remaining,
     })
 }

@@ -1,5 +1,6 @@
 //! Everything the doctor decides on, gathered once: every xapi record it reads, this host's
-//! running domains (xenstore / xl) and what tapdisk serves. Checks are pure functions of this.
+//! running domains (xenstore / xl) and their states, what tapdisk serves, SM's refcounts and the
+//! volumes mapped here. Checks are pure functions of this.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -7,8 +8,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::command;
+use crate::sm::Refcount;
 use crate::tapdisk::{self, TapdiskView};
-use crate::xapi::records::{Host, HostMetrics, Pbd, Ref, Sr, Vbd, Vdi, Vm};
+use crate::xapi::records::{Host, HostMetrics, Pbd, Pool, Ref, Sr, Vbd, Vdi, Vm};
 use crate::xapi::{Xapi, XapiError};
 
 /// The domains running on this host, or why that is unknown.
@@ -17,15 +19,27 @@ use crate::xapi::{Xapi, XapiError};
 pub enum Domains {
     Known {
         domids: BTreeSet<u32>,
+        /// `xl list`'s state column per domain (r running, b blocked, p paused, ...), where
+        /// xl answered.
+        states: BTreeMap<u32, String>,
         source: String,
     },
     /// Neither xenstore nor xl could be asked: no VM may be called domain-less.
     Unknown { why: String },
 }
 
+/// A volume mapped on this host, as the scan saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LocalMapping {
+    pub dm_name: String,
+    pub open_count: Option<i32>,
+    pub verdict: String,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Snapshot {
     pub this_host: Option<Ref>,
+    pub pools: BTreeMap<Ref, Pool>,
     pub hosts: BTreeMap<Ref, Host>,
     pub live: BTreeMap<Ref, bool>,
     pub srs: BTreeMap<Ref, Sr>,
@@ -38,6 +52,12 @@ pub struct Snapshot {
     /// Image paths tapdisk serves; None when tapdisk could not be asked.
     #[serde(skip)]
     pub tapdisk_paths: Option<Vec<String>>,
+    /// SM's refcounts on this host: (SR, VDI, count).
+    #[serde(skip)]
+    pub refcounts: Vec<(String, String, Refcount)>,
+    /// This host's mapped VDI volumes, by VDI uuid; None when device-mapper was not scanned.
+    #[serde(skip)]
+    pub mappings: Option<BTreeMap<String, Vec<LocalMapping>>>,
 }
 
 impl Snapshot {
@@ -50,6 +70,24 @@ impl Snapshot {
         self.tapdisk_paths
             .as_ref()
             .map(|paths| paths.iter().any(|p| p.contains(vdi_uuid)))
+    }
+
+    /// Whether a mapping of this VDI's volume is open on this host. None: not scanned.
+    pub fn mapping_open(&self, vdi_uuid: &str) -> Option<bool> {
+        self.mappings.as_ref().map(|m| {
+            m.get(vdi_uuid)
+                .is_some_and(|ms| ms.iter().any(|x| x.open_count.is_none_or(|n| n > 0)))
+        })
+    }
+
+    /// The VMs resident on `host` that have `vdi_ref` attached (VBD currently_attached).
+    pub fn attached_on(&self, vdi_ref: &str, host: &str) -> Vec<&Vm> {
+        self.vbds
+            .values()
+            .filter(|b| b.vdi == vdi_ref && b.currently_attached)
+            .filter_map(|b| self.vms.get(&b.vm))
+            .filter(|vm| vm.resident_on == host)
+            .collect()
     }
 }
 
@@ -74,6 +112,7 @@ pub fn gather(
     });
     Ok(Snapshot {
         this_host,
+        pools: xapi.call("pool.get_all_records", vec![])?,
         hosts,
         live,
         srs: xapi.call("SR.get_all_records", vec![])?,
@@ -90,6 +129,8 @@ pub fn gather(
             TapdiskView::NotInstalled => Some(Vec::new()),
             TapdiskView::Failed { .. } => None,
         },
+        refcounts: Vec::new(),
+        mappings: None,
     })
 }
 
@@ -107,25 +148,28 @@ pub fn domains(timeout: Duration) -> Domains {
         });
     let xl = command::run("xl", &["list"], timeout)
         .and_then(|o| o.success("xl"))
-        .map(|o| parse_xl_list(&o.stdout));
+        .map(|o| parse_xl_states(&o.stdout));
     merge_domains(xenstore, xl)
 }
 
 fn merge_domains(
     xenstore: Result<BTreeSet<u32>, command::CommandError>,
-    xl: Result<BTreeSet<u32>, command::CommandError>,
+    xl: Result<BTreeMap<u32, String>, command::CommandError>,
 ) -> Domains {
     match (xenstore, xl) {
         (Ok(a), Ok(b)) => Domains::Known {
-            domids: a.union(&b).copied().collect(),
+            domids: a.union(&b.keys().copied().collect()).copied().collect(),
+            states: b,
             source: "xenstore /local/domain and xl list".into(),
         },
         (Ok(a), Err(_)) => Domains::Known {
             domids: a,
+            states: BTreeMap::new(),
             source: "xenstore /local/domain (xl unavailable)".into(),
         },
         (Err(_), Ok(b)) => Domains::Known {
-            domids: b,
+            domids: b.keys().copied().collect(),
+            states: b,
             source: "xl list (xenstore unavailable)".into(),
         },
         (Err(e1), Err(e2)) => Domains::Unknown {
@@ -134,14 +178,15 @@ fn merge_domains(
     }
 }
 
-/// Domain ids from `xl list` (header, then `Name ID Mem VCPUs State Time(s)`; names may
-/// contain spaces, so the id is the fifth field from the end).
-pub fn parse_xl_list(text: &str) -> BTreeSet<u32> {
+/// Domain ids and states from `xl list` (header, then `Name ID Mem VCPUs State Time(s)`;
+/// names may contain spaces, so the id is the fifth field from the end, the state the second).
+pub fn parse_xl_states(text: &str) -> BTreeMap<u32, String> {
     text.lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.len().checked_sub(5).and_then(|i| f[i].parse().ok())
+            let id = f.len().checked_sub(5).and_then(|i| f[i].parse().ok())?;
+            Some((id, f[f.len() - 2].to_string()))
         })
         .collect()
 }
@@ -152,15 +197,18 @@ mod tests {
 
     #[test]
     fn a_domain_either_source_lists_exists() {
-        let none = || {
+        fn none<T>() -> Result<T, command::CommandError> {
             Err(command::CommandError::NotFound {
                 program: "x".into(),
             })
+        }
+        let xl = |ids: &[u32]| -> Result<BTreeMap<u32, String>, command::CommandError> {
+            Ok(ids.iter().map(|i| (*i, "r-----".to_string())).collect())
         };
-        let d = merge_domains(Ok([0, 7].into()), Ok([0, 8].into()));
+        let d = merge_domains(Ok([0, 7].into()), xl(&[0, 8]));
         assert!(matches!(d, Domains::Known { ref domids, .. } if *domids == [0, 7, 8].into()));
         assert!(matches!(
-            merge_domains(none(), Ok([0].into())),
+            merge_domains(none(), xl(&[0])),
             Domains::Known { .. }
         ));
         assert!(matches!(
@@ -170,10 +218,12 @@ mod tests {
     }
 
     #[test]
-    fn xl_list_gives_domids() {
+    fn xl_list_gives_domids_and_states() {
         let text = "Name                                        ID   Mem VCPUs\tState\tTime(s)\n\
                     Domain-0                                     0  4096     8     r-----    1234.5\n\
-                    my web vm                                    7  2048     2     -b----      12.0\n";
-        assert_eq!(parse_xl_list(text), [0, 7].into());
+                    my web vm                                    7  2048     2     --p---      12.0\n";
+        let states = parse_xl_states(text);
+        assert_eq!(states.keys().copied().collect::<Vec<_>>(), vec![0, 7]);
+        assert_eq!(states[&7], "--p---");
     }
 }

@@ -60,8 +60,33 @@ enum Value<'a> {
     Array(Vec<Value<'a>>),
 }
 
+/// Which LVs to keep when a caller asks about a few (inspect, heal, restore): by name, or by id
+/// (dashes removed; to find the LV whose LVM uuid a mapping carries). The others' sections are
+/// skipped without building anything: a VG of thousands of LVs is megabytes of text, and the
+/// SM hook asks about one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LvFilter {
+    pub names: std::collections::BTreeSet<String>,
+    pub ids: std::collections::BTreeSet<String>,
+}
+
+impl LvFilter {
+    fn wants_name(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    fn wants_id(&self, id: &str) -> bool {
+        !self.ids.is_empty() && self.ids.contains(&id.replace('-', ""))
+    }
+}
+
 /// The VG a metadata text (a trailing NUL, as stored on disk, ends it) describes.
 pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
+    volume_group_with(text, None)
+}
+
+/// `volume_group`, keeping only the LVs `filter` wants (all of them without one).
+pub fn volume_group_with(text: &str, filter: Option<&LvFilter>) -> Result<VgMetadata, String> {
     let text = text.split('\0').next().unwrap_or("");
     let mut t = Tokens {
         s: text.as_bytes(),
@@ -76,6 +101,9 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
     let mut pe_start: Option<u64> = None;
     let mut segments: Vec<Segment> = Vec::new();
     let mut seg = SegmentText::default();
+    // Inside an LV section the filter does not want by name: skipped once its id is known
+    // (LVM writes `id` first) and not wanted either.
+    let mut unwanted_lv = false;
     loop {
         let Some(c) = t.peek() else {
             if !path.is_empty() {
@@ -140,6 +168,8 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
                     visible = false;
                     pe_start = None;
                     segments.clear();
+                    unwanted_lv =
+                        path[1] == "logical_volumes" && filter.is_some_and(|f| !f.wants_name(key));
                 }
                 if path.len() == 4 {
                     seg = SegmentText::default();
@@ -160,7 +190,15 @@ pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
                         vg.as_mut().expect("in the VG").extent_size =
                             n.parse().map_err(|_| format!("bad extent_size {n:?}"))?
                     }
-                    (3, "id", Value::Str(id)) => item_id = Some(id.into()),
+                    (3, "id", Value::Str(id)) => {
+                        if unwanted_lv && !filter.is_some_and(|f| f.wants_id(&id)) {
+                            t.skip_section()?;
+                            path.pop();
+                            unwanted_lv = false;
+                            continue;
+                        }
+                        item_id = Some(id.into())
+                    }
                     (3, "status", Value::Array(flags)) => {
                         visible = flags.contains(&Value::Str("VISIBLE".into()))
                     }
@@ -246,6 +284,39 @@ impl<'a> Tokens<'a> {
             .filter(|b| **b == b'\n')
             .count();
         Err(format!("metadata text, line {line}: {what}"))
+    }
+
+    /// Skip to just past the `}` that closes the section being read (strings and comments
+    /// respected), building nothing.
+    fn skip_section(&mut self) -> Result<(), String> {
+        let mut depth = 1usize;
+        while self.i < self.s.len() {
+            match self.s[self.i] {
+                b'"' => {
+                    self.i += 1;
+                    while self.i < self.s.len() && self.s[self.i] != b'"' {
+                        self.i += if self.s[self.i] == b'\\' { 2 } else { 1 };
+                    }
+                }
+                b'#' => {
+                    while self.i < self.s.len() && self.s[self.i] != b'\n' {
+                        self.i += 1;
+                    }
+                    continue;
+                }
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            self.i += 1;
+        }
+        self.err("section not closed")
     }
 
     /// The next significant byte, after white space and `#` comments.
@@ -466,6 +537,37 @@ VG_XenStorage-9a3c {
             i: 0,
         };
         assert_eq!(t.value().unwrap(), Value::Str("a\"quoted\\tag".into()));
+    }
+
+    #[test]
+    fn a_filter_keeps_the_lvs_asked_for_by_name_or_id_and_skips_the_rest() {
+        let all = volume_group(SAMPLE).unwrap();
+        let by_name = LvFilter {
+            names: ["hidden_lv".to_string()].into(),
+            ids: Default::default(),
+        };
+        let vg = volume_group_with(SAMPLE, Some(&by_name)).unwrap();
+        assert_eq!(vg.lvs, vec![all.lvs[1].clone()]);
+        assert_eq!(
+            (vg.id, vg.seqno, vg.pvs),
+            (all.id.clone(), all.seqno, all.pvs.clone())
+        );
+        let by_id = LvFilter {
+            names: Default::default(),
+            ids: ["X4HzXTjZRqDfaP000011112222333333".to_string()].into(),
+        };
+        let vg = volume_group_with(SAMPLE, Some(&by_id)).unwrap();
+        assert_eq!(vg.lvs, vec![all.lvs[0].clone()]);
+        let none = volume_group_with(SAMPLE, Some(&LvFilter::default())).unwrap();
+        assert!(none.lvs.is_empty());
+        // A skipped section's braces inside strings and comments do not confuse the skipper.
+        let tricky = SAMPLE.replace(
+            "creation_host = \"dom0\"\n\t\t\tsegment_count = 1",
+            "creation_host = \"dom{0}\" # a } in a comment\n\t\t\tsegment_count = 1",
+        );
+        assert_ne!(tricky, SAMPLE);
+        let vg = volume_group_with(&tricky, Some(&by_name)).unwrap();
+        assert_eq!(vg.lvs.len(), 1);
     }
 
     #[test]

@@ -125,9 +125,30 @@ fn parse_pv_header(sector: &[u8], at: usize) -> Result<PvLabel, OnDiskError> {
     })
 }
 
+/// Where the committed metadata text of an area is, as its header says: enough to know the
+/// text has not changed (LVM writes new metadata elsewhere and switches the header, and the
+/// checksum covers the text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Committed {
+    pub start: u64,
+    pub size: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub checksum: u32,
+}
+
 /// The committed metadata text in the metadata area at `start` (absolute byte offset), or
 /// `None` when the area holds none (a fresh PV) or is marked ignored.
 pub fn read_metadata_text(dev: &dyn ReadAt, start: u64) -> Result<Option<String>, OnDiskError> {
+    match read_committed(dev, start)? {
+        None => Ok(None),
+        Some(c) => read_text(dev, &c).map(Some),
+    }
+}
+
+/// The header of the metadata area at `start`: where its committed text is, or `None` when
+/// the area holds none (a fresh PV) or is marked ignored.
+pub fn read_committed(dev: &dyn ReadAt, start: u64) -> Result<Option<Committed>, OnDiskError> {
     let h = dev.read_at(start, MDA_HEADER_SIZE as usize)?;
     if lvm_crc(INITIAL_CRC, &h[4..]) != u32_at(&h, 0) {
         return corrupt(format!("metadata area header checksum mismatch at {start}"));
@@ -165,6 +186,24 @@ pub fn read_metadata_text(dev: &dyn ReadAt, start: u64) -> Result<Option<String>
             "metadata location out of bounds (offset {offset} size {len} area {size})"
         ));
     }
+    Ok(Some(Committed {
+        start,
+        size,
+        offset,
+        len,
+        checksum,
+    }))
+}
+
+/// The committed text `c` locates, its checksum verified.
+pub fn read_text(dev: &dyn ReadAt, c: &Committed) -> Result<String, OnDiskError> {
+    let Committed {
+        start,
+        size,
+        offset,
+        len,
+        checksum,
+    } = *c;
     let wrap = (offset + len).saturating_sub(size);
     let mut text = dev.read_at(start + offset, (len - wrap) as usize)?;
     if wrap > 0 {
@@ -175,9 +214,7 @@ pub fn read_metadata_text(dev: &dyn ReadAt, start: u64) -> Result<Option<String>
     }
     let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
     text.truncate(end);
-    String::from_utf8(text)
-        .map(Some)
-        .or_else(|_| corrupt("metadata text is not UTF-8"))
+    String::from_utf8(text).or_else(|_| corrupt("metadata text is not UTF-8"))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::dm::{DevNum, TableLine};
 
 use super::isolated::IsolatedDevice;
-use super::metadata_text::{self, VgMetadata};
+use super::metadata_text::{self, LvFilter, VgMetadata};
 use super::ondisk::{self, OnDiskError};
 
 /// The devices (MAJ:MIN) a mapping's table is built on.
@@ -49,8 +49,13 @@ pub struct PvReader {
 impl PvReader {
     /// The metadata of VG `vg` from the first of `devices` that is one of its PVs, the highest
     /// seqno when several are.
-    pub fn read_vg(&self, vg: &str, devices: &[DevNum]) -> Result<VgMetadata, String> {
-        self.read_vg_on(vg, devices).map(|(m, _)| m)
+    pub fn read_vg(
+        &self,
+        vg: &str,
+        devices: &[DevNum],
+        filter: Option<&LvFilter>,
+    ) -> Result<VgMetadata, String> {
+        self.read_vg_on(vg, devices, filter).map(|(m, _)| m)
     }
 
     /// `read_vg`, also saying which of `devices` are PVs of the VG, with their PV uuids (as
@@ -59,6 +64,7 @@ impl PvReader {
         &self,
         vg: &str,
         devices: &[DevNum],
+        filter: Option<&LvFilter>,
     ) -> Result<(VgMetadata, Vec<(DevNum, String)>), String> {
         if devices.is_empty() {
             return Err("no device under the VG's mappings to read".into());
@@ -67,7 +73,7 @@ impl PvReader {
         let mut pvs = Vec::new();
         let mut why = Vec::new();
         for dev in devices {
-            match self.read_device(*dev) {
+            match self.read_device(*dev, filter) {
                 Ok((pv_uuid, copies)) => {
                     let mut of_vg = false;
                     for copy in copies {
@@ -93,9 +99,13 @@ impl PvReader {
     /// Every VG metadata copy on one device whose label names it as a PV of that VG. The
     /// reads happen in a reader process: one stuck on dead storage costs the deadline and no
     /// more, and leaves this process free to exit (see `isolated`).
-    fn read_device(&self, dev: DevNum) -> Result<(String, Vec<VgMetadata>), String> {
+    fn read_device(
+        &self,
+        dev: DevNum,
+        filter: Option<&LvFilter>,
+    ) -> Result<(String, Vec<VgMetadata>), String> {
         let path = self.node_of(dev)?;
-        read_copies(&path, dev, Instant::now() + self.timeout)
+        read_copies(&path, dev, Instant::now() + self.timeout, filter)
     }
 
     /// /dev/<DEVNAME> for MAJ:MIN, from sysfs (udev's /dev/block links may be absent).
@@ -122,9 +132,12 @@ fn read_copies(
     path: &Path,
     dev: DevNum,
     deadline: Instant,
+    filter: Option<&LvFilter>,
 ) -> Result<(String, Vec<VgMetadata>), String> {
+    let clock = crate::logging::Stopwatch::start();
     let file =
         IsolatedDevice::open(path, deadline).map_err(|e| format!("{}: {e}", path.display()))?;
+    clock.lap("pv: reader started");
     // The node must be the device the table names, not a stale file of the same name.
     if file.mode & libc::S_IFMT != libc::S_IFBLK || DevNum::from_rdev(file.rdev) != dev {
         return Err(format!("{} is not block device {dev}", path.display()));
@@ -133,10 +146,13 @@ fn read_copies(
         Some(l) => l,
         None => return Err("no LVM label".into()),
     };
+    clock.lap("pv: label read");
     let mut copies = Vec::new();
     let mut why = Vec::new();
     for (start, _) in &label.metadata_areas {
-        match read_area(&file, *start) {
+        let area = read_area(&file, dev, *start, filter);
+        clock.lap("pv: metadata area read and parsed");
+        match area {
             Ok(Some(vg)) => {
                 let pv_listed = vg
                     .pv_ids
@@ -159,16 +175,60 @@ fn read_copies(
     Ok((label.pv_uuid, copies))
 }
 
+/// The last committed text this process read, by device and what the area's header said of
+/// it. SM activates a VHD chain LV by LV in one process (and the hook asks about each): the
+/// header — one sector, read every time — tells whether the text is still the one read, so
+/// megabytes are not read again for each LV. A text that changed has another location or
+/// checksum, and is read afresh.
+static LAST_TEXT: std::sync::Mutex<Option<CachedText>> = std::sync::Mutex::new(None);
+
+/// A committed text, by the device and header location it was read from.
+type CachedText = ((DevNum, ondisk::Committed), std::sync::Arc<String>);
+
 /// One metadata area's committed VG, retrying once when the text changed while it was read.
-fn read_area(file: &IsolatedDevice, start: u64) -> Result<Option<VgMetadata>, String> {
+fn read_area(
+    file: &IsolatedDevice,
+    dev: DevNum,
+    start: u64,
+    filter: Option<&LvFilter>,
+) -> Result<Option<VgMetadata>, String> {
     let mut last = String::new();
     for _ in 0..2 {
-        match ondisk::read_metadata_text(file, start) {
+        let clock = crate::logging::Stopwatch::start();
+        let committed = match ondisk::read_committed(file, start) {
             Ok(None) => return Ok(None),
-            Ok(Some(text)) => return metadata_text::volume_group(&text).map(Some),
+            Ok(Some(c)) => c,
             Err(OnDiskError::Io(e)) => return Err(format!("read error: {e}")),
-            Err(e) => last = e.to_string(),
-        }
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        let key = (dev, committed);
+        let cached = LAST_TEXT.lock().ok().and_then(|l| {
+            l.as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, t)| t.clone())
+        });
+        let text = match cached {
+            Some(t) => t,
+            None => match ondisk::read_text(file, &committed) {
+                Ok(t) => {
+                    let t = std::sync::Arc::new(t);
+                    if let Ok(mut l) = LAST_TEXT.lock() {
+                        *l = Some((key, t.clone()));
+                    }
+                    t
+                }
+                Err(OnDiskError::Io(e)) => return Err(format!("read error: {e}")),
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            },
+        };
+        clock.lap("pv: metadata text read");
+        return metadata_text::volume_group_with(&text, filter).map(Some);
     }
     Err(last)
 }
@@ -210,12 +270,12 @@ mod tests {
             major: 8,
             minor: 16,
         };
-        let e = r.read_vg("VG_XenStorage-x", &[d]).unwrap_err();
+        let e = r.read_vg("VG_XenStorage-x", &[d], None).unwrap_err();
         assert!(e.contains("no block device 8:16"), "{e}");
         let dir = sys.path().join("dev/block/8:16");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("uevent"), "MAJOR=8\nDEVNAME=../etc/passwd\n").unwrap();
-        let e = r.read_vg("VG_XenStorage-x", &[d]).unwrap_err();
+        let e = r.read_vg("VG_XenStorage-x", &[d], None).unwrap_err();
         assert!(e.contains("unexpected DEVNAME"), "{e}");
         // A regular file where the node should be is refused.
         let devdir = tempfile::tempdir().unwrap();
@@ -225,11 +285,11 @@ mod tests {
             dev_root: devdir.path().into(),
             ..r
         };
-        let e = r.read_vg("VG_XenStorage-x", &[d]).unwrap_err();
+        let e = r.read_vg("VG_XenStorage-x", &[d], None).unwrap_err();
         assert!(
             e.contains("not block device 8:16") || e.contains("sdb:"),
             "{e}"
         );
-        assert!(r.read_vg("VG_XenStorage-x", &[]).is_err());
+        assert!(r.read_vg("VG_XenStorage-x", &[], None).is_err());
     }
 }

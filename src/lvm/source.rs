@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::dm::DevNum;
 use crate::ids::VgName;
 
+use super::metadata_text::LvFilter;
 use super::pv_metadata::PvReader;
 use super::report::{Lvs, VgReport};
 
@@ -34,12 +35,14 @@ impl std::str::FromStr for LvmReader {
     }
 }
 
-/// The report for `vgs`, each with the devices its mappings are built on.
+/// The report for `vgs`, each with the devices its mappings are built on; `filter`: only those
+/// LVs from the metadata (what `lvs` reports is not filtered).
 pub fn read(
     how: LvmReader,
     pvs: &PvReader,
     lvs: &Lvs,
     vgs: &BTreeMap<VgName, Vec<DevNum>>,
+    filter: Option<&LvFilter>,
 ) -> VgReport {
     let mut from_metadata = Vec::new();
     let mut need_lvs: Vec<&VgName> = Vec::new();
@@ -49,7 +52,7 @@ pub fn read(
             need_lvs.push(vg);
             continue;
         }
-        match pvs.read_vg(vg.as_str(), devices) {
+        match pvs.read_vg(vg.as_str(), devices, filter) {
             Ok(metadata) => from_metadata.push(metadata),
             Err(why) => {
                 tracing::info!(

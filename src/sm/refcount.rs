@@ -88,6 +88,56 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Every count SM keeps for VDIs of LVM SRs on this host: (SR, VDI, count). Files that are not
+/// named by uuids are not SM's and are skipped.
+pub fn all(base: &Path) -> Vec<(Uuid, Uuid, Refcount)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = fs::read_dir(base) else {
+        return out;
+    };
+    for dir in dirs.filter_map(|e| e.ok()) {
+        let name = dir.file_name();
+        let Some(sr) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("lvm-"))
+            .and_then(|u| Uuid::new(u).ok())
+        else {
+            continue;
+        };
+        let Ok(files) = fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for f in files.filter_map(|e| e.ok()) {
+            if let Some(vdi) = f.file_name().to_str().and_then(|u| Uuid::new(u).ok()) {
+                let count = read(base, &sr, &vdi);
+                out.push((sr.clone(), vdi, count));
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
+}
+
+/// The file SM keeps the count of `vdi` in.
+pub fn path_of(base: &Path, sr: &Uuid, vdi: &Uuid) -> std::path::PathBuf {
+    base.join(format!("lvm-{sr}")).join(vdi.as_str())
+}
+
+/// Set the count as SM writes it ("count binary"); 0 0 removes the file, as SM does.
+pub fn write(base: &Path, sr: &Uuid, vdi: &Uuid, count: u64, binary: u64) -> std::io::Result<()> {
+    let path = path_of(base, sr, vdi);
+    if count == 0 && binary == 0 {
+        return match fs::remove_file(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(&path, format!("{count} {binary}\n"))
+}
+
 fn parse(text: &str) -> Option<Refcount> {
     let mut nums = text.split_whitespace().map(|n| n.parse::<u64>());
     let count = nums.next()?.ok()?;

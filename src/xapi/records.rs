@@ -3,7 +3,44 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// An int64 field kept as its decimal text (`domid`, sizes), from a number or a string.
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    int_or_text(d)
+}
+
+fn int_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        N(i64),
+        F(f64),
+        S(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::N(n) => n.to_string(),
+        Either::F(f) => (f as i64).to_string(),
+        Either::S(s) => s,
+    })
+}
+
+/// xapi's int64 fields arrive as JSON numbers over JSON-RPC and as strings over XML-RPC (and
+/// in records read back from either): take both.
+fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Int {
+        N(i64),
+        F(f64),
+        S(String),
+    }
+    Ok(match Int::deserialize(d)? {
+        Int::N(n) => n,
+        Int::F(f) => f as i64,
+        Int::S(s) => s.trim().parse().unwrap_or(0),
+    })
+}
 
 /// An object reference, `OpaqueRef:...` (`OpaqueRef:NULL` for none).
 pub type Ref = String;
@@ -22,6 +59,21 @@ pub struct Host {
     pub pbds: Vec<Ref>,
     #[serde(rename = "resident_VMs")]
     pub resident_vms: Vec<Ref>,
+    pub suspend_image_sr: Ref,
+    pub crash_dump_sr: Ref,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pool {
+    pub uuid: String,
+    pub master: Ref,
+    #[serde(rename = "default_SR")]
+    pub default_sr: Ref,
+    #[serde(rename = "suspend_image_SR")]
+    pub suspend_image_sr: Ref,
+    #[serde(rename = "crash_dump_SR")]
+    pub crash_dump_sr: Ref,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +88,7 @@ pub struct HostMetrics {
 pub struct Sr {
     pub uuid: String,
     pub name_label: String,
+    pub name_description: String,
     #[serde(rename = "type")]
     pub kind: String,
     pub content_type: String,
@@ -46,6 +99,10 @@ pub struct Sr {
     pub vdis: Vec<Ref>,
     pub other_config: BTreeMap<String, String>,
     pub sm_config: BTreeMap<String, String>,
+    #[serde(deserialize_with = "int")]
+    pub physical_size: i64,
+    #[serde(deserialize_with = "int")]
+    pub physical_utilisation: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -72,8 +129,11 @@ pub struct Vdi {
     pub kind: String,
     pub managed: bool,
     pub is_a_snapshot: bool,
+    pub snapshot_of: Ref,
+    pub snapshots: Vec<Ref>,
     pub sm_config: BTreeMap<String, String>,
     pub other_config: BTreeMap<String, String>,
+    #[serde(deserialize_with = "text")]
     pub virtual_size: String,
 }
 
@@ -101,7 +161,31 @@ pub struct Vm {
     pub power_state: String,
     pub resident_on: Ref,
     pub is_control_domain: bool,
+    pub is_a_template: bool,
+    pub is_a_snapshot: bool,
+    #[serde(deserialize_with = "text")]
     pub domid: String,
     #[serde(rename = "VBDs")]
     pub vbds: Vec<Ref>,
+    #[serde(rename = "suspend_VDI")]
+    pub suspend_vdi: Ref,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int64_fields_decode_from_json_rpc_numbers_and_xml_rpc_strings() {
+        let vm: Vm = serde_json::from_str(r#"{"domid": 7, "power_state": "Running"}"#).unwrap();
+        assert_eq!(vm.domid, "7");
+        let vm: Vm = serde_json::from_str(r#"{"domid": "-1"}"#).unwrap();
+        assert_eq!(vm.domid, "-1");
+        let sr: Sr =
+            serde_json::from_str(r#"{"physical_size": "1000", "physical_utilisation": 950}"#)
+                .unwrap();
+        assert_eq!((sr.physical_size, sr.physical_utilisation), (1000, 950));
+        let vdi: Vdi = serde_json::from_str(r#"{"virtual_size": 8388608}"#).unwrap();
+        assert_eq!(vdi.virtual_size, "8388608");
+    }
 }

@@ -310,11 +310,26 @@ class Handler(BaseHTTPRequestHandler):
             value = {"Status": "Failure", "ErrorDescription": [e.code] + e.params}
         return xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True)
 
+    # int64 fields: xapi's JSON-RPC sends them as JSON numbers (XML-RPC as strings, as the
+    # scenarios hold them).
+    INT_FIELDS = ("domid", "virtual_size", "physical_size", "physical_utilisation",
+                  "virtual_allocation", "memory_static_max")
+
+    @classmethod
+    def _json_ints(cls, value):
+        if isinstance(value, dict):
+            return {k: (int(v) if k in cls.INT_FIELDS and isinstance(v, str)
+                        and v.lstrip("-").isdigit() else cls._json_ints(v))
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [cls._json_ints(v) for v in value]
+        return value
+
     def _jsonrpc(self, pool, body):
         req = json.loads(body.decode("utf-8"))
         try:
             result = self._dispatch(pool, req["method"], list(req.get("params") or []))
-            resp = {"jsonrpc": "2.0", "result": result, "id": req.get("id")}
+            resp = {"jsonrpc": "2.0", "result": self._json_ints(result), "id": req.get("id")}
         except ApiError as e:
             resp = {"jsonrpc": "2.0", "error": {"code": 1, "message": e.code, "data": e.params},
                     "id": req.get("id")}
