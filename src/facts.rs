@@ -308,7 +308,7 @@ pub fn prepare<'a>(
     let report = lvm::source::read(
         config.lvm_reader,
         &config.pv_reader(),
-        &config.lvs(),
+        &|| config.lvs(),
         &vgs,
         filter.as_ref(),
     );

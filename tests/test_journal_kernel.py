@@ -91,7 +91,7 @@ def test_restore_recreates_only_what_lvm_gives_the_lv_today(kernel, dmheal_bin):
         "restore_10": "not the DM name of a VDI's LV",
         "restore_11": "does not give",
         "restore_12": "not a PV",
-        "restore_13": "removed nothing",
+        "restore_13": "changed nothing",
         "restore_stale": "no LV",
     }
     for case, why in reasons.items():

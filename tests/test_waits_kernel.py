@@ -27,11 +27,11 @@ class CommandException(Exception):
 
 logs = []
 sm_hook.smlog = logs.append
-path = "/dev/%s/%s" % (os.environ["VG"], os.environ["LV"])
+path = "/dev/%%s/%%s" %% (os.environ["VG"], os.environ["LV"])
 t = time.monotonic()
 sm_hook.before_activation(path)
 before = time.monotonic() - t
-busy = CommandException(5, "['lvchange', '-ay', '%s']" % path, "device-mapper: create ioctl failed: Device or resource busy")
+busy = CommandException(5, "['lvchange', '-ay', '%%s']" %% path, "device-mapper: create ioctl failed: Device or resource busy")
 t = time.monotonic()
 retry = sm_hook.after_busy_failure(path, busy, recorded=True)
 after = time.monotonic() - t
@@ -62,11 +62,14 @@ def test_a_udev_that_never_completes_a_cookie_costs_nothing(kernel, dmheal_bin, 
     restore that waited for its udev cookie would never return. None waits; no SysV semaphore
     is left behind."""
     r = run(kernel, dmheal_bin, r"""
+make_sr_vg
+make_ghost
+# udev "running" (its control socket exists) but processing nothing. The test's own dmsetup
+# is told not to wait for it (DM_DISABLE_UDEV); dmheal is not.
+export DM_DISABLE_UDEV=1
 mkdir -p /run/udev
 "$SIMPY" -c 'import socket, time; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.bind("/run/udev/control"); time.sleep(3600)' &
 for i in $(seq 50); do [ -S /run/udev/control ] && break; sleep 0.1; done
-make_sr_vg
-make_ghost
 timed %s hook
 dm_state "$DM_NAME" > "$OUT/state.after_heal"
 capture restore timeout 20 "$DMHEAL" --json restore 1

@@ -66,7 +66,9 @@ impl IsolatedDevice {
         let started = Instant::now();
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a device path"))?;
-        // Everything the child touches exists before the fork (its read buffer it maps itself).
+        // Everything the child touches exists before the fork (its read buffer it maps itself),
+        // including the list of descriptors it must close where close_range is missing.
+        let inherited = open_descriptors();
         let (req_r, req_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         // A pipe as large as a chunk: a chunk crosses in one write and one read instead of
@@ -74,11 +76,11 @@ impl IsolatedDevice {
         // size works, slower).
         let _ = nix::fcntl::fcntl(&rep_w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
         let fds = ChildFds {
+            inherited: inherited.as_ptr(),
+            inherited_len: inherited.len(),
             path: c_path.as_ptr(),
             flags: libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | direct,
             req_r: req_r.as_raw_fd(),
-            req_w: req_w.as_raw_fd(),
-            rep_r: rep_r.as_raw_fd(),
             rep_w: rep_w.as_raw_fd(),
         };
         // SAFETY: fork() is a syscall with no memory effects on this process. In the child
@@ -244,13 +246,24 @@ impl Drop for IsolatedDevice {
     }
 }
 
+/// This process's open descriptors (from /proc/self/fd), for a kernel without close_range.
+fn open_descriptors() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What the reader process works with, all prepared before the fork.
 struct ChildFds {
+    /// Descriptors open before the fork (for closing without close_range).
+    inherited: *const i32,
+    inherited_len: usize,
     path: *const libc::c_char,
     flags: libc::c_int,
     req_r: i32,
-    req_w: i32,
-    rep_r: i32,
     rep_w: i32,
 }
 
@@ -294,14 +307,47 @@ unsafe fn take(fd: i32, p: *mut u8, len: usize) -> bool {
     true
 }
 
+/// Close every descriptor but `keep`: close_range (Linux 5.9+) around them, else the list read
+/// before the fork.
+///
+/// # Safety
+/// Only in the reader process; system calls only.
+unsafe fn close_all_but(f: &ChildFds, keep: [i32; 2]) {
+    let (lo, hi) = (keep[0].min(keep[1]) as u32, keep[0].max(keep[1]) as u32);
+    let ranges = [
+        (0u32, lo.wrapping_sub(1)),
+        (lo + 1, hi - 1),
+        (hi + 1, u32::MAX),
+    ];
+    let mut supported = true;
+    for (first, last) in ranges {
+        if first > last || (first == 0 && lo == 0) {
+            continue;
+        }
+        if libc::syscall(libc::SYS_close_range, first, last, 0) != 0 {
+            supported = false;
+            break;
+        }
+    }
+    if !supported {
+        for i in 0..f.inherited_len {
+            let fd = *f.inherited.add(i);
+            if fd != keep[0] && fd != keep[1] {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
 /// The reader process: open, report, serve reads until the request pipe closes. (mmap is on
 /// the list of async-signal-safe calls in practice on Linux: a system call, no lock.)
 ///
 /// # Safety
 /// Only in a freshly forked child, with `f` prepared before the fork. Never returns.
 unsafe fn serve(f: &ChildFds) -> ! {
-    libc::close(f.req_w);
-    libc::close(f.rep_r);
+    // Keep nothing of the parent's but the two pipe ends: a reader stuck on dead storage must
+    // not hold SM's Fairlock connection, the journal's flock, or the stdout a caller waits on.
+    close_all_but(f, [f.req_r, f.rep_w]);
     let pid = libc::getpid() as u64;
     put(f.rep_w, (&pid as *const u64).cast(), 8);
     let fd = libc::open(f.path, f.flags);
@@ -402,6 +448,27 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    /// The reader keeps no descriptor of ours: one stuck on dead storage must not hold a lock
+    /// we hold (here an flock on a file), or a pipe someone waits on.
+    #[test]
+    fn the_reader_holds_none_of_our_descriptors() {
+        let dir = tempfile::tempdir().unwrap();
+        let locked = dir.path().join("locked");
+        let f = File::create(&locked).unwrap();
+        let held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).unwrap();
+        let fifo = dir.path().join("dead");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // The reader blocks forever opening the FIFO; it must not keep our flock.
+        let e = IsolatedDevice::open(&fifo, Instant::now() + Duration::from_millis(200)).err();
+        assert!(e.is_some());
+        drop(held);
+        let again = File::open(&locked).unwrap();
+        assert!(
+            nix::fcntl::Flock::lock(again, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(),
+            "the abandoned reader still holds the lock"
+        );
     }
 
     #[test]

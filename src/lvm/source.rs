@@ -35,12 +35,13 @@ impl std::str::FromStr for LvmReader {
     }
 }
 
-/// The report for `vgs`, each with the devices its mappings are built on; `filter`: only those
+/// The report for `vgs`, each with the devices its mappings are built on (`lvs`: the `lvs`
+/// front end for what the metadata cannot answer, made when needed); `filter`: only those
 /// LVs from the metadata (what `lvs` reports is not filtered).
 pub fn read(
     how: LvmReader,
     pvs: &PvReader,
-    lvs: &Lvs,
+    lvs: &dyn Fn() -> Lvs,
     vgs: &BTreeMap<VgName, Vec<DevNum>>,
     filter: Option<&LvFilter>,
 ) -> VgReport {
@@ -65,7 +66,8 @@ pub fn read(
             }
         }
     }
-    let fallback = (!need_lvs.is_empty()).then(|| lvs.of_vgs(&need_lvs));
+    // `lvs` is made now, with what is left of the deadline after the PV reads.
+    let fallback = (!need_lvs.is_empty()).then(|| lvs().of_vgs(&need_lvs));
     let mut report = VgReport::combine(from_metadata, fallback);
     report.metadata_failures = failures;
     report
