@@ -139,8 +139,7 @@ fn remove_guarded(
     let clock = crate::logging::Stopwatch::start();
     let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
     let _sm_lock = lock::acquire(&kind, cfg.within(cfg.lock_timeout), cfg.in_sm_process)?;
-    let mut journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
-    clock.lap("heal: locks taken");
+    clock.lap("heal: SM's lock taken");
 
     // Every local layer, under the locks, immediately before acting.
     let now = host.inspect_name_with(target.to_string(), name, Some(xapi))?;
@@ -180,6 +179,8 @@ fn remove_guarded(
         let why = format!("refused: the time budget ran out before {name} could be removed");
         return refused(why, now);
     }
+    // The journal's own lock only now: a refusal leaves the journal as it was.
+    let mut journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
     let inspection_json = serde_json::to_value(&now).unwrap_or(serde_json::Value::Null);
     let id = journal.append(Event::Removal {
         dm_name: name.to_string(),

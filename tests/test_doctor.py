@@ -1,6 +1,9 @@
-"""The cross-layer doctor on simulator scenarios (issue 5): the seed incident's pool gives
-exactly the expected findings and plan; --apply leaves the simulator as xapi would be left; for
-every check a near miss where it must not fire."""
+"""The cross-layer doctor on simulator scenarios (issues 5 and 16): the seed incident's pool
+gives exactly the expected findings and plan; real pools' shapes (a second live host, a second
+disk, a host down, a PBD that failed to plug, a halted VM's disk in a duplicate) are judged by
+storage identity per host; --apply leaves the simulator as xapi would be left, journals what
+undoes each action, and `dmheal restore` undoes it; for every check a near miss where it must
+not fire."""
 
 import copy
 import json
@@ -28,10 +31,15 @@ XL_LIST = "Name                                        ID   Mem VCPUs\tState\tTi
 
 SEED_FINDINGS = {
     ("vm_without_domain", u(51)), ("broken_vhd_chain", WEB_VDI),
-    ("duplicate_sr", u(11)), ("duplicate_sr", u(12)), ("duplicate_sr", u(14)),
+    ("duplicate_sr", u(11)), ("duplicate_sr", u(14)),
     ("sr_without_pbds", u(12)), ("pbd_host_not_in_database", u(21)), ("stale_host_key", u(31)),
-    ("vdi_on_control_domain", u(34)), ("orphaned_vdi", u(35)),
+    ("vdi_on_control_domain", u(34)), ("orphaned_vdi", u(35)), ("orphaned_vdi", u(33)),
+    ("vdi_to_coalesce", u(31)),
 }
+# What --apply may do by itself on the seed: forget the records nothing refers to, reset the
+# domain-less VM, remove the mark of a host that is not in the database.
+SEED_SAFE = {("duplicate_sr", u(11)), ("duplicate_sr", u(14)), ("sr_without_pbds", u(12)),
+             ("vm_without_domain", u(51)), ("stale_host_key", u(31))}
 
 
 def seed():
@@ -104,9 +112,12 @@ def test_the_seed_pool_gives_exactly_the_expected_findings_and_plan(run):
     assert vm["plan"] == ["xe vm-reset-powerstate uuid=%s --force" % u(51)]
     assert vm["evidence"]["domains"] == [0, 8] and vm["evidence"]["domid"] == "7"
     assert by[("duplicate_sr", u(11))]["plan"] == ["xe sr-forget uuid=%s" % u(11), "xe sr-scan uuid=%s" % u(10)]
-    assert by[("duplicate_sr", u(11))]["evidence"]["duplicate"]["pbd_hosts"] == ["<not in database>"]
+    assert by[("duplicate_sr", u(11))]["evidence"]["duplicate"]["pbds"][0]["host"] == "<not in database>"
+    assert by[("duplicate_sr", u(11))]["evidence"]["identity"] == "lvm device=/dev/sda3"
     safe = {k for k, f in by.items() if "safe_action" in f}
-    assert safe == {("duplicate_sr", u(11)), ("duplicate_sr", u(12)), ("vm_without_domain", u(51))}
+    assert safe == SEED_SAFE
+    # sm-config is read-only to xe: the plan says what works.
+    assert by[("stale_host_key", u(31))]["plan"][0].startswith("dmheal doctor --apply")
     # The duplicate DVD SR has a PBD on a live host: a recommendation, not a safe action, and its
     # unplugged PBD is not reported twice.
     assert ("pbd_unplugged", u(23)) not in keys(report)
@@ -118,22 +129,159 @@ def test_apply_does_the_safe_subset_and_leaves_xapi_as_expected(run):
     r = run()
     report, code = r.doctor("--apply")
     assert code == 3  # findings that are not safe to fix by itself remain (README's exit codes)
-    assert sorted((a["action"], a["result"]) for a in report["applied"]) == [
-        ("SR.forget", "done"), ("SR.forget", "done"), ("VM.power_state_reset", "done")]
+    assert sorted((a["action"], a["result"].split(";")[0]) for a in report["applied"]) == [
+        ("SR.forget", "done"), ("SR.forget", "done"), ("SR.forget", "done"),
+        ("VDI.remove_from_sm_config", "done"), ("VM.power_state_reset", "done")]
     x = r.sim.session().xenapi
     srs = {rec["uuid"] for rec in x.SR.get_all_records().values()}
-    assert u(11) not in srs and u(12) not in srs
-    assert {u(10), u(13), u(14), u(15)} <= srs  # kept: the plugged copies and the unsafe duplicate
+    assert not {u(11), u(12), u(14)} & srs
+    assert {u(10), u(13), u(15)} <= srs  # kept: the plugged copies
     with pytest.raises(XenAPI.Failure):
         x.VDI.get_by_uuid(u(35))  # forgotten with its SR
     web = x.VM.get_record(x.VM.get_by_uuid(u(51)))
     assert web["power_state"] == "Halted" and web["domid"] == "-1"
     assert x.VM.get_record(x.VM.get_by_uuid(u(52)))["power_state"] == "Running"
+    db = x.VDI.get_record(x.VDI.get_by_uuid(u(31)))
+    assert "host_OpaqueRef:host-gone" not in db["sm_config"]
+    # Journalled: an action entry (with what undoes it) before each change, its outcome after.
     journal = [json.loads(l) for l in open(r.env["DMHEAL_JOURNAL"])]
-    assert [e["event"] for e in journal] == ["xapi_action"] * 3
+    assert [e["event"] for e in journal] == ["xapi_action", "outcome"] * 5
+    assert all(e["undo"] for e in journal if e["event"] == "xapi_action")
+    # What remains is reported, and none of what was fixed.
+    remaining = keys({"findings": report["remaining"]})
+    assert not remaining & SEED_SAFE
+    assert ("broken_vhd_chain", WEB_VDI) in remaining
     again, _ = r.doctor()
-    assert not {k for k in keys(again) if k[0] in ("vm_without_domain",) or k[1] in (u(11), u(12))}
-    assert ("duplicate_sr", u(14)) in keys(again)
+    assert keys(again) == remaining
+
+
+def restore(r, entry):
+    p = subprocess.run([r.bin, "--json", "--xapi", r.sim.socket, "restore", str(entry)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       env=r.env, timeout=120)
+    return json.loads(p.stdout), p.returncode
+
+
+def test_apply_then_restore_round_trips(run):
+    """Every action --apply took is undone by `dmheal restore <id>`: SRs introduced again with
+    their uuid, PBDs for the hosts still in the database (plugged where they were), VDIs back
+    from the storage; the sm-config mark put back; a power-state reset refused, with what to do."""
+    r = run()
+    before = r.sim.session().xenapi
+    records = {u: before.SR.get_record(before.SR.get_by_uuid(u)) for u in (u(11), u(12), u(14))}
+    report, _ = r.doctor("--apply")
+    by_subject = {a["subject"].split()[1]: a for a in report["applied"]}
+    x = r.sim.session().xenapi
+    for sr in (u(11), u(12), u(14)):
+        out, code = restore(r, by_subject[sr]["journal_id"])
+        assert code == 0, out
+        assert out["undid"] == "SR.forget", out
+        rec = x.SR.get_record(x.SR.get_by_uuid(sr))
+        for field in ("name_label", "type", "content_type", "shared", "sm_config"):
+            assert rec[field] == records[sr][field], (sr, field)
+    # The DVD duplicate's PBD is back on xcp-a, unplugged as it was; the old record's PBD
+    # belonged to a host no longer in the database: not recreated, said so.
+    dvd = x.SR.get_record(x.SR.get_by_uuid(u(14)))
+    assert len(dvd["PBDs"]) == 1 and not x.PBD.get_record(dvd["PBDs"][0])["currently_attached"]
+    assert "not in the database" in restore_message(r, by_subject[u(11)]["journal_id"])
+    # Its VDI came back from the storage.
+    assert x.VDI.get_record(x.VDI.get_by_uuid(u(35)))["SR"] == x.SR.get_by_uuid(u(11))
+    out, _ = restore(r, by_subject[u(31)]["journal_id"])
+    assert out["undid"] == "VDI.remove_from_sm_config"
+    assert x.VDI.get_record(x.VDI.get_by_uuid(u(31)))["sm_config"]["host_OpaqueRef:host-gone"] == "RW"
+    out, code = restore(r, by_subject[u(51)]["journal_id"])
+    assert code == 1 and out["error"]["kind"] == "refused"
+    assert "xe vm-start uuid=%s" % u(51) in out["error"]["message"]
+    # Undone once: a second restore of the same entry is refused.
+    out, code = restore(r, by_subject[u(14)]["journal_id"])
+    assert code == 1 and "restored it already" in out["error"]["message"]
+
+
+def restore_message(r, entry):
+    journal = [json.loads(l) for l in open(r.env["DMHEAL_JOURNAL"])]
+    return [e for e in journal if e["event"] == "restore" and e["of"] == entry][0]["detail"]
+
+
+def add_host(s, name, live=True, local=None, plugged=True):
+    """A second host (and its own local storage on /dev/sda3 unless `local` says otherwise)."""
+    ref = "OpaqueRef:host-%s" % name
+    n = 60 + len(s["host"])
+    s["host"][ref] = {"uuid": u(n), "name_label": name, "hostname": name, "enabled": True,
+                      "metrics": "OpaqueRef:hm-%s" % name, "PBDs": [], "resident_VMs": []}
+    s["host_metrics"]["OpaqueRef:hm-%s" % name] = {"uuid": u(n + 100), "live": live}
+    sr = None
+    if local is not False:
+        sr = add_sr(s, ref, "Local storage", local or "/dev/sda3", plugged, n + 200)
+    return ref, sr
+
+
+def add_sr(s, host, name, device, plugged, n):
+    sr, pbd = "OpaqueRef:sr-%d" % n, "OpaqueRef:pbd-%d" % n
+    s["SR"][sr] = {"uuid": u(n), "name_label": name, "type": "lvm", "content_type": "user",
+                   "shared": False, "sm_config": {}, "other_config": {}, "PBDs": [pbd], "VDIs": []}
+    s["PBD"][pbd] = {"uuid": u(n + 1), "host": host, "SR": sr, "device_config": {"device": device},
+                     "currently_attached": plugged}
+    s["host"][host]["PBDs"].append(pbd)
+    return sr
+
+
+@pytest.mark.parametrize("shape", ["second live host", "second local disk"])
+def test_the_seed_duplicates_stay_duplicates_on_real_pools(run, shape):
+    s = seed()
+    if shape == "second live host":
+        add_host(s, "xcp-b")
+    else:
+        add_sr(s, "OpaqueRef:host-a", "Local storage", "/dev/sdb", True, 300)
+    report, _ = run(s).doctor()
+    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
+    assert "safe_action" in by[("duplicate_sr", u(11))]
+    assert "safe_action" in by[("sr_without_pbds", u(12))]
+    dups = {k[1] for k in by if k[0] == "duplicate_sr"}
+    assert dups == {u(11), u(14)}, sorted(by)
+
+
+@pytest.mark.parametrize("shape", ["host down", "failed to plug"])
+def test_a_valid_sr_of_a_host_that_is_down_or_failed_to_plug_is_no_duplicate(run, shape):
+    s = seed()
+    _, sr = add_host(s, "xcp-b", live=(shape != "host down"), plugged=False)
+    report, _ = run(s).doctor()
+    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
+    b_sr = s["SR"][sr]["uuid"]
+    assert ("duplicate_sr", b_sr) not in by
+    assert not any("sr-forget uuid=%s" % b_sr in " ".join(f["plan"]) for f in report["findings"])
+    b_pbd = s["SR"][sr]["PBDs"][0]
+    check = "pbd_host_down" if shape == "host down" else "pbd_unplugged"
+    assert (check, s["PBD"][b_pbd]["uuid"]) in by, sorted(by)
+
+
+def test_a_duplicate_holding_a_halted_vms_disk_is_not_forgotten(run):
+    s = seed()
+    # The old record's VDI is the disk of a halted VM: forgetting the SR would drop its VBD.
+    s["VM"]["OpaqueRef:vm-old"] = {"uuid": u(53), "name_label": "old", "power_state": "Halted",
+                                   "resident_on": "OpaqueRef:NULL", "domid": "-1",
+                                   "VBDs": ["OpaqueRef:vbd-old"], "is_control_domain": False}
+    s["VBD"]["OpaqueRef:vbd-old"] = {"uuid": u(43), "VM": "OpaqueRef:vm-old",
+                                     "VDI": "OpaqueRef:vdi-old", "currently_attached": False,
+                                     "device": "xvda"}
+    s["VDI"]["OpaqueRef:vdi-old"]["VBDs"] = ["OpaqueRef:vbd-old"]
+    r = run(s)
+    report, code = r.doctor("--apply")
+    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
+    dup = by[("duplicate_sr", u(11))]
+    assert "safe_action" not in dup and "Halted" in " ".join(dup["plan"])
+    assert code == 3
+    x = r.sim.session().xenapi
+    assert x.SR.get_by_uuid(u(11))
+    assert x.VM.get_record(x.VM.get_by_uuid(u(53)))["VBDs"] == ["OpaqueRef:vbd-old"]
+
+
+def test_xapi_paused_while_the_domain_runs_is_reported_not_acted_on(run):
+    s = seed()
+    s["VM"]["OpaqueRef:vm-db"]["power_state"] = "Paused"
+    report, _ = run(s).doctor()
+    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
+    f = by[("vm_paused_with_domain", u(52))]
+    assert "is running" in f["summary"] and "safe_action" not in f
 
 
 def without(scenario, cls, *refs):
@@ -218,10 +366,13 @@ def test_an_unplugged_pbd_on_a_live_host_fires(run):
     assert ("pbd_unplugged", u(24)) in keys(report)
 
 
-def test_orphan_false_positives_stay_quiet(run):
+def test_orphan_false_positives_stay_quiet_and_snapshot_orphans_do_not(run):
     report, _ = run().doctor()
-    quiet = {u(32), u(33), u(36)}  # base copy (unmanaged), snapshot, CD in a udev SR
+    quiet = {u(32), u(36)}  # base copy (unmanaged), CD in a udev SR
     assert not {k for k in keys(report) if k[0] == "orphaned_vdi" and k[1] in quiet}
+    # A snapshot VDI no VM snapshot uses is an orphan, as Xen Orchestra counts them.
+    snap = [f for f in report["findings"] if f["check"] == "orphaned_vdi" and u(33) in f["subject"]]
+    assert snap and "snapshot VDI" in snap[0]["summary"]
 
 
 def test_the_plugin_runs_the_doctor(run):

@@ -133,7 +133,38 @@ class Pool(object):
     # -- the few writes the doctor's --apply uses, with xapi's effects
     MUTATORS = {"SR.forget": "sr_forget", "SR.scan": "sr_scan", "VM.power_state_reset": "vm_reset",
                 "VDI.add_to_sm_config": "vdi_add_to_sm_config",
-                "VDI.remove_from_sm_config": "vdi_remove_from_sm_config"}
+                "VDI.remove_from_sm_config": "vdi_remove_from_sm_config",
+                "SR.introduce": "sr_introduce", "PBD.create": "pbd_create", "PBD.plug": "pbd_plug"}
+
+    def sr_introduce(self, uuid, name_label, name_description, kind, content_type, shared,
+                     sm_config):
+        if any(r.get("uuid") == uuid for r in self.db["SR"].values()):
+            raise ApiError("SR_UUID_EXISTS", uuid)
+        ref = "OpaqueRef:sr-introduced-%d" % next(self.counter)
+        self.db["SR"][ref] = {"uuid": uuid, "name_label": name_label,
+                              "name_description": name_description, "type": kind,
+                              "content_type": content_type, "shared": shared,
+                              "sm_config": sm_config, "other_config": {}, "PBDs": [], "VDIs": []}
+        return ref
+
+    def pbd_create(self, record):
+        host, sr = record.get("host"), record.get("SR")
+        self._record("host", host)
+        self._record("SR", sr)
+        n = next(self.counter)
+        ref = "OpaqueRef:pbd-created-%d" % n
+        self.db["PBD"][ref] = {"uuid": "%08d-0000-4000-8000-%012d" % (900 + n, 900 + n),
+                               "host": host, "SR": sr,
+                               "device_config": record.get("device_config", {}),
+                               "other_config": record.get("other_config", {}),
+                               "currently_attached": False}
+        self.db["SR"][sr]["PBDs"].append(ref)
+        self.db["host"][host].setdefault("PBDs", []).append(ref)
+        return ref
+
+    def pbd_plug(self, pbd_ref):
+        self._record("PBD", pbd_ref)["currently_attached"] = True
+        return ""
 
     def vdi_add_to_sm_config(self, vdi_ref, key, value):
         config = self._record("VDI", vdi_ref).setdefault("sm_config", {})
@@ -148,6 +179,11 @@ class Pool(object):
 
     def sr_forget(self, sr_ref):
         sr = self._record("SR", sr_ref)
+        # The data stays on the storage: SR.scan of the SR introduced again finds the VDIs.
+        stored = self.sim.setdefault("storage", {}).setdefault(sr["uuid"], {})
+        for vdi_ref in sr.get("VDIs", []):
+            if vdi_ref in self.db["VDI"]:
+                stored[vdi_ref] = dict(copy.deepcopy(self.db["VDI"][vdi_ref]), VBDs=[])
         for vdi_ref in sr.get("VDIs", []):
             vdi = self.db["VDI"].pop(vdi_ref, {})
             for vbd_ref in vdi.get("VBDs", []):
@@ -164,8 +200,12 @@ class Pool(object):
         return ""
 
     def sr_scan(self, sr_ref):
-        self._record("SR", sr_ref)
+        sr = self._record("SR", sr_ref)
         self.sim.setdefault("scanned", []).append(sr_ref)
+        for vdi_ref, vdi in self.sim.get("storage", {}).pop(sr["uuid"], {}).items():
+            vdi["SR"] = sr_ref
+            self.db["VDI"][vdi_ref] = vdi
+            sr.setdefault("VDIs", []).append(vdi_ref)
         return ""
 
     def vm_reset(self, vm_ref):

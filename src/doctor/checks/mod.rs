@@ -70,8 +70,18 @@ pub(crate) fn vdi_label(v: &crate::xapi::records::Vdi) -> String {
 /// Every check, in order of severity then subject.
 pub fn all(s: &Snapshot) -> Vec<Finding> {
     let mut out = srs::duplicates(s);
+    let duplicated: std::collections::BTreeSet<Ref> = out
+        .iter()
+        .filter_map(|f| f.evidence["duplicate"]["uuid"].as_str())
+        .filter_map(|u| {
+            s.srs
+                .iter()
+                .find(|(_, sr)| sr.uuid == u)
+                .map(|(r, _)| r.clone())
+        })
+        .collect();
     out.extend(srs::without_pbds(s));
-    out.extend(srs::pbd_problems(s));
+    out.extend(srs::pbd_problems(s, &duplicated));
     out.extend(srs::nearly_full(s));
     out.extend(vms::without_domain(s));
     out.extend(vms::paused_with_a_domain(s));

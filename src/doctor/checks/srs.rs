@@ -219,10 +219,14 @@ pub fn without_pbds(s: &Snapshot) -> Vec<Finding> {
 
 /// PBDs whose host is not in the database ("<not in database>" in XenCenter); unplugged PBDs on
 /// live, enabled hosts (a PBD that failed to plug); PBDs of hosts that are down. Must not fire
-/// for a plugged PBD.
-pub fn pbd_problems(s: &Snapshot) -> Vec<Finding> {
+/// for a plugged PBD, or for the PBD of a duplicate record (`duplicates`: plugging it is not
+/// the fix; that finding says what is).
+pub fn pbd_problems(s: &Snapshot, duplicates: &BTreeSet<Ref>) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in s.pbds.values() {
+        if duplicates.contains(&p.sr) && s.hosts.contains_key(&p.host) {
+            continue;
+        }
         let sr_uuid = s.srs.get(&p.sr).map(|x| x.uuid.clone()).unwrap_or_default();
         let subject = format!("PBD {} of {}", p.uuid, sr_label(s, &p.sr));
         match s.hosts.get(&p.host) {
@@ -370,7 +374,7 @@ mod tests {
             &[(&c, "device=/dev/sda3", false)],
         );
         assert!(duplicates(&s).is_empty());
-        let p = pbd_problems(&s);
+        let p = pbd_problems(&s, &BTreeSet::new());
         assert_eq!(p.iter().filter(|f| f.check == "pbd_host_down").count(), 1);
         assert_eq!(p.iter().filter(|f| f.check == "pbd_unplugged").count(), 1);
     }
