@@ -138,3 +138,72 @@ def test_doctor_on_the_seed_pool_includes_the_ghost_mapping(kernel, dmheal_bin):
     assert {"vm_without_domain", "duplicate_sr", "broken_vhd_chain", "ghost_mapping"} <= checks
     assert not any("device-mapper" in u for u in report["unchecked"])
     assert "CRITICAL vm_without_domain" in r.file("doctor.txt")
+
+
+LOCAL_STATE_SCRIPT = r"""
+export DMHEAL_BIN="$DMHEAL" PATH="%(doubles)s:$(dirname "$PYTHON"):$PATH"
+export PYTHONPATH="%(sim)s:$PYTHONPATH" DMHEAL_HOST_UUID=%(host_a)s
+export DMHEAL_XAPI=/run/xapi/xapi XL_LIST_FILE="$WORK/xl" TAPCTL_LIST_FILE="$WORK/taps"
+printf 'Name ID Mem VCPUs State Time(s)\nDomain-0 0 4096 8 r----- 1.0\nweb 7 2048 2 -b---- 1.0\n' > "$WORK/xl"
+echo "pid=77 minor=0 state=0 args=vhd:/dev/$VG/VHD-%(web)s" > "$WORK/taps"
+make_sr_vg
+add_lv "$VG" "VHD-%(web)s"
+lvchange -q -an "$VG/$LV"
+# The db VDI: marked activated on xcp-b, where no VM has it; SM on this host counts a
+# reference nothing backs.
+"$PYTHON" - > "$WORK/scenario.json" <<'PY'
+import json
+s = json.load(open("%(sim)s/scenarios/three_hosts.json"))
+s["VDI"]["OpaqueRef:vdi-db"]["sm_config"]["host_OpaqueRef:host-b"] = "RW"
+s["sim"]["hang_hosts"] = []
+print(json.dumps(s))
+PY
+mkdir -p /run/sm/refcount/lvm-$SR /run/xapi
+echo "0 1" > /run/sm/refcount/lvm-$SR/$VDI
+"$PYTHON" "%(sim)s/simulator.py" "$WORK/scenario.json" --unix /run/xapi/xapi \
+    --plugins "$(dirname "$HELPERS")/../xapi-plugin" --ready /run/xapi/ready &
+for i in $(seq 100); do [ -e /run/xapi/ready ] && break; sleep 0.1; done
+capture apply "$DMHEAL" --json doctor --apply
+ls /run/sm/refcount/lvm-$SR/ > "$OUT/refcounts.after"
+"$PYTHON" - > "$OUT/sm_config.after" <<'PY'
+import json, XenAPI
+s = XenAPI.Session("http://_run_xapi_xapi/", transport=XenAPI.UDSTransport())
+s.xenapi.login_with_password("root", "", "1.0", "t")
+print(json.dumps(s.xenapi.VDI.get_sm_config(s.xenapi.VDI.get_by_uuid("%(vdi)s"))))
+PY
+ids=$("$PYTHON" -c "import json; print(' '.join(str(a['journal_id']) for a in json.load(open('$OUT/apply.out'))['applied'] if a['journal_id']))")
+for id in $ids; do capture restore_$id "$DMHEAL" --json restore $id; done
+echo $ids > "$OUT/ids"
+cat /run/sm/refcount/lvm-$SR/$VDI > "$OUT/refcount.restored" 2>/dev/null
+# The same mark again, but on xcp-b the VDI's mapping is now held open: xcp-b says it is in
+# use, and the mark stays.
+lvchange -q -ay "$VG/$LV"
+sleep 600 < "/dev/mapper/$DM_NAME" &
+capture apply_held "$DMHEAL" --json doctor --apply
+"""
+
+
+def test_doctor_resets_a_stale_refcount_and_removes_a_mark_its_host_disowns(kernel, dmheal_bin):
+    """This host's stale SM refcount (no tapdisk, no open mapping, no VM here): reset,
+    journalled, restored. Another live host's host_ mark on a VDI no VM there has attached:
+    that host, asked through the plugin, confirms nothing uses it, and the mark goes through
+    the API; when that host's mapping is open, it says so and the mark stays."""
+    doubles = os.path.join(os.path.dirname(SIM_DIR), "doubles")
+    r = kernel.run(LOCAL_STATE_SCRIPT % {"sim": SIM_DIR, "host_a": HOST_A, "web": VDI_WEB,
+                                         "vdi": uml.VDI, "doubles": doubles}, dmheal_bin)
+    assert r.rc == 0, r.output
+    report = json.loads(r.file("apply.out"))
+    applied = {(a["action"], a["subject"].split()[1]): a for a in report["applied"]}
+    assert applied[("refcount.reset", uml.VDI)]["result"] == "done", report["applied"]
+    assert applied[("VDI.remove_from_sm_config", uml.VDI)]["result"] == "done", report["applied"]
+    assert uml.VDI not in r.file("refcounts.after").split()
+    assert "host_OpaqueRef:host-b" not in json.loads(r.file("sm_config.after"))
+    evidence = [f for f in report["findings"] if f["check"] == "stale_host_key"][0]
+    assert evidence["evidence"]["host"] == HOST_B
+    for i in r.file("ids").split():
+        out = json.loads(r.file("restore_%s.out" % i))
+        assert out.get("undid") in ("refcount.reset", "VDI.remove_from_sm_config"), out
+    assert r.file("refcount.restored").split() == ["0", "1"]
+    held = json.loads(r.file("apply_held.out"))
+    keys = [a for a in held["applied"] if a["action"] == "VDI.remove_from_sm_config"]
+    assert keys and keys[0]["result"].startswith("skipped") and "in use" in keys[0]["result"], held["applied"]
