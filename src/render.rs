@@ -186,12 +186,8 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
     out
 }
 
-pub fn doctor(r: &crate::doctor::Report) -> String {
-    let mut out = String::new();
-    if r.findings.is_empty() {
-        out.push_str("no findings\n");
-    }
-    for f in &r.findings {
+fn findings(out: &mut String, findings: &[crate::doctor::Finding], offer_apply: bool) {
+    for f in findings {
         let _ = writeln!(
             out,
             "{:<8} {:<24} {}\n         {}",
@@ -201,20 +197,46 @@ pub fn doctor(r: &crate::doctor::Report) -> String {
             f.summary
         );
         for step in &f.plan {
-            let _ = writeln!(out, "         $ {step}");
+            // Comments are said, commands are shown as commands.
+            let prompt = if step.starts_with('#') { "" } else { "$ " };
+            let _ = writeln!(out, "         {prompt}{step}");
         }
-        if f.safe_action.is_some() {
+        if offer_apply && f.safe_action.is_some() {
             let _ = writeln!(
                 out,
                 "         (safe: `dmheal doctor --apply` does this after re-checking)"
             );
         }
     }
+}
+
+/// The findings; after `--apply`, what was done (with the journal entry that undoes it) and
+/// what still stands.
+pub fn doctor(r: &crate::doctor::Report) -> String {
+    let mut out = String::new();
+    if r.applied.is_empty() {
+        if r.findings.is_empty() {
+            out.push_str("no findings\n");
+        }
+        findings(&mut out, &r.findings, true);
+    } else {
+        out.push_str("done:\n");
+        for a in &r.applied {
+            let undo = a
+                .journal_id
+                .map(|id| format!("  (journal entry {id}; `dmheal restore {id}` undoes it)"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {} on {}: {}{undo}", a.action, a.subject, a.result);
+        }
+        if r.remaining.is_empty() {
+            out.push_str("\nnothing remains\n");
+        } else {
+            out.push_str("\nstill standing:\n");
+            findings(&mut out, &r.remaining, true);
+        }
+    }
     for u in &r.unchecked {
         let _ = writeln!(out, "not checked: {u}");
-    }
-    for a in &r.applied {
-        let _ = writeln!(out, "applied {} on {}: {}", a.action, a.subject, a.result);
     }
     out
 }
