@@ -1,0 +1,149 @@
+//! The LVM layer: whether the mapping is LVM's own, another LV's, or in the way of an inactive
+//! LV's activation.
+
+use super::{reason, Layer, Reason, Signal};
+use crate::dm::DmDevice;
+use crate::facts::Facts;
+use crate::lvm::LvmView;
+
+/// Whether the mapping carries exactly the uuid LVM gives its LV: LVM's own, live mapping,
+/// healthy whatever else (decided once; the device-mapper layer and the summary use it too).
+pub(super) fn owned(f: &Facts, dev: &DmDevice) -> bool {
+    matches!(&f.lvm, Some(LvmView::Lv(lv)) if lv.expected_dm_uuid() == dev.uuid)
+}
+
+/// The LVM layer's reason, when LVM was asked.
+pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason> {
+    use Signal::*;
+    let mut rs: Vec<Reason> = Vec::new();
+    // LVM.
+    match &f.lvm {
+        None => {}
+        Some(LvmView::Lv(lv)) => {
+            let expected = lv.expected_dm_uuid();
+            if lvm_owned {
+                rs.push(reason(
+                    Layer::Lvm,
+                    Healthy,
+                    "lvm_owns",
+                    lv.state(),
+                    "the mapping carries the uuid LVM gives this LV: it is LVM's own, live mapping",
+                ));
+            } else if dev.uuid.starts_with(&expected) {
+                rs.push(reason(
+                    Layer::Lvm,
+                    Suspicious,
+                    "lvm_sub_uuid",
+                    format!("uuid {}", dev.uuid),
+                    "the uuid is LVM's for this LV plus a suffix: an LVM internal layer",
+                ));
+            } else if let Some(owner) = &f.uuid_owner {
+                rs.push(reason(
+                    Layer::Lvm,
+                    Suspicious,
+                    "lvm_other_lv",
+                    "uuid of another LV",
+                    format!(
+                        "the mapping carries the identity of LV {owner}: a rename in progress?"
+                    ),
+                ));
+            } else if lv.active {
+                rs.push(reason(
+                    Layer::Lvm,
+                    Suspicious,
+                    "lvm_active_elsewhere",
+                    lv.state(),
+                    "LVM reports the LV active, yet not through this mapping",
+                ));
+            } else {
+                rs.push(reason(Layer::Lvm, Clear, "lvm_inactive", lv.state(),
+                    format!("LVM says the LV is inactive; it would create this name with uuid {expected}, which the kernel refuses while this mapping exists")));
+            }
+        }
+        Some(LvmView::LvMissing) => rs.push(reason(
+            Layer::Lvm,
+            Clear,
+            "lvm_no_lv",
+            "no such LV",
+            "the VG has no LV of this name any more: the mapping outlived its volume",
+        )),
+        Some(LvmView::VgMissing) => rs.push(reason(
+            Layer::Lvm,
+            Suspicious,
+            "lvm_no_vg",
+            "VG not found",
+            "LVM does not see this VG on this host: nothing can be proven from LVM",
+        )),
+        Some(LvmView::Unreadable { why }) => rs.push(reason(
+            Layer::Lvm,
+            Suspicious,
+            "lvm_unreadable",
+            "unreadable",
+            format!("LVM could not be read: {why}"),
+        )),
+    }
+    rs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{decide, Layer, Signal, Verdict};
+    use crate::facts::Facts;
+    use crate::lvm::LvmView;
+
+    #[test]
+    fn an_inactive_or_deleted_lv_allows_a_ghost() {
+        assert_eq!(code_of(&decide(&ghost()), Layer::Lvm), "lvm_inactive");
+        let mut f = ghost();
+        f.lvm = Some(LvmView::LvMissing);
+        let d = decide(&f);
+        assert_eq!(d.verdict, Verdict::Ghost, "{d:#?}");
+        assert_eq!(code_of(&d, Layer::Lvm), "lvm_no_lv");
+    }
+
+    #[test]
+    fn what_lvm_cannot_explain_needs_a_human() {
+        each_change_gives(
+            Verdict::Suspicious,
+            Signal::Suspicious,
+            vec![
+                (
+                    "lvm_no_vg",
+                    Box::new(|f: &mut Facts| f.lvm = Some(LvmView::VgMissing)),
+                ),
+                (
+                    "lvm_unreadable",
+                    Box::new(|f: &mut Facts| f.lvm = Some(LvmView::Unreadable { why: "x".into() })),
+                ),
+                (
+                    "lvm_active_elsewhere",
+                    Box::new(|f: &mut Facts| f.lvm = Some(LvmView::Lv(lv_record("-wi-a-----")))),
+                ),
+                (
+                    "lvm_sub_uuid",
+                    Box::new(|f: &mut Facts| {
+                        device(f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq-real".into()
+                    }),
+                ),
+                (
+                    "lvm_other_lv",
+                    Box::new(|f: &mut Facts| {
+                        device(f).uuid = "LVM-other".into();
+                        f.uuid_owner = Some("vg/other".into());
+                    }),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn lvms_own_uuid_makes_it_healthy() {
+        let mut f = ghost();
+        f.lvm = Some(LvmView::Lv(lv_record("-wi-a-----")));
+        device(&mut f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq".into();
+        let d = decide(&f);
+        assert_eq!(d.verdict, Verdict::Healthy, "{d:#?}");
+        assert_eq!(code_of(&d, Layer::Lvm), "lvm_owns");
+    }
+}

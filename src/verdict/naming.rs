@@ -1,0 +1,119 @@
+//! The naming layer: dmheal only ever considers the LV of a VDI in an SR volume group — never a
+//! foreign VG, an LVM sub-device, or an SR LV SM does not name as a VDI's.
+
+use super::{reason, Layer, Reason, Signal};
+use crate::facts::Facts;
+
+/// The naming layer's reason (always one).
+pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
+    use Signal::*;
+    let mut rs: Vec<Reason> = Vec::new();
+    // Naming: dmheal only ever considers plain LVs of SR volume groups.
+    match &f.lvm_name {
+        None => rs.push(reason(
+            Layer::Naming,
+            Suspicious,
+            "not_lvm",
+            "not an LVM name",
+            "the name is not vg-lv shaped: not an LVM volume, dmheal never touches it",
+        )),
+        Some(n) if n.layer.is_some() => rs.push(reason(
+            Layer::Naming,
+            Suspicious,
+            "lvm_layer",
+            format!("LVM sub-device -{}", n.layer.as_deref().unwrap_or_default()),
+            "an LVM internal layer (snapshot, pool); never a VDI's ghost",
+        )),
+        Some(n) if f.sr.is_none() => rs.push(reason(
+            Layer::Naming,
+            Suspicious,
+            "foreign_vg",
+            format!("VG {}", n.vg),
+            format!(
+                "VG {} is not an SR's (VG_XenStorage-<sr>, XSLocalEXT-<sr>): never touched",
+                n.vg
+            ),
+        )),
+        Some(n) if f.vdi.is_none() => rs.push(reason(
+            Layer::Naming,
+            Suspicious,
+            "not_a_vdi",
+            format!("LV {}", n.lv),
+            format!(
+                "LV {} of SR volume group {} is not a VDI's volume ({}<vdi uuid>): its SM, xapi and tapdisk layers cannot be asked, so it is never healed",
+                n.lv,
+                n.vg,
+                crate::lvm::names::VDI_LV_PREFIXES.join("<vdi uuid>, ")
+            ),
+        )),
+        Some(n) => rs.push(reason(
+            Layer::Naming,
+            Clear,
+            "sr_volume",
+            format!(
+                "SR {}",
+                f.sr.as_ref().map(|s| s.as_str()).unwrap_or_default()
+            ),
+            match &f.vdi {
+                Some(v) => format!("LV {} of SR volume group {} stores VDI {v}", n.lv, n.vg),
+                None => format!("LV {} of SR volume group {}", n.lv, n.vg),
+            },
+        )),
+    }
+    rs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{decide, Layer, Signal, Verdict};
+    use crate::ids::DmName;
+    use crate::lvm::split_dm_name;
+
+    #[test]
+    fn an_sr_volumes_vdi_lv_is_clear() {
+        let d = decide(&ghost());
+        assert_eq!(code_of(&d, Layer::Naming), "sr_volume");
+    }
+
+    #[test]
+    fn anything_but_a_vdi_lv_of_an_sr_is_left_alone() {
+        let rename = |n: &'static str, sr: bool, vdi: bool| -> Change {
+            Box::new(move |f| {
+                let name = DmName::new(n).unwrap();
+                f.lvm_name = split_dm_name(&name);
+                f.dm_name = name;
+                if !sr {
+                    f.sr = None;
+                }
+                if !vdi {
+                    f.vdi = None;
+                }
+            })
+        };
+        each_change_gives(
+            Verdict::Suspicious,
+            Signal::Suspicious,
+            vec![
+                ("foreign_vg", rename("vg_data-lv_home", false, false)),
+                ("not_lvm", rename("cryptswap", false, false)),
+                (
+                    "lvm_layer",
+                    rename(
+                        "VG_XenStorage--9a3c6ed4--8f0e--4f57--a6c2--1b2d3e4f5a6b-thin-tpool",
+                        true,
+                        false,
+                    ),
+                ),
+                (
+                    "not_a_vdi",
+                    rename(
+                        "VG_XenStorage--9a3c6ed4--8f0e--4f57--a6c2--1b2d3e4f5a6b-MGT",
+                        true,
+                        false,
+                    ),
+                ),
+            ],
+        );
+    }
+}
