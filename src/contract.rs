@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::InputError;
-use crate::ids::Target;
+use crate::ids::{JournalId, Target};
 
 /// What a parameter's value must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -204,9 +204,9 @@ pub fn seconds(name: &str, v: f64) -> Result<Duration, InputError> {
 }
 
 /// Parse a journal entry id: a positive number.
-pub fn entry_id(s: &str) -> Result<u64, InputError> {
+pub fn entry_id(s: &str) -> Result<JournalId, InputError> {
     match s.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(id),
+        Ok(id) if id > 0 => Ok(JournalId(id)),
         _ => Err(InputError::BadJournalId(s.escape_default().to_string())),
     }
 }
@@ -225,7 +225,7 @@ pub enum Call {
     },
     Journal,
     Restore {
-        id: u64,
+        id: JournalId,
     },
     Doctor {
         apply: bool,
@@ -307,7 +307,7 @@ impl Values<'_> {
         }
     }
 
-    fn entry_id(&self) -> Result<u64, InputError> {
+    fn entry_id(&self) -> Result<JournalId, InputError> {
         match self.get("id") {
             Some(Value::String(s)) => entry_id(s),
             Some(Value::Number(n)) => entry_id(&n.to_string()),
@@ -427,7 +427,7 @@ mod tests {
         let r = req(json!({"op": "scan", "journal": null})).unwrap();
         assert_eq!(r.options, Options::default());
         let r = req(json!({"op": "restore", "id": 12})).unwrap();
-        assert_eq!(r.call, Call::Restore { id: 12 });
+        assert_eq!(r.call, Call::Restore { id: JournalId(12) });
     }
 
     /// Every hostile number for every Seconds parameter: bad input, never a panic.

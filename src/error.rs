@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::command::CommandError;
+use crate::external_tool::CommandError;
+use crate::ids::JournalId;
 
 /// Input the operator gave that we refuse before touching anything.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -86,10 +87,10 @@ pub enum Error {
     },
 
     #[error("journal entry {0} does not exist or is not a change dmheal can undo")]
-    NoSuchEntry(u64),
+    NoSuchEntry(JournalId),
 
     #[error("cannot restore entry {id}: {why}")]
-    RestoreRefused { id: u64, why: String },
+    RestoreRefused { id: JournalId, why: String },
 
     #[error("could not take the {lock} lock within {seconds} s")]
     LockTimeout { lock: String, seconds: f64 },

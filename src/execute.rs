@@ -10,9 +10,11 @@ use crate::doctor::Report;
 use crate::error::{Error, Result};
 use crate::exit_codes::Exit;
 use crate::heal::{self, HealOutcome};
+use crate::host::Host;
 use crate::journal::Entry;
-use crate::ops::{self, Host, Inspection, Scan};
+use crate::journal::Journal;
 use crate::restore::{self, RestoreOutcome};
+use crate::results::{Inspection, Scan};
 
 /// What an operation answered.
 #[derive(Debug, Serialize)]
@@ -72,7 +74,7 @@ pub fn execute(req: &Request, base: Overrides, in_process: bool) -> Result<Answe
     let mut config = config_for(req, base)?;
     config.in_sm_process = in_process && req.options.in_sm_process;
     Ok(match &req.call {
-        Call::Journal => Answer::Journal(ops::journal_entries(&config)?),
+        Call::Journal => Answer::Journal(Journal::new(&config.journal).entries()?),
         Call::Inspect { target } => Answer::Inspection(Host::open(config)?.inspect(target)?),
         Call::Scan => Answer::Scan(Host::open(config)?.scan()?),
         Call::Heal {

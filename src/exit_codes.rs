@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use crate::doctor::{Report, Severity};
 use crate::error::Error;
 use crate::heal::Action;
-use crate::ops::ScanCounts;
+use crate::pool::PoolCounts;
+use crate::results::ScanCounts;
 use crate::verdict::Verdict;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +64,29 @@ impl Exit {
             Exit::GhostFound
         } else {
             Exit::Ok
+        }
+    }
+
+    /// A pool scan: 3 when a host found a ghost, else 5 when one found something suspicious,
+    /// else 1 when a live host could not be scanned (the pool is not known to be clean).
+    pub fn of_pool_scan(c: &PoolCounts) -> Self {
+        if c.ghost > 0 {
+            Exit::GhostFound
+        } else if c.suspicious > 0 {
+            Exit::Suspicious
+        } else if c.failed > 0 {
+            Exit::Error
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// `dmheal hook`: the hook's own status, 0 or 1 (its report says what it did).
+    pub fn of_hook(status: std::process::ExitStatus) -> Self {
+        if status.success() {
+            Exit::Ok
+        } else {
+            Exit::Error
         }
     }
 

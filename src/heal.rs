@@ -10,9 +10,10 @@ use tracing::{info, warn};
 
 use crate::dm::DmDevice;
 use crate::error::Result;
-use crate::ids::{DmName, Target};
+use crate::host::Host;
+use crate::ids::{DmName, DmUuid, JournalId, Target};
 use crate::journal::{Event, Journal};
-use crate::ops::{Host, Inspection};
+use crate::results::Inspection;
 use crate::sm::lock::{self, SmLockKind};
 use crate::verdict::Verdict;
 
@@ -35,7 +36,7 @@ pub struct HealOutcome {
     pub action: Action,
     pub message: String,
     /// The journal entry of the removal, when one was written.
-    pub journal_id: Option<u64>,
+    pub journal_id: Option<JournalId>,
     /// The SM lock held around the re-check and remove.
     pub lock: Option<String>,
     /// The inspection the outcome rests on (the re-check's when there was one).
@@ -100,7 +101,7 @@ fn decide_and_act(host: &Host, target: &Target, apply: bool) -> Result<HealOutco
             .and_then(|n| crate::lvm::vdi_of_lv(&n.lv))
             .into_iter()
             .collect();
-        let xapi = crate::facts::xapi_views(&host.config, &vdi);
+        let xapi = host.xapi_views(&vdi);
         return remove_guarded(host, target, &name, xapi);
     }
     // A dry run, or a mapping the kernel already shows cannot be a ghost: decided without
@@ -125,7 +126,7 @@ fn decide_and_act(host: &Host, target: &Target, apply: bool) -> Result<HealOutco
         return Ok(outcome(Action::WouldRemove, msg, plan));
     }
     // The verdict changed since the kernel's first word (a ghost now): decide again, locked.
-    let xapi = crate::facts::xapi_views(&host.config, plan.facts.vdi.as_slice());
+    let xapi = host.xapi_views(plan.facts.vdi.as_slice());
     remove_guarded(host, target, &name, xapi)
 }
 
@@ -190,7 +191,7 @@ fn remove_guarded(
         table,
         inspection: inspection_json,
     })?;
-    info!(dm_name = %name, journal_id = id, dev = %device.dev, "removing ghost mapping");
+    info!(dm_name = %name, journal_id = id.0, dev = %device.dev, "removing ghost mapping");
     clock.lap("heal: journalled");
 
     let removal = remove_exactly(host, name, &device, id);
@@ -202,7 +203,7 @@ fn remove_guarded(
             format!(
                 "removed ghost {name} (journal entry {id}; `dmheal restore {id}` recreates it)"
             ),
-            Some(uuid),
+            Some(DmUuid::from(uuid)),
         ),
         Removal::Refused { why } => (
             Action::Refused,
@@ -242,7 +243,7 @@ enum Removal {
 
 /// A uuid nothing else carries, for a uuid-less ghost: the kernel lets a device without a uuid
 /// receive one once, and a device is then named by it for as long as it exists.
-fn stamp(journal_id: u64) -> String {
+fn stamp(journal_id: JournalId) -> String {
     let random = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
         .map(|u| u.trim().replace('-', ""))
         .unwrap_or_else(|_| {
@@ -259,7 +260,7 @@ fn stamp(journal_id: u64) -> String {
 /// freed minor at once); a uuid does, so the removal goes by uuid, and a ghost without one is
 /// first given a unique one. The device carrying it must then still be the proven one in
 /// every respect, or nothing is removed.
-fn remove_exactly(host: &Host, name: &DmName, proven: &DmDevice, id: u64) -> Removal {
+fn remove_exactly(host: &Host, name: &DmName, proven: &DmDevice, id: JournalId) -> Removal {
     let cfg = &host.config;
     let uuid = if proven.uuid.is_empty() {
         let stamp = stamp(id);
@@ -275,7 +276,7 @@ fn remove_exactly(host: &Host, name: &DmName, proven: &DmDevice, id: u64) -> Rem
         }
         stamp
     } else {
-        proven.uuid.clone()
+        proven.uuid.to_string()
     };
     let current = match host.dm.device_by_uuid(&uuid) {
         Ok(d) => d,
@@ -423,7 +424,7 @@ mod tests {
     fn ghost() -> DmDevice {
         DmDevice {
             name: name().to_string(),
-            uuid: String::new(),
+            uuid: DmUuid::default(),
             dev: DEV,
             status: Some(test_support::status(0)),
             table: Some(test_support::linear_table(8)),
@@ -439,10 +440,7 @@ mod tests {
                  \"lv_uuid\":\"X4HzXT\",\"vg_uuid\":\"K2BweQ\",\"lv_attr\":\"-wi-------\"}}"
             ),
         );
-        Host {
-            config,
-            dm: Box::new(kernel),
-        }
+        Host::new(config, Box::new(kernel))
     }
 
     fn target() -> Target {
@@ -611,7 +609,7 @@ mod tests {
             uuid: "CRYPT-stale".into(),
             ..proven
         };
-        match remove_exactly(&h, &name(), &proven, 1) {
+        match remove_exactly(&h, &name(), &proven, JournalId(1)) {
             Removal::Refused { why } => assert!(why.contains("open"), "{why}"),
             _ => panic!("removed an open device"),
         }

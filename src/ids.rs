@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 
@@ -120,6 +120,96 @@ impl Uuid {
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The uuid the kernel carries for a DM device ("" when it has none). Not validated: it is
+/// whatever LVM, dmheal's stamp or some other tool set. Kept apart from names and xapi uuids
+/// so a DM uuid is never passed where one of those is meant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DmUuid(String);
+
+impl DmUuid {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for DmUuid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DmUuid {
+    fn from(s: String) -> Self {
+        DmUuid(s)
+    }
+}
+
+impl From<&str> for DmUuid {
+    fn from(s: &str) -> Self {
+        DmUuid(s.to_string())
+    }
+}
+
+impl PartialEq<str> for DmUuid {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for DmUuid {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for DmUuid {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<DmUuid> for String {
+    fn eq(&self, other: &DmUuid) -> bool {
+        self == &other.0
+    }
+}
+
+impl fmt::Display for DmUuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A journal entry's id: assigned in order by the journal's writer, never reused, never
+/// wrapped (the writer refuses to append past u64::MAX).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JournalId(pub u64);
+
+impl JournalId {
+    /// The first entry's id.
+    pub const FIRST: JournalId = JournalId(1);
+
+    /// The id after this one, if there is one.
+    pub fn next(self) -> Option<JournalId> {
+        self.0.checked_add(1).map(JournalId)
+    }
+}
+
+impl PartialEq<u64> for JournalId {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for JournalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
 

@@ -26,10 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::dm::{DevNum, TableLine};
 use crate::error::{Error, Result};
+use crate::ids::{DmUuid, JournalId};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    pub id: u64,
+    pub id: JournalId,
     /// RFC 3339, UTC.
     pub time: String,
     pub host: String,
@@ -44,7 +45,7 @@ pub enum Event {
     /// About to remove this mapping. Written and fsynced before anything changes.
     Removal {
         dm_name: String,
-        uuid: String,
+        uuid: DmUuid,
         dev: DevNum,
         read_only: bool,
         table: Vec<TableLine>,
@@ -53,13 +54,13 @@ pub enum Event {
     },
     /// What became of removal `of`.
     Outcome {
-        of: u64,
+        of: JournalId,
         result: String,
         detail: String,
         /// The uuid the mapping was removed by: its own, or the unique one dmheal gave a ghost
         /// that had none (the removal entry keeps the original, which `restore` recreates).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        removed_uuid: Option<String>,
+        removed_uuid: Option<DmUuid>,
     },
     /// A decision that changed nothing (a dry run or a refusal), recorded on request — the SM
     /// hook records every decision it makes about an existing mapping.
@@ -92,7 +93,7 @@ pub enum Event {
     },
     /// Removal `of` was undone.
     Restore {
-        of: u64,
+        of: JournalId,
         result: String,
         detail: String,
     },
@@ -108,7 +109,7 @@ pub struct Journal {
 pub struct Writer {
     file: Flock<File>,
     path: PathBuf,
-    next_id: Option<u64>,
+    next_id: Option<JournalId>,
 }
 
 /// What one journal file holds.
@@ -241,14 +242,17 @@ impl Journal {
         };
         let dup = locked.try_clone().map_err(self.io())?;
         let parsed = self.parse(&self.path, dup)?;
-        let mut ids: Vec<u64> = parsed.entries.iter().map(|e| e.id).collect();
+        let mut ids: Vec<JournalId> = parsed.entries.iter().map(|e| e.id).collect();
         for rotated in self.rotated() {
             if let Some(file) = open_trusted(&rotated, false).map_err(self.io())? {
                 ids.extend(self.parse(&rotated, file)?.entries.iter().map(|e| e.id));
             }
         }
         // No id can follow u64::MAX: appends then fail rather than wrap to an id in use.
-        let next_id = ids.iter().max().map_or(Some(1), |max| max.checked_add(1));
+        let next_id = ids
+            .iter()
+            .max()
+            .map_or(Some(JournalId::FIRST), |max| max.next());
         let mut writer = Writer {
             file: {
                 // Appends go to the end whatever the offset; the repair below truncates.
@@ -406,7 +410,7 @@ impl Writer {
 
     /// Append one event as one whole line and flush it to disk; returns its id. On failure
     /// (a full disk, an I/O error) the journal is cut back to what it was: no torn line.
-    pub fn append(&mut self, event: Event) -> Result<u64> {
+    pub fn append(&mut self, event: Event) -> Result<JournalId> {
         let id = self.next_id.ok_or_else(|| Error::Journal {
             path: self.path.clone(),
             source: std::io::Error::other("journal ids are exhausted (an entry has id u64::MAX)"),
@@ -431,7 +435,7 @@ impl Writer {
             let _ = self.file.sync_all();
             return Err(self.io()(e));
         }
-        self.next_id = id.checked_add(1);
+        self.next_id = id.next();
         Ok(id)
     }
 }
@@ -444,7 +448,7 @@ mod tests {
     fn removal() -> Event {
         Event::Removal {
             dm_name: "vg-lv".into(),
-            uuid: String::new(),
+            uuid: DmUuid::default(),
             dev: DevNum {
                 major: 254,
                 minor: 0,
@@ -460,7 +464,7 @@ mod tests {
         }
     }
 
-    fn outcome(of: u64) -> Event {
+    fn outcome(of: JournalId) -> Event {
         Event::Outcome {
             of,
             result: "removed".into(),
@@ -469,7 +473,7 @@ mod tests {
         }
     }
 
-    fn append(j: &Journal, e: Event) -> Result<u64> {
+    fn append(j: &Journal, e: Event) -> Result<JournalId> {
         j.writer(Duration::from_secs(1))?.append(e)
     }
 
@@ -480,7 +484,7 @@ mod tests {
         assert!(j.entries().unwrap().is_empty());
         let a = append(&j, removal()).unwrap();
         let b = append(&j, outcome(a)).unwrap();
-        assert_eq!((a, b), (1, 2));
+        assert_eq!((a.0, b.0), (1, 2));
         let entries = j.entries().unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].event, removal());
@@ -502,8 +506,11 @@ mod tests {
         fs::write(&path, "").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(append(&j, removal()).unwrap(), 3);
-        let ids: Vec<u64> = j.entries().unwrap().iter().map(|e| e.id).collect();
-        assert_eq!(ids, vec![1, 2, 3]);
+        let ids: Vec<JournalId> = j.entries().unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(
+            ids,
+            vec![1, 2, 3].into_iter().map(JournalId).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -564,11 +571,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let line = serde_json::to_string(&Entry {
-            id: u64::MAX,
+            id: JournalId(u64::MAX),
             time: "2026-11-29T00:00:00Z".into(),
             host: "h".into(),
             pid: 1,
-            event: outcome(1),
+            event: outcome(JournalId(1)),
         })
         .unwrap();
         fs::write(&path, line + "\n").unwrap();

@@ -5,9 +5,7 @@
 //! `lvm` (names, `lvs`), `tapdisk` (`tap-ctl list`), `sm` (refcounts, locks). `facts` gathers
 //! them, `verdict` decides (pure), `heal` acts under the locks, `journal` records.
 
-pub mod app;
 pub mod cli;
-pub mod command;
 pub mod config;
 pub mod contract;
 pub mod dm;
@@ -15,17 +13,19 @@ pub mod doctor;
 pub mod error;
 pub mod execute;
 pub mod exit_codes;
+pub mod external_tool;
 pub mod facts;
 pub mod heal;
+pub mod host;
 pub mod ids;
 pub mod journal;
 pub mod kernel;
 pub mod logging;
 pub mod lvm;
-pub mod ops;
 pub mod pool;
 pub mod render;
 pub mod restore;
+pub mod results;
 pub mod sm;
 pub mod tapdisk;
 pub mod verdict;

@@ -4,20 +4,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use dmheal::app;
-use dmheal::cli::Cli;
+use dmheal::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     dmheal::logging::init(cli.verbose);
-    match app::run(&cli) {
+    match cli::run(&cli) {
         Ok(exit) => exit.into(),
         Err(e) => {
             if cli.json {
-                println!("{}", app::error_json(&e));
+                println!("{}", cli::error_json(&e));
             }
             eprintln!("dmheal: error: {}", e.chain());
-            app::exit_of(&e).into()
+            cli::exit_of(&e).into()
         }
     }
 }

@@ -7,10 +7,11 @@ use std::thread;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::results::ScanAnswer;
 use crate::xapi::records::{Host, HostMetrics, NULL_REF};
 use crate::xapi::{view::error_chain, Xapi};
 
@@ -33,7 +34,7 @@ pub struct HostScan {
     pub error: Option<String>,
     /// The host's own `dmheal scan` result.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scan: Option<Value>,
+    pub scan: Option<ScanAnswer>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -42,9 +43,9 @@ pub struct PoolCounts {
     pub scanned: usize,
     pub skipped: usize,
     pub failed: usize,
-    pub ghost: u64,
-    pub in_use: u64,
-    pub suspicious: u64,
+    pub ghost: usize,
+    pub in_use: usize,
+    pub suspicious: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -96,11 +97,11 @@ pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
                 vec![json!(host_ref), json!(PLUGIN), json!("scan"), json!({})],
             );
             let (status, error, scan) = match answer {
-                Ok(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(text) => match serde_json::from_str::<ScanAnswer>(&text) {
                     Ok(v) => (HostStatus::Scanned, None, Some(v)),
                     Err(e) => (
                         HostStatus::Failed,
-                        Some(format!("plugin answered non-JSON: {e}")),
+                        Some(format!("plugin answered something that is not a scan: {e}")),
                         None,
                     ),
                 },
@@ -130,11 +131,10 @@ pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
             HostStatus::Skipped => counts.skipped += 1,
             HostStatus::Failed => counts.failed += 1,
         }
-        if let Some(c) = h.scan.as_ref().and_then(|s| s.get("counts")) {
-            let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
-            counts.ghost += n("ghost");
-            counts.in_use += n("in_use");
-            counts.suspicious += n("suspicious");
+        if let Some(s) = &h.scan {
+            counts.ghost += s.counts.ghost;
+            counts.in_use += s.counts.in_use;
+            counts.suspicious += s.counts.suspicious;
         }
     }
     Ok(PoolScan {

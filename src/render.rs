@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use crate::heal::HealOutcome;
 use crate::journal::{Entry, Event};
-use crate::ops::{Inspection, Scan};
 use crate::restore::RestoreOutcome;
+use crate::results::{Inspection, Scan};
 
 fn table(rows: &[[String; 3]]) -> String {
     let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);
@@ -163,16 +163,10 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
     for h in &p.hosts {
         let status = format!("{:?}", h.status).to_lowercase();
         let findings = match (&h.scan, &h.error) {
-            (Some(s), _) => {
-                let n = |k: &str| s["counts"][k].as_u64().unwrap_or(0);
-                format!(
-                    "{} mappings: {} ghost, {} in use, {} suspicious",
-                    n("mappings"),
-                    n("ghost"),
-                    n("in_use"),
-                    n("suspicious")
-                )
-            }
+            (Some(s), _) => format!(
+                "{} mappings: {} ghost, {} in use, {} suspicious",
+                s.counts.mappings, s.counts.ghost, s.counts.in_use, s.counts.suspicious
+            ),
             (None, Some(e)) => e.clone(),
             (None, None) => String::new(),
         };

@@ -18,27 +18,27 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::dm::{DevNum, TableLine};
 use crate::error::{Error, Result};
-use crate::ids::DmName;
+use crate::host::Host;
+use crate::ids::{DmName, DmUuid, JournalId};
 use crate::journal::{Event, Journal};
 use crate::lvm;
 use crate::lvm::metadata_text::VgMetadata;
-use crate::ops::Host;
 use crate::sm::lock::{self, SmLockKind};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RestoreOutcome {
-    pub restored: u64,
+    pub restored: JournalId,
     /// A removal's mapping, recreated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dm_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub uuid: Option<String>,
+    pub uuid: Option<DmUuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<Vec<String>>,
     /// A doctor action, undone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub undid: Option<String>,
-    pub journal_id: u64,
+    pub journal_id: JournalId,
     pub message: String,
 }
 
@@ -53,7 +53,7 @@ pub enum Restorable {
 }
 
 /// Find entry `id`, check it changed something not yet undone, and say what undoes it.
-pub fn find(config: &Config, id: u64) -> Result<Restorable> {
+pub fn find(config: &Config, id: JournalId) -> Result<Restorable> {
     let entries = Journal::new(&config.journal).entries()?;
     let refused = |why: String| Error::RestoreRefused { id, why };
     let found = entries
@@ -103,7 +103,7 @@ pub fn find(config: &Config, id: u64) -> Result<Restorable> {
 }
 
 /// Undo journal entry `id`.
-pub fn restore(config: Config, id: u64) -> Result<RestoreOutcome> {
+pub fn restore(config: Config, id: JournalId) -> Result<RestoreOutcome> {
     match find(&config, id)? {
         Restorable::Removal(_) => restore_mapping(&Host::open(config)?, id),
         Restorable::DoctorAction { action, undo } => {
@@ -131,14 +131,14 @@ pub fn restore(config: Config, id: u64) -> Result<RestoreOutcome> {
 /// What a journalled removal recorded: enough to recreate the mapping exactly.
 pub struct Removed {
     pub dm_name: String,
-    pub uuid: String,
+    pub uuid: DmUuid,
     pub table: Vec<TableLine>,
     pub read_only: bool,
 }
 
 /// Find removal `id` in the journal and check that it removed something not yet restored
 /// (needs no device-mapper, so it is checked first).
-pub fn find_removal(config: &Config, id: u64) -> Result<Removed> {
+pub fn find_removal(config: &Config, id: JournalId) -> Result<Removed> {
     match find(config, id)? {
         Restorable::Removal(r) => Ok(r),
         Restorable::DoctorAction { .. } => Err(Error::NoSuchEntry(id)),
@@ -146,7 +146,7 @@ pub fn find_removal(config: &Config, id: u64) -> Result<Removed> {
 }
 
 /// Recreate the mapping journal entry `id` removed: same name, uuid and table.
-pub fn restore_mapping(host: &Host, id: u64) -> Result<RestoreOutcome> {
+pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
     let cfg = &host.config;
     let Removed {
         dm_name,
@@ -156,14 +156,8 @@ pub fn restore_mapping(host: &Host, id: u64) -> Result<RestoreOutcome> {
     } = find_removal(cfg, id)?;
     let refused = |why: String| Error::RestoreRefused { id, why };
     let name = DmName::new(&dm_name)?;
-    let (vg, lv) = match lvm::split_dm_name(&name) {
-        Some(n)
-            if n.layer.is_none()
-                && lvm::sr_of_vg(&n.vg).is_some()
-                && lvm::vdi_of_lv(&n.lv).is_some() =>
-        {
-            (n.vg, n.lv)
-        }
+    let (vg, lv) = match lvm::sr_volume(&name) {
+        Some(v) if v.vdi.is_some() => (v.vg, v.lv),
         _ => {
             return Err(refused(format!(
                 "{name} is not the DM name of a VDI's LV in an SR volume group"

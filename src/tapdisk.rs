@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::command::{self, CommandError};
+use crate::external_tool::{self, CommandError};
 
 /// tapdisk's "paused" state bit: the device is closed, so an open count of 0 proves nothing.
 pub const STATE_PAUSED: u32 = 0x20;
@@ -98,7 +98,7 @@ pub fn parse(text: &str) -> Result<Vec<Tapdisk>, String> {
 
 /// Run `tap-ctl list`.
 pub fn list(program: &str, timeout: Duration) -> TapdiskView {
-    match command::run(program, &["list"], timeout).and_then(|o| o.success(program)) {
+    match external_tool::run(program, &["list"], timeout).and_then(|o| o.success(program)) {
         Ok(out) => match parse(&out.stdout) {
             Ok(tapdisks) => TapdiskView::Listed { tapdisks },
             Err(why) => TapdiskView::Failed {

@@ -129,7 +129,7 @@ impl DeviceMapper for FakeKernel {
             .map(|d| Listed {
                 name: d.name.clone(),
                 dev: d.dev,
-                uuid: self.uuids_listed.then(|| d.uuid.clone()),
+                uuid: self.uuids_listed.then(|| d.uuid.to_string()),
             })
             .collect())
     }
@@ -164,7 +164,7 @@ impl DeviceMapper for FakeKernel {
             }
             Some(d) => {
                 // As the kernel: a rename (of name or uuid) is a table event.
-                d.uuid = uuid.to_string();
+                d.uuid = uuid.into();
                 if let Some(st) = d.status.as_mut() {
                     st.event_nr += 1;
                 }

@@ -27,6 +27,14 @@ export DMHEAL_XAPI=/run/xapi/xapi  # plugins inherit it from "xapi", as on dom0 
     --plugins "$(dirname "$HELPERS")/../xapi-plugin" --ready /run/xapi/ready &
 for i in $(seq 100); do [ -e /run/xapi/ready ] && break; sleep 0.1; done
 
+# One command, one xapi session: resolving the VDI and asking its view share it, and it is
+# logged out at the end.
+"$PYTHON" "%(sim)s/ask.py" /run/xapi/xapi sim.logins > "$OUT/logins.before"
+"$PYTHON" "%(sim)s/ask.py" /run/xapi/xapi sim.live_sessions > "$OUT/live.before"
+capture cli_heal_web "$DMHEAL" --json heal "%(web)s" --apply
+"$PYTHON" "%(sim)s/ask.py" /run/xapi/xapi sim.logins > "$OUT/logins.after"
+"$PYTHON" "%(sim)s/ask.py" /run/xapi/xapi sim.live_sessions > "$OUT/live.after"
+
 "$PYTHON" - > "$OUT/calls.json" <<'PY'
 import json, XenAPI
 s = XenAPI.Session("http://_run_xapi_xapi/", transport=XenAPI.UDSTransport())
@@ -58,6 +66,10 @@ def test_plugin_heals_a_free_vdi_refuses_an_attached_one_and_pool_scan_merges(ke
     r = kernel.run(SCRIPT % {"sim": SIM_DIR, "host_a": HOST_A, "web": VDI_WEB, "vdi": uml.VDI,
                              "web_dm": WEB_DM}, dmheal_bin)
     assert r.rc == 0, r.output
+    cli_heal = json.loads(r.file("cli_heal_web.out"))
+    assert cli_heal["action"] == "refused" and int(r.file("cli_heal_web.rc")) == 4
+    assert int(r.file("logins.after")) - int(r.file("logins.before")) == 1
+    assert int(r.file("live.after")) == int(r.file("live.before"))
     calls = json.loads(r.file("calls.json"))
 
     free = calls["diagnose_free"]["ok"]

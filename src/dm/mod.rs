@@ -14,7 +14,7 @@ use devicemapper::{DevId, DmFlags, DmName as CrateDmName, DmOptions, DmUuid as C
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ids::DmName;
+use crate::ids::{DmName, DmUuid};
 
 pub const CONTROL_PATH: &str = "/dev/mapper/control";
 
@@ -64,7 +64,7 @@ impl fmt::Display for TableLine {
 pub struct DmDevice {
     pub name: DmNameString,
     /// Empty when the mapping has no uuid (the seed ghost).
-    pub uuid: String,
+    pub uuid: DmUuid,
     pub dev: DevNum,
     /// The state DM_DEV_STATUS reports (its fields appear inline in JSON). `None` only in a
     /// host scan, for a mapping the kernel's list shows with exactly the uuid LVM gives its
@@ -80,10 +80,10 @@ pub struct DmDevice {
 
 impl DmDevice {
     /// A mapping as the kernel's list shows it, before (or without) DM_DEV_STATUS.
-    pub fn listed(name: &DmName, uuid: String, dev: DevNum) -> Self {
+    pub fn listed(name: &DmName, uuid: impl Into<DmUuid>, dev: DevNum) -> Self {
         DmDevice {
             name: name.to_string(),
-            uuid,
+            uuid: uuid.into(),
             dev,
             status: None,
             table: None,
@@ -224,7 +224,11 @@ fn to_device(
     let dev = info.device();
     DmDevice {
         name: name.to_string(),
-        uuid: info.uuid().map(|u| u.to_string()).unwrap_or_default(),
+        uuid: info
+            .uuid()
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+            .into(),
         dev: DevNum {
             major: dev.major,
             minor: dev.minor,

@@ -9,6 +9,7 @@ use super::snapshot::Snapshot;
 use super::Applied;
 use crate::config::Config;
 use crate::error::Result;
+use crate::ids::JournalId;
 use crate::journal::{Event, Journal};
 use crate::sm::refcount;
 use crate::xapi::{view::error_chain, Xapi, XapiError};
@@ -22,7 +23,7 @@ pub fn action_name(a: &SafeAction) -> &'static str {
     }
 }
 
-fn applied(f: &Finding, a: &SafeAction, result: String, journal_id: Option<u64>) -> Applied {
+fn applied(f: &Finding, a: &SafeAction, result: String, journal_id: Option<JournalId>) -> Applied {
     Applied {
         subject: f.subject.clone(),
         action: action_name(a).into(),

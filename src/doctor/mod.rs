@@ -16,7 +16,8 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ops::Host;
+use crate::host::Host;
+use crate::ids::JournalId;
 use crate::verdict::Verdict;
 use crate::xapi::{view::error_chain, Xapi};
 
@@ -28,7 +29,7 @@ pub struct Applied {
     pub subject: String,
     pub action: String,
     pub result: String,
-    pub journal_id: Option<u64>,
+    pub journal_id: Option<JournalId>,
 }
 
 #[derive(Clone, Debug, Serialize)]

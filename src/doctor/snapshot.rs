@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::command;
+use crate::external_tool;
 use crate::sm::Refcount;
 use crate::tapdisk::{self, TapdiskView};
 use crate::xapi::records::{Host, HostMetrics, Pbd, Pool, Ref, Sr, Vbd, Vdi, Vm};
@@ -138,7 +138,7 @@ pub fn gather(
 /// domain either source lists exists: a VM is called domain-less only when every source that
 /// answered lacks it.
 pub fn domains(timeout: Duration) -> Domains {
-    let xenstore = command::run("xenstore-list", &["/local/domain"], timeout)
+    let xenstore = external_tool::run("xenstore-list", &["/local/domain"], timeout)
         .and_then(|o| o.success("xenstore-list"))
         .map(|o| {
             o.stdout
@@ -146,15 +146,15 @@ pub fn domains(timeout: Duration) -> Domains {
                 .filter_map(|d| d.parse().ok())
                 .collect()
         });
-    let xl = command::run("xl", &["list"], timeout)
+    let xl = external_tool::run("xl", &["list"], timeout)
         .and_then(|o| o.success("xl"))
         .map(|o| parse_xl_states(&o.stdout));
     merge_domains(xenstore, xl)
 }
 
 fn merge_domains(
-    xenstore: Result<BTreeSet<u32>, command::CommandError>,
-    xl: Result<BTreeMap<u32, String>, command::CommandError>,
+    xenstore: Result<BTreeSet<u32>, external_tool::CommandError>,
+    xl: Result<BTreeMap<u32, String>, external_tool::CommandError>,
 ) -> Domains {
     match (xenstore, xl) {
         (Ok(a), Ok(b)) => Domains::Known {
@@ -197,12 +197,12 @@ mod tests {
 
     #[test]
     fn a_domain_either_source_lists_exists() {
-        fn none<T>() -> Result<T, command::CommandError> {
-            Err(command::CommandError::NotFound {
+        fn none<T>() -> Result<T, external_tool::CommandError> {
+            Err(external_tool::CommandError::NotFound {
                 program: "x".into(),
             })
         }
-        let xl = |ids: &[u32]| -> Result<BTreeMap<u32, String>, command::CommandError> {
+        let xl = |ids: &[u32]| -> Result<BTreeMap<u32, String>, external_tool::CommandError> {
             Ok(ids.iter().map(|i| (*i, "r-----".to_string())).collect())
         };
         let d = merge_domains(Ok([0, 7].into()), xl(&[0, 8]));

@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::ids::JournalId;
 use crate::xapi::{view::error_chain, Xapi};
 
 /// What was undone, in words; errors refuse with the reason.
-pub fn undo(config: &Config, id: u64, action: &str, undo: &Value) -> Result<String> {
+pub fn undo(config: &Config, id: JournalId, action: &str, undo: &Value) -> Result<String> {
     let refused = |why: String| Error::RestoreRefused { id, why };
     if undo.is_null() {
         return Err(refused(
@@ -69,7 +70,7 @@ pub fn undo(config: &Config, id: u64, action: &str, undo: &Value) -> Result<Stri
     }
 }
 
-fn reintroduce(config: &Config, id: u64, undo: &Value) -> Result<String> {
+fn reintroduce(config: &Config, id: JournalId, undo: &Value) -> Result<String> {
     let refused = |why: String| Error::RestoreRefused { id, why };
     let xapi: Xapi = config.xapi.require("restore")?;
     let x = |what: &'static str| {

@@ -9,7 +9,9 @@ pub mod pv_metadata;
 pub mod report;
 pub mod source;
 
-pub use names::{dm_name_for, lvm_dm_uuid, split_dm_name, sr_of_vg, vdi_of_lv, LvmDmName};
+pub use names::{
+    dm_name_for, lvm_dm_uuid, split_dm_name, sr_of_vg, sr_volume, vdi_of_lv, LvmDmName, SrVolume,
+};
 pub use pv_metadata::{table_devices, PvReader};
 pub use report::{LvRecord, LvmView, Lvs, ReadFrom, VgReport};
 pub use source::LvmReader;

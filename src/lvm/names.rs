@@ -91,6 +91,29 @@ pub fn vdi_of_lv(lv: &LvName) -> Option<Uuid> {
     Uuid::new(uuid).ok()
 }
 
+/// A plain LV (no LVM layer suffix) of an SR's volume group: the only kind of mapping dmheal
+/// considers at all. `vdi`: the VDI it stores, when SM names it as a VDI's volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SrVolume {
+    pub vg: VgName,
+    pub lv: LvName,
+    pub sr: Uuid,
+    pub vdi: Option<Uuid>,
+}
+
+/// The one rule for "is this DM name an SR volume" (facts, resolving a VDI, restore).
+pub fn sr_volume(name: &DmName) -> Option<SrVolume> {
+    let n = split_dm_name(name).filter(|n| n.layer.is_none())?;
+    let sr = sr_of_vg(&n.vg)?;
+    let vdi = vdi_of_lv(&n.lv);
+    Some(SrVolume {
+        vg: n.vg,
+        lv: n.lv,
+        sr,
+        vdi,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +173,18 @@ mod tests {
             lvm_dm_uuid("K2BweQ-UkrI-fD5b", "X4HzXT-jZRq"),
             "LVM-K2BweQUkrIfD5bX4HzXTjZRq"
         );
+    }
+
+    #[test]
+    fn an_sr_volume_is_a_plain_lv_of_an_sr_vg() {
+        let vg = VgName::new(&format!("VG_XenStorage-{SR}")).unwrap();
+        let vdi_lv = LvName::new(&format!("VHD-{VDI}")).unwrap();
+        let v = sr_volume(&dm_name_for(&vg, &vdi_lv).unwrap()).unwrap();
+        assert_eq!((v.sr.as_str(), v.vdi.unwrap().as_str()), (SR, VDI));
+        let mgt = sr_volume(&dm_name_for(&vg, &LvName::new("MGT").unwrap()).unwrap()).unwrap();
+        assert_eq!(mgt.vdi, None);
+        let layered = DmName::new(&format!("{}-real", dm_name_for(&vg, &vdi_lv).unwrap())).unwrap();
+        assert_eq!(sr_volume(&layered), None);
+        assert_eq!(sr_volume(&DmName::new("vg_data-home").unwrap()), None);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{self, CommandError};
+use crate::external_tool::{self, CommandError};
 use crate::ids::{LvName, VgName};
 
 use super::metadata_text::VgMetadata;
@@ -107,10 +107,10 @@ pub struct Lvs {
 }
 
 impl Lvs {
-    fn run(&self, vgs: &[&str]) -> Result<command::Output, CommandError> {
+    fn run(&self, vgs: &[&str]) -> Result<external_tool::Output, CommandError> {
         let mut args = vec!["--reportformat", "json", "--units", "b", "-o", FIELDS];
         args.extend_from_slice(vgs);
-        command::run(&self.program, &args, self.timeout)
+        external_tool::run(&self.program, &args, self.timeout)
     }
 
     /// Every LV LVM can see (one `lvs` run for the whole host).
@@ -220,14 +220,6 @@ impl VgReport {
         }
         report.index();
         report
-    }
-
-    /// A report built from a whole-host `lvs` run.
-    pub fn from_all(result: &Result<Vec<LvRecord>, CommandError>) -> Self {
-        match result {
-            Ok(records) => VgReport::new(records.clone(), 0, String::new(), None),
-            Err(e) => VgReport::new(Vec::new(), 1, String::new(), Some(e.to_string())),
-        }
     }
 
     /// LVM's view of one LV, as far as this run tells.

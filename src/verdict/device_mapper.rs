@@ -13,7 +13,7 @@ pub(super) fn reasons(dev: &DmDevice, lvm_owned: bool) -> Vec<Reason> {
     let uuid_text = if dev.uuid.is_empty() {
         "none".to_string()
     } else {
-        dev.uuid.clone()
+        dev.uuid.to_string()
     };
     match &dev.status {
         // A host scan lists LVM's own mappings without asking their status: nothing here can
@@ -161,13 +161,13 @@ mod tests {
         };
         f.users_searched = UsersSearched::Nothing;
         device(&mut f).status = None;
-        device(&mut f).uuid = expected;
+        device(&mut f).uuid = expected.into();
         let d = decide(&f);
         assert_eq!(d.verdict, Verdict::Healthy, "{d:#?}");
         assert_eq!(code_of(&d, Layer::DeviceMapper), "dm_listed");
         assert_eq!(code_of(&d, Layer::Holders), "not_searched");
         // The same without LVM's uuid: nothing is proven, so never a ghost.
-        device(&mut f).uuid = String::new();
+        device(&mut f).uuid = Default::default();
         let d = decide(&f);
         assert_eq!(d.verdict, Verdict::Suspicious, "{d:#?}");
         assert_eq!(code_of(&d, Layer::DeviceMapper), "dm_status_unknown");

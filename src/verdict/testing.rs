@@ -33,7 +33,7 @@ pub(super) fn ghost() -> Facts {
         vdi: Some(crate::ids::Uuid::new(VDI).unwrap()),
         device: Some(DmDevice {
             name: name.to_string(),
-            uuid: String::new(),
+            uuid: Default::default(),
             dev: DevNum {
                 major: 254,
                 minor: 0,

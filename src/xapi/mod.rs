@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod records;
+pub mod session;
 pub mod transport;
 pub mod view;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::{Xapi, XapiError};
+pub use session::Session;
 pub use transport::Endpoint;
 pub use view::{XapiVdi, XapiView};
 

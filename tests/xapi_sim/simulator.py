@@ -53,6 +53,7 @@ class Pool(object):
         self.sim = scenario.get("sim", {})
         self.plugin_dir = plugin_dir
         self.sessions = set()
+        self.logins = 0
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
         self.calls = []
@@ -64,6 +65,7 @@ class Pool(object):
         ref = "OpaqueRef:session-%d" % next(self.counter)
         with self.lock:
             self.sessions.add(ref)
+            self.logins += 1
         return ref
 
     def check_session(self, ref):
@@ -87,6 +89,8 @@ class Pool(object):
             return self.login(*params)
         if method == "sim.live_sessions":
             return len(self.sessions)
+        if method == "sim.logins":
+            return self.logins
         if method == "sim.member_login":
             # A member writing a session for its local root login into the master's database.
             ref = "OpaqueRef:session-%d" % next(self.counter)

@@ -1,89 +1,42 @@
-//! The operations dmheal offers — inspect, scan, heal, journal, restore — with results as
-//! plain serialisable values. The CLI and the Python module both call these, so `--json`
-//! and `dmheal._core` return the same content.
+//! A host as one operation sees it: its settings, its device-mapper, and one xapi session that
+//! every question of the operation reuses (logged out when the Host is dropped). Inspect and
+//! scan live here; heal and restore act through it.
 
-use std::collections::{BTreeSet, HashSet};
-
-use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::config::Config;
 use crate::dm::{DeviceMapper, KernelDm};
 use crate::error::{Error, Result};
-use crate::facts::{self, Facts, KernelSearch};
+use crate::facts::gather::{self, XapiSource};
+use crate::facts::KernelSearch;
 use crate::ids::{DmName, LvName, Target, Uuid};
-use crate::journal::{Entry, Journal};
 use crate::lvm;
-use crate::verdict::{self, Reason, Verdict};
+use crate::results::{Inspection, Scan, ScanCounts, ScanSummary};
+use crate::xapi::session::Connection;
+use crate::xapi::{self, XapiView};
 
-/// One DM name, every layer's facts, and the verdict with its reasons.
-#[derive(Clone, Debug, Serialize)]
-pub struct Inspection {
-    pub target: String,
-    pub dm_name: String,
-    pub verdict: Verdict,
-    pub summary: String,
-    pub reasons: Vec<Reason>,
-    pub facts: Facts,
-}
-
-impl Inspection {
-    pub fn new(target: String, facts: Facts) -> Self {
-        let d = verdict::decide(&facts);
-        Inspection {
-            target,
-            dm_name: facts.dm_name.to_string(),
-            verdict: d.verdict,
-            summary: d.summary,
-            reasons: d.reasons,
-            facts,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ScanCounts {
-    pub mappings: usize,
-    pub ghost: usize,
-    pub in_use: usize,
-    pub suspicious: usize,
-    pub healthy: usize,
-    pub inactive_lvs: usize,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Scan {
-    pub counts: ScanCounts,
-    /// Every SR-VG mapping in the kernel, inspected.
-    pub mappings: Vec<Inspection>,
-    /// SR LVs with no mapping (what `lvs` lists as inactive, and nothing in the kernel).
-    pub inactive_lvs: Vec<String>,
-    /// Set when `lvs` could not be read: LVM-based verdicts are then suspicious.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lvm_error: Option<String>,
-}
-
-/// What a scan says besides the mappings themselves.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ScanSummary {
-    pub counts: ScanCounts,
-    pub inactive_lvs: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lvm_error: Option<String>,
-}
-
-/// A host: its configuration and its device-mapper.
+/// A host: its configuration, its device-mapper and its xapi session.
 pub struct Host {
     pub config: Config,
     pub dm: Box<dyn DeviceMapper>,
+    xapi: xapi::Session,
 }
 
 impl Host {
     /// The real host: opens /dev/mapper/control.
     pub fn open(config: Config) -> Result<Self> {
-        Ok(Host {
-            config,
-            dm: Box::new(KernelDm::open()?),
-        })
+        Ok(Host::new(config, Box::new(KernelDm::open()?)))
+    }
+
+    /// A host on the given device-mapper (the tests' fake kernel).
+    pub fn new(config: Config, dm: Box<dyn DeviceMapper>) -> Self {
+        let xapi = xapi::Session::new(config.xapi.clone());
+        Host { config, dm, xapi }
+    }
+
+    /// xapi's view of each VDI from this host, on the host's session.
+    pub fn xapi_views(&self, vdis: &[Uuid]) -> BTreeMap<Uuid, XapiView> {
+        gather::xapi_views(&self.config, &self.xapi, vdis)
     }
 
     /// The DM name a target stands for.
@@ -98,8 +51,8 @@ impl Host {
     /// A VDI's LV: through xapi when it is there (its SR and type name the LV), else among the
     /// kernel's mappings (cheap), then among the SR LVs LVM knows.
     fn resolve_vdi(&self, vdi: &Uuid) -> Result<DmName> {
-        if let Ok(Some(client)) = self.config.xapi.connect() {
-            match crate::xapi::view::vdi_location(&client, vdi.as_str()) {
+        if let Connection::Up { client, .. } = self.xapi.connection(|t| self.config.within(t)) {
+            match crate::xapi::view::vdi_location(client, vdi.as_str()) {
                 Ok((sr_uuid, record)) => {
                     let vg =
                         crate::ids::VgName::new(&format!("{}{sr_uuid}", lvm::names::SR_VG_PREFIX))?;
@@ -121,13 +74,8 @@ impl Host {
             let Ok(name) = DmName::new(&listed.name) else {
                 continue;
             };
-            if let Some(n) = lvm::split_dm_name(&name) {
-                if n.layer.is_none()
-                    && lvm::sr_of_vg(&n.vg).is_some()
-                    && lvm::vdi_of_lv(&n.lv).as_ref() == Some(vdi)
-                {
-                    return Ok(name);
-                }
+            if lvm::sr_volume(&name).is_some_and(|v| v.vdi.as_ref() == Some(vdi)) {
+                return Ok(name);
             }
         }
         let records = self.config.lvs().all().map_err(|source| Error::Command {
@@ -139,8 +87,11 @@ impl Host {
             else {
                 continue;
             };
-            if lvm::sr_of_vg(&vg).is_some() && lvm::vdi_of_lv(&lv).as_ref() == Some(vdi) {
-                return Ok(lvm::dm_name_for(&vg, &lv)?);
+            let Ok(name) = lvm::dm_name_for(&vg, &lv) else {
+                continue;
+            };
+            if lvm::sr_volume(&name).is_some_and(|v| v.vdi.as_ref() == Some(vdi)) {
+                return Ok(name);
             }
         }
         Err(Error::VdiNotFound(vdi.to_string()))
@@ -151,19 +102,23 @@ impl Host {
         self.inspect_name_with(target, name, None)
     }
 
-    /// `inspect_name`, with xapi's views of the VDIs already asked (`facts::gather`).
+    /// `inspect_name`, with xapi's views of the VDIs already asked (`xapi_views`).
     pub fn inspect_name_with(
         &self,
         target: String,
         name: &DmName,
-        xapi: Option<std::collections::BTreeMap<Uuid, crate::xapi::XapiView>>,
+        xapi: Option<BTreeMap<Uuid, XapiView>>,
     ) -> Result<Inspection> {
-        let mut facts = facts::gather(
+        let source = match xapi {
+            Some(views) => XapiSource::Asked(views),
+            None => XapiSource::Session(&self.xapi),
+        };
+        let mut facts = gather::gather(
             &self.config,
             self.dm.as_ref(),
+            source,
             std::slice::from_ref(name),
             KernelSearch::AllWhereOpen,
-            xapi,
         )?;
         Ok(Inspection::new(target, facts.remove(0)))
     }
@@ -204,26 +159,26 @@ impl Host {
                     .map(str::to_string)
                     .collect()
             });
-        let mut asked: Vec<facts::Asked> = Vec::new();
+        let mut asked: Vec<gather::Asked> = Vec::new();
         for listed in listing {
             let Ok(name) = DmName::from_string(listed.name) else {
                 continue; // not an LVM-charset name: certainly not an SR volume
             };
             if lvm::split_dm_name(&name).is_some_and(|n| lvm::sr_of_vg(&n.vg).is_some()) {
-                asked.push(facts::Asked {
+                asked.push(gather::Asked {
                     name,
                     listed: listed.uuid.map(|u| (listed.dev, u)),
                 });
             }
         }
         clock.lap("scan: listed");
-        let mut gathered = facts::prepare(
+        let mut gathered = gather::prepare(
             &self.config,
             self.dm.as_ref(),
+            XapiSource::Session(&self.xapi),
             asked,
             KernelSearch::HoldersWhereOpen,
             carried_by_kernel,
-            None,
         )?;
         let lvm_error = gathered.report.failure.clone();
 
@@ -255,14 +210,7 @@ impl Host {
         for k in std::mem::take(&mut gathered.mappings) {
             let f = gathered.complete(k)?;
             let m = Inspection::new(f.dm_name.to_string(), f);
-            counts.mappings += 1;
-            match m.verdict {
-                Verdict::Ghost => counts.ghost += 1,
-                Verdict::InUse => counts.in_use += 1,
-                Verdict::Suspicious => counts.suspicious += 1,
-                Verdict::Healthy => counts.healthy += 1,
-                Verdict::Absent => {}
-            }
+            counts.add(m.verdict);
             each(m)?;
         }
         clock.lap("scan: decided");
@@ -272,11 +220,6 @@ impl Host {
             lvm_error,
         })
     }
-}
-
-/// The journal's entries (needs no device-mapper).
-pub fn journal_entries(config: &Config) -> Result<Vec<Entry>> {
-    Journal::new(&config.journal).entries()
 }
 
 #[cfg(test)]
@@ -289,6 +232,7 @@ mod tests {
     use crate::dm::{DevNum, DmDevice};
     use crate::ids::{LvName, VgName};
     use crate::test_support::{self, FakeKernel};
+    use crate::verdict::Verdict;
 
     const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
     const VG_UUID: &str = "K2BweQ";
@@ -319,7 +263,7 @@ mod tests {
             .enumerate()
             .map(|(i, (_, open, uuid))| DmDevice {
                 name: dm_name(i).to_string(),
-                uuid: uuid.to_string(),
+                uuid: (*uuid).into(),
                 dev: DevNum {
                     major: 254,
                     minor: i as u32,
@@ -344,10 +288,7 @@ mod tests {
             })
             .collect();
         let config = test_support::config(dir, &lvs.join(","));
-        Host {
-            config,
-            dm: Box::new(kernel),
-        }
+        Host::new(config, Box::new(kernel))
     }
 
     /// The scan's mappings, and every name or uuid the fake kernel was asked about.
@@ -421,5 +362,20 @@ mod tests {
         assert!(asked.contains(&owned), "asked {asked:?}");
         let m = without.iter().find(|m| m.dm_name == owned).unwrap();
         assert_eq!(m.facts.device.as_ref().unwrap().open_count(), Some(0));
+    }
+
+    #[test]
+    fn a_scan_read_back_by_the_pool_is_the_same_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let scan = host(dir.path(), kernel(true)).scan().unwrap();
+        let sent = serde_json::to_value(&scan).unwrap();
+        let read: crate::results::ScanAnswer = serde_json::from_value(sent.clone()).unwrap();
+        assert_eq!(read.counts, scan.counts);
+        assert_eq!(read.mappings.len(), MAPPINGS.len());
+        assert!(read
+            .mappings
+            .iter()
+            .all(|m| m.facts.sr.as_deref() == Some(SR)));
+        assert_eq!(serde_json::to_value(&read).unwrap(), sent);
     }
 }

@@ -1,5 +1,9 @@
-//! Command-line arguments (clap). Targets are parsed into validated types here, at the
-//! boundary, so nothing hostile reaches a syscall.
+//! The command line: its arguments (clap, here) and running them (`run`). Targets are parsed
+//! into validated types by the contract, at the boundary, so nothing hostile reaches a syscall.
+
+mod run;
+
+pub use run::{error_json, exit_of, run};
 
 use std::path::PathBuf;
 

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::{Cli, Command, PoolCommand};
+use super::{Cli, Command, PoolCommand};
 use crate::config::Overrides;
 use crate::contract::{self, Request};
 use crate::error::{Error, Result};
 use crate::execute;
 use crate::exit_codes::Exit;
-use crate::ops::{self, Host};
+use crate::host::Host;
+use crate::results::ScanSummary;
 
 /// What only an operator sets, from the global flags (and their environment variables).
 pub fn operator_settings(cli: &Cli) -> Overrides {
@@ -82,7 +83,7 @@ fn print_json(value: &impl serde::Serialize) {
 
 /// A scan as JSON, each mapping written as soon as it is decided (one per line), the summary
 /// after them: the same object `Scan` serialises to, without holding every mapping at once.
-fn scan_json(host: &Host) -> Result<ops::ScanSummary> {
+fn scan_json(host: &Host) -> Result<ScanSummary> {
     let io = |e: std::io::Error| Error::Io("writing the scan".into(), e);
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     out.write_all(b"{\"mappings\": [").map_err(io)?;
@@ -148,11 +149,7 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             } else {
                 print!("{}", crate::render::pool_scan(&p));
             }
-            Ok(if p.counts.ghost > 0 {
-                Exit::GhostFound
-            } else {
-                Exit::Ok
-            })
+            Ok(Exit::of_pool_scan(&p.counts))
         }
         other => unreachable!("{other:?} is an operation of the contract"),
     }
@@ -204,11 +201,7 @@ fn hook(json: bool, args: &[String]) -> Result<Exit> {
     let status = cmd
         .status()
         .map_err(|e| Error::Io(format!("cannot run {python} -m dmheal.sm_hook"), e))?;
-    Ok(if status.success() {
-        Exit::Ok
-    } else {
-        Exit::Error
-    })
+    Ok(Exit::of_hook(status))
 }
 
 #[cfg(test)]

@@ -1,118 +1,39 @@
-//! An immutable picture of what every local layer says about some mappings. Gathered first,
-//! decided on afterwards (`verdict`), acted on last (`heal`): a dry run is "stop after deciding".
+//! Gathering the facts: one pass per layer over every name asked about (device-mapper status,
+//! sysfs holders, one /proc walk, one LVM read, one tap-ctl run, this host's xapi session), then
+//! each name completed into its `Facts`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use serde::Serialize;
-
+use super::{Facts, KernelSearch, TapdiskFacts, UsersSearched};
 use crate::config::Config;
 use crate::dm::{DevNum, DeviceMapper, DmDevice};
 use crate::error::Result;
 use crate::ids::{DmName, Uuid, VgName};
 use crate::kernel::{self, Holder, Mount, Opener};
-use crate::lvm::{self, LvmDmName, LvmView, VgReport};
+use crate::lvm::{self, LvmView, SrVolume, VgReport};
 use crate::sm::refcount::{self, Refcount};
-use crate::tapdisk::{self, Tapdisk, TapdiskView};
-use crate::xapi::{self, XapiView};
+use crate::tapdisk::{self, TapdiskView};
+use crate::xapi::{self, session::Connection, XapiView};
 
-/// tapdisk's layer, reduced to what concerns this volume.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum TapdiskFacts {
-    /// tap-ctl answered; these tapdisks name this volume (paused or not).
-    Listed {
-        naming_this: Vec<Tapdisk>,
-    },
-    NotInstalled,
-    Failed {
-        why: String,
-    },
-    /// Not asked: no mapping, or not an SR volume.
-    NotChecked,
-}
-
-/// Everything known about one DM name.
-#[derive(Clone, Debug, Serialize)]
-pub struct Facts {
-    pub dm_name: DmName,
-    /// The name split back into VG / LV (None when it is not LVM-shaped).
-    pub lvm_name: Option<LvmDmName>,
-    pub sr: Option<Uuid>,
-    pub vdi: Option<Uuid>,
-    /// The mapping in the kernel; None: no mapping of that name.
-    pub device: Option<DmDevice>,
-    /// What was searched for users (see `KernelSearch`).
-    pub users_searched: UsersSearched,
-    pub holders: Vec<Holder>,
-    pub openers: Vec<Opener>,
-    pub mounts: Vec<Mount>,
-    /// Why sysfs could not be searched for holders (when it was to be searched).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub holders_unreadable: Option<String>,
-    /// Why /proc could not be searched for openers and mounts (when it was to be searched).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proc_unreadable: Option<String>,
-    /// LVM's view; None when not asked (no mapping, or not an SR volume).
-    pub lvm: Option<LvmView>,
-    /// Another LV (`vg/lv`) whose LVM DM uuid this mapping carries, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uuid_owner: Option<String>,
-    pub tapdisk: TapdiskFacts,
-    pub refcount: Refcount,
-    pub xapi: XapiView,
-    /// Gathered for SM's own activation of this volume (the SM hook): SM's reference and
-    /// xapi mark for this host may be that activation's own.
-    pub activating: bool,
-}
-
-impl Facts {
-    /// Whether this name is an SR volume that dmheal may consider at all.
-    pub fn is_sr_volume(&self) -> bool {
-        self.sr.is_some() && self.lvm_name.as_ref().is_some_and(|n| n.layer.is_none())
-    }
-}
-
-/// Where to look for holders, openers and mounts.
-///
-/// The kernel's open count, read by the same DM_DEV_STATUS that pins the device's dev_t, uuid
-/// and event number, is its own count of users: an fd opener or mmap in any process, a mount in
-/// any namespace, a stacked device, swap, a loop device all hold the device open. At 0, none
-/// exists at that instant (and the kernel refuses to remove an open device anyway), so users
-/// are searched only to NAME them when the count is above 0 — the team rule in DESIGN.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelSearch {
-    /// Inspect, heal and heal's re-check: holders, /proc openers and every mount namespace's
-    /// mounts, for each mapping the kernel counts as open. Status and table of every mapping.
-    AllWhereOpen,
-    /// A host scan: sysfs holders only, for mappings the kernel counts as open. /proc is not
-    /// walked (thousands of kernel threads on a busy host); `inspect` names the processes.
-    HoldersWhereOpen,
-}
-
-/// What was searched for users of one mapping.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UsersSearched {
-    /// Holders, openers and mounts.
-    All,
-    /// Holders only (host scan, open mapping).
-    Holders,
-    /// Nothing: the open count is 0 (host scan).
-    Nothing,
+/// Where xapi's view of each volume comes from.
+pub enum XapiSource<'a> {
+    /// This host's session, asked per VDI as each volume is completed.
+    Session(&'a xapi::Session),
+    /// Asked before, per VDI (a heal asks xapi before taking SM's lock: the lock does not order
+    /// xapi's records, and xapi may be slow).
+    Asked(BTreeMap<Uuid, XapiView>),
 }
 
 /// Gather the facts for each name, sharing one tap-ctl run, one LVM read and one /proc pass.
-/// `xapi`: xapi's views of the VDIs, when the caller asked xapi already (a heal asks it before
-/// taking SM's lock: the lock does not order xapi's records, and xapi may be slow).
 pub fn gather(
     config: &Config,
     dm: &dyn DeviceMapper,
+    xapi: XapiSource<'_>,
     names: &[DmName],
     search: KernelSearch,
-    xapi: Option<BTreeMap<Uuid, XapiView>>,
 ) -> Result<Vec<Facts>> {
     let asked = names.iter().map(|n| Asked::name(n.clone())).collect();
-    let mut g = prepare(config, dm, asked, search, None, xapi)?;
+    let mut g = prepare(config, dm, xapi, asked, search, None)?;
     let mut all = Vec::with_capacity(g.mappings.len());
     for k in std::mem::take(&mut g.mappings) {
         all.push(g.complete(k)?);
@@ -120,22 +41,32 @@ pub fn gather(
     Ok(all)
 }
 
-/// xapi's view of each VDI from this host (one connection for all).
-pub fn xapi_views(config: &Config, vdis: &[Uuid]) -> BTreeMap<Uuid, XapiView> {
-    let conn = xapi_connection(config);
+/// xapi's view of each VDI from this host, through its session.
+pub fn xapi_views(
+    config: &Config,
+    session: &xapi::Session,
+    vdis: &[Uuid],
+) -> BTreeMap<Uuid, XapiView> {
     vdis.iter()
-        .map(|v| {
-            let view = match &conn {
-                XapiConnection::None => XapiView::NotConfigured,
-                XapiConnection::Failed(why) => XapiView::Unreachable { why: why.clone() },
-                XapiConnection::Up(client, host) => {
-                    xapi::view::vdi_view(client, host, v.as_str(), config.activating)
-                }
-                XapiConnection::Asked(_) => unreachable!("a fresh connection"),
-            };
-            (v.clone(), view)
-        })
+        .map(|v| (v.clone(), xapi_view(config, session, v)))
         .collect()
+}
+
+/// xapi's view of one VDI from this host.
+fn xapi_view(config: &Config, session: &xapi::Session, vdi: &Uuid) -> XapiView {
+    match session.connection(|t| config.within(t)) {
+        Connection::None => XapiView::NotConfigured,
+        Connection::Failed(why) => XapiView::Unreachable { why: why.clone() },
+        Connection::Up {
+            this_host: None, ..
+        } => XapiView::Unreachable {
+            why: session.unknown_host_message(),
+        },
+        Connection::Up {
+            client,
+            this_host: Some(host),
+        } => xapi::view::vdi_view(client, host, vdi.as_str(), config.activating),
+    }
 }
 
 /// One name to gather facts for.
@@ -166,9 +97,8 @@ pub struct KernelFacts {
 }
 
 impl KernelFacts {
-    fn sr_volume(&self) -> Option<LvmDmName> {
-        lvm::split_dm_name(&self.dm_name)
-            .filter(|n| n.layer.is_none() && lvm::sr_of_vg(&n.vg).is_some())
+    fn sr_volume(&self) -> Option<SrVolume> {
+        lvm::sr_volume(&self.dm_name)
     }
 
     fn open(&self) -> bool {
@@ -193,7 +123,7 @@ pub struct Gathered<'a> {
     carried: HashSet<String>,
     carried_all: bool,
     taps: TapdiskView,
-    xapi_conn: XapiConnection,
+    xapi: XapiSource<'a>,
     refcounts: refcount::Reader<'a>,
 }
 
@@ -203,10 +133,10 @@ pub struct Gathered<'a> {
 pub fn prepare<'a>(
     config: &'a Config,
     dm: &'a dyn DeviceMapper,
+    xapi: XapiSource<'a>,
     asked: Vec<Asked>,
     search: KernelSearch,
     carried_by_kernel: Option<HashSet<String>>,
-    xapi: Option<BTreeMap<Uuid, XapiView>>,
 ) -> Result<Gathered<'a>> {
     let clock = crate::logging::Stopwatch::start();
     let phase = |what: &str| clock.lap(what);
@@ -271,7 +201,7 @@ pub fn prepare<'a>(
             carried: HashSet::new(),
             carried_all: false,
             taps: TapdiskView::NotInstalled,
-            xapi_conn: XapiConnection::None,
+            xapi,
             refcounts: refcount::Reader::new(&config.refcount_dir),
         });
     }
@@ -337,19 +267,13 @@ pub fn prepare<'a>(
     let carried_all = carried_by_kernel.is_some();
     let carried: HashSet<String> = carried_by_kernel.unwrap_or_else(|| {
         all.iter()
-            .filter_map(|k| k.device.as_ref().map(|d| d.uuid.clone()))
+            .filter_map(|k| k.device.as_ref().map(|d| d.uuid.to_string()))
             .filter(|u| u.starts_with("LVM-"))
             .collect()
     });
     // tapdisk.
     let taps = tapdisk::list(&config.tap_ctl, config.within(config.tool_timeout));
     phase("tap-ctl");
-    // xapi: one connection for all the VDIs asked about.
-    let xapi_conn = match xapi {
-        Some(views) => XapiConnection::Asked(views),
-        None => xapi_connection(config),
-    };
-    phase("xapi");
     Ok(Gathered {
         config,
         dm,
@@ -358,7 +282,7 @@ pub fn prepare<'a>(
         carried,
         carried_all,
         taps,
-        xapi_conn,
+        xapi,
         refcounts: refcount::Reader::new(&config.refcount_dir),
     })
 }
@@ -416,7 +340,7 @@ impl Gathered<'_> {
             return Ok(f);
         };
         let (report, carried, dm, config) = (&self.report, &self.carried, self.dm, self.config);
-        let (taps, xapi_conn, refcounts) = (&self.taps, &self.xapi_conn, &mut self.refcounts);
+        let (taps, refcounts) = (&self.taps, &mut self.refcounts);
         let mut view = report.view(&n.vg, &n.lv);
         if let LvmView::Lv(lv) = &mut view {
             if lv.read_from == lvm::ReadFrom::Metadata {
@@ -454,14 +378,10 @@ impl Gathered<'_> {
             (Some(sr), Some(vdi)) => refcounts.read(sr, vdi),
             _ => Refcount::NotApplicable,
         };
-        f.xapi = match (&f.vdi, &xapi_conn) {
+        f.xapi = match (&f.vdi, &self.xapi) {
             (None, _) => XapiView::NotApplicable,
-            (Some(_), XapiConnection::None) => XapiView::NotConfigured,
-            (Some(_), XapiConnection::Failed(why)) => XapiView::Unreachable { why: why.clone() },
-            (Some(vdi), XapiConnection::Up(client, host)) => {
-                xapi::view::vdi_view(client, host, vdi.as_str(), config.activating)
-            }
-            (Some(vdi), XapiConnection::Asked(views)) => {
+            (Some(vdi), XapiSource::Session(session)) => xapi_view(config, session, vdi),
+            (Some(vdi), XapiSource::Asked(views)) => {
                 views.get(vdi).cloned().unwrap_or(XapiView::NotConfigured)
             }
         };
@@ -494,30 +414,6 @@ fn read_needed_tables(
         }
     }
     Ok(())
-}
-
-enum XapiConnection {
-    None,
-    Failed(String),
-    Up(xapi::Xapi, String),
-    /// Asked before, per VDI.
-    Asked(BTreeMap<Uuid, XapiView>),
-}
-
-fn xapi_connection(config: &Config) -> XapiConnection {
-    let mut xc = config.xapi.clone();
-    xc.timeout = config.within(xc.timeout);
-    match xc.connect() {
-        Ok(None) => XapiConnection::None,
-        Err(e) => XapiConnection::Failed(xapi::view::error_chain(&e)),
-        Ok(Some(client)) => match xc.this_host() {
-            Some(host) => XapiConnection::Up(client, host),
-            None => XapiConnection::Failed(format!(
-                "this host's uuid is unknown (no INSTALLATION_UUID in {}; set DMHEAL_HOST_UUID)",
-                config.xapi.inventory.display()
-            )),
-        },
-    }
 }
 
 /// Whether a tapdisk's image path names this volume: by /dev/<vg>/<lv>, by /dev/mapper/<dm>,
@@ -570,7 +466,7 @@ mod tests {
             carried: carried.iter().map(|u| u.to_string()).collect(),
             carried_all,
             taps: TapdiskView::NotInstalled,
-            xapi_conn: XapiConnection::None,
+            xapi: XapiSource::Asked(BTreeMap::new()),
             refcounts: refcount::Reader::new(&config.refcount_dir),
         };
         let k = KernelFacts {
