@@ -128,7 +128,9 @@ def test_session_errors_have_xapis_shape(sim):
 def test_pool_scan_lists_failed_and_silent_hosts_and_is_not_fatal(sim, dmheal_bin):
     p = subprocess.run([dmheal_bin, "--json", "--xapi", sim.socket, "pool", "scan", "--host-timeout", "3"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
-    assert p.returncode == 0, p.stderr
+    # A live host that could not be scanned: the pool is not known to be clean (exit 1), and
+    # the report is still whole.
+    assert p.returncode == 1, p.stderr
     report = json.loads(p.stdout)
     hosts = {h["host_uuid"]: h for h in report["hosts"]}
     assert set(hosts) == set(HOSTS.values())
@@ -170,7 +172,8 @@ def test_https_endpoint_with_the_pool_certificate(tmp_path, dmheal_bin):
                                   ["pool", "scan", "--host-timeout", "3"], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
         ok = scan("--xapi-ca", cert)
-        assert ok.returncode == 0, ok.stderr
+        # Connected and reported (exit 1 only because the silent host could not be scanned).
+        assert ok.returncode == 1 and ok.stderr == "", ok.stderr
         hosts = {h["host_uuid"]: h["status"] for h in json.loads(ok.stdout)["hosts"]}
         assert set(hosts) == set(HOSTS.values()) and hosts[HOSTS["c"]] == "failed"
         no_ca = scan()
