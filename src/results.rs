@@ -19,7 +19,7 @@ pub struct Inspection {
 
 impl Inspection {
     pub fn new(target: String, facts: Facts) -> Self {
-        let d = verdict::decide(&facts);
+        let d = verdict::from_facts(&facts);
         Inspection {
             target,
             dm_name: facts.dm_name.to_string(),

@@ -104,13 +104,13 @@ fn status_reason(dev: &DmDevice, st: &DmStatus, uuid_text: &str) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{decide, Layer, Signal, Verdict};
+    use super::super::{from_facts, Layer, Signal, Verdict};
     use crate::facts::{Facts, UsersSearched};
     use crate::lvm::LvmView;
 
     #[test]
     fn an_idle_mapping_is_clear() {
-        assert_eq!(code_of(&decide(&ghost()), Layer::DeviceMapper), "dm_idle");
+        assert_eq!(code_of(&from_facts(&ghost()), Layer::DeviceMapper), "dm_idle");
     }
 
     #[test]
@@ -162,13 +162,13 @@ mod tests {
         f.users_searched = UsersSearched::Nothing;
         device(&mut f).status = None;
         device(&mut f).uuid = expected.into();
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Healthy, "{d:#?}");
         assert_eq!(code_of(&d, Layer::DeviceMapper), "dm_listed");
         assert_eq!(code_of(&d, Layer::Holders), "not_searched");
         // The same without LVM's uuid: nothing is proven, so never a ghost.
         device(&mut f).uuid = Default::default();
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Suspicious, "{d:#?}");
         assert_eq!(code_of(&d, Layer::DeviceMapper), "dm_status_unknown");
     }

@@ -88,16 +88,16 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{decide, Layer, Signal, Verdict};
+    use super::super::{from_facts, Layer, Signal, Verdict};
     use crate::facts::Facts;
     use crate::lvm::LvmView;
 
     #[test]
     fn an_inactive_or_deleted_lv_allows_a_ghost() {
-        assert_eq!(code_of(&decide(&ghost()), Layer::Lvm), "lvm_inactive");
+        assert_eq!(code_of(&from_facts(&ghost()), Layer::Lvm), "lvm_inactive");
         let mut f = ghost();
         f.lvm = Some(LvmView::LvMissing);
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Ghost, "{d:#?}");
         assert_eq!(code_of(&d, Layer::Lvm), "lvm_no_lv");
     }
@@ -142,7 +142,7 @@ mod tests {
         let mut f = ghost();
         f.lvm = Some(LvmView::Lv(lv_record("-wi-a-----")));
         device(&mut f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq".into();
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Healthy, "{d:#?}");
         assert_eq!(code_of(&d, Layer::Lvm), "lvm_owns");
     }

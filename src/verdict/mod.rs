@@ -129,7 +129,7 @@ fn reason(
 }
 
 /// Decide on the facts of one DM name.
-pub fn decide(f: &Facts) -> Decision {
+pub fn from_facts(f: &Facts) -> Decision {
     let Some(dev) = &f.device else {
         return Decision {
             verdict: Verdict::Absent,
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn the_seed_ghost_is_a_ghost() {
-        let d = decide(&ghost());
+        let d = from_facts(&ghost());
         assert_eq!(d.verdict, Verdict::Ghost, "{d:#?}");
         assert_eq!(code_of(&d, Layer::Lvm), "lvm_inactive");
         assert!(d.reasons.iter().all(|r| r.signal == Signal::Clear));
@@ -215,7 +215,7 @@ mod tests {
     fn absent_mapping_is_absent() {
         let mut f = ghost();
         f.device = None;
-        assert_eq!(decide(&f).verdict, Verdict::Absent);
+        assert_eq!(from_facts(&f).verdict, Verdict::Absent);
     }
 
     #[test]
@@ -224,7 +224,7 @@ mod tests {
         f.lvm = Some(LvmView::Lv(lv_record("-wi-ao----")));
         device(&mut f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq".into();
         status(&mut f).open_count = 1;
-        assert_eq!(decide(&f).verdict, Verdict::Healthy);
+        assert_eq!(from_facts(&f).verdict, Verdict::Healthy);
     }
 
     #[test]
@@ -237,7 +237,7 @@ mod tests {
             fd: 3,
             path: "/dev/dm-0".into(),
         }];
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert!(
             d.summary.contains("1 open(s)") && d.summary.contains("pid 42 (qemu)"),
             "{}",
@@ -253,7 +253,7 @@ mod tests {
             count: 0,
             binary: 1,
         };
-        assert_eq!(decide(&f).verdict, Verdict::InUse);
+        assert_eq!(from_facts(&f).verdict, Verdict::InUse);
     }
 
     #[test]
@@ -263,7 +263,7 @@ mod tests {
         f.lvm = Some(LvmView::Lv(lv_record("-wi-ao----")));
         device(&mut f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq".into();
         f.vdi = None;
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Suspicious, "{d:#?}");
     }
 
@@ -276,6 +276,6 @@ mod tests {
             count: 0,
             binary: 0,
         };
-        assert_eq!(decide(&f).verdict, Verdict::Ghost);
+        assert_eq!(from_facts(&f).verdict, Verdict::Ghost);
     }
 }

@@ -66,13 +66,13 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{decide, Layer, Signal, Verdict};
+    use super::super::{from_facts, Layer, Signal, Verdict};
     use crate::ids::DmName;
     use crate::lvm::split_dm_name;
 
     #[test]
     fn an_sr_volumes_vdi_lv_is_clear() {
-        let d = decide(&ghost());
+        let d = from_facts(&ghost());
         assert_eq!(code_of(&d, Layer::Naming), "sr_volume");
     }
 

@@ -31,7 +31,7 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{decide, Layer, Signal, Verdict};
+    use super::super::{from_facts, Layer, Signal, Verdict};
     use crate::facts::Facts;
     use crate::sm::Refcount;
 
@@ -67,15 +67,15 @@ mod tests {
         let mut f = ghost();
         f.activating = true;
         counts(1, 0)(&mut f);
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Ghost, "{d:#?}");
         assert_eq!(code_of(&d, Layer::Sm), "refcount_activating");
         // A second reference is somebody else's.
         counts(2, 0)(&mut f);
-        assert_eq!(decide(&f).verdict, Verdict::InUse);
+        assert_eq!(from_facts(&f).verdict, Verdict::InUse);
         // Outside an activation, the one reference counts.
         f.activating = false;
         counts(1, 0)(&mut f);
-        assert_eq!(decide(&f).verdict, Verdict::InUse);
+        assert_eq!(from_facts(&f).verdict, Verdict::InUse);
     }
 }

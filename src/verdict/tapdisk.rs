@@ -59,7 +59,7 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{decide, Layer, Signal, Verdict};
+    use super::super::{from_facts, Layer, Signal, Verdict};
     use crate::facts::{Facts, TapdiskFacts};
     use crate::tapdisk::Tapdisk;
 
@@ -101,7 +101,7 @@ mod tests {
         );
         let mut f = ghost();
         f.tapdisk = TapdiskFacts::NotInstalled;
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Ghost);
         assert_eq!(code_of(&d, Layer::Tapdisk), "no_tap_ctl");
     }

@@ -1,6 +1,6 @@
 //! The seed ghost every layer's tests start from, and helpers to change one fact of it.
 
-use super::{decide, Decision, Layer, Signal, Verdict};
+use super::{from_facts, Decision, Layer, Signal, Verdict};
 use crate::dm::{DevNum, DmDevice, DmStatus};
 use crate::facts::{Facts, TapdiskFacts, UsersSearched};
 use crate::lvm::{dm_name_for, split_dm_name, LvRecord, LvmView};
@@ -80,7 +80,7 @@ pub(super) fn each_change_gives(verdict: Verdict, signal: Signal, cases: Vec<(&s
     for (code, change) in cases {
         let mut f = ghost();
         change(&mut f);
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, verdict, "{code}: {d:#?}");
         assert!(
             d.reasons

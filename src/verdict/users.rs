@@ -132,7 +132,7 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice) -> Vec<Reason> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{decide, Layer, Signal, Verdict};
+    use super::super::{from_facts, Layer, Signal, Verdict};
     use crate::facts::{Facts, UsersSearched};
     use crate::kernel::{Holder, Mount, Opener};
 
@@ -182,7 +182,7 @@ mod tests {
     fn an_unopened_mapping_not_searched_is_still_a_ghost_and_says_why() {
         let mut f = ghost();
         f.users_searched = UsersSearched::Nothing;
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Ghost);
         assert_eq!(code_of(&d, Layer::Holders), "not_open");
         assert!(!d.reasons.iter().any(|r| r.layer == Layer::Openers));
@@ -193,7 +193,7 @@ mod tests {
         let mut f = ghost();
         status(&mut f).open_count = 1;
         f.proc_unreadable = Some("permission denied".into());
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::InUse, "{d:#?}");
         assert!(
             d.reasons.iter().any(|r| r.code == "openers_unreadable"),

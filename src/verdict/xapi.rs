@@ -116,7 +116,7 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{decide, Verdict};
+    use super::super::{from_facts, Verdict};
     use crate::xapi::view::AttachedVbd;
     use crate::xapi::{XapiVdi, XapiView};
 
@@ -202,7 +202,7 @@ mod tests {
         for (code, verdict, v) in cases {
             let mut f = ghost();
             f.xapi = XapiView::Known(v);
-            let d = decide(&f);
+            let d = from_facts(&f);
             assert_eq!(d.verdict, verdict, "{code}: {d:#?}");
             assert!(d.reasons.iter().any(|r| r.code == code), "{code}: {d:#?}");
         }
@@ -212,7 +212,7 @@ mod tests {
     fn an_unreachable_xapi_is_reported_and_does_not_block() {
         let mut f = ghost();
         f.xapi = XapiView::Unreachable { why: "dead".into() };
-        let d = decide(&f);
+        let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Ghost);
         assert!(d.reasons.iter().any(|r| r.code == "xapi_unreachable"));
     }
