@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::InputError;
-use crate::ids::{JournalId, Target};
+use crate::ids::{JournalId, Target, Uuid};
 
 /// What a parameter's value must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -38,6 +38,12 @@ pub enum Kind {
     Target,
     /// A journal entry id: a positive integer (or its decimal text).
     EntryId,
+    /// A VM: its uuid or its name-label.
+    Vm,
+    /// VDI uuids: a list, or their text separated by commas (as xapi's plugin arguments).
+    VdiList,
+    /// A Xen domain id: 0 to 65535 (or its decimal text).
+    DomId,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -112,7 +118,7 @@ impl Operation {
 
 const TARGET: Param = pos("target", Kind::Target, "the volume");
 
-pub const OPERATIONS: [Operation; 6] = [
+pub const OPERATIONS: [Operation; 8] = [
     Operation {
         name: "inspect",
         doc: "every layer's view of one volume, and the verdict",
@@ -166,7 +172,39 @@ pub const OPERATIONS: [Operation; 6] = [
             "carry out the safe actions, each re-checked and journalled",
         )],
     },
+    Operation {
+        name: "vm",
+        doc: "why a VM will not start: its disks, every host's mappings of them, its domain; the blocking finding first",
+        params: &[
+            pos("vm", Kind::Vm, "the VM's uuid or name-label"),
+            opt(
+                "apply",
+                Kind::Bool,
+                "heal the proven ghosts, each on the host that holds it (that host decides and journals)",
+            ),
+            opt(
+                "host_timeout",
+                Kind::Seconds,
+                "how long each host may take to answer (default 30)",
+            ),
+        ],
+    },
+    Operation {
+        name: "volumes",
+        doc: "this host's mappings of some VDIs, and whether a domain runs here (what `vm` asks each host)",
+        params: &[
+            pos("vdis", Kind::VdiList, "the VDIs"),
+            opt(
+                "domid",
+                Kind::DomId,
+                "a domain id to look for on this host",
+            ),
+        ],
+    },
 ];
+
+/// The most VDIs one `volumes` request may name (a VM has at most 255 VBDs).
+pub const MAX_VDIS: usize = 256;
 
 pub fn operation(name: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.name == name)
@@ -229,6 +267,15 @@ pub enum Call {
     },
     Doctor {
         apply: bool,
+    },
+    Vm {
+        vm: String,
+        apply: bool,
+        host_timeout: Option<Duration>,
+    },
+    Volumes {
+        vdis: Vec<Uuid>,
+        domid: Option<u32>,
     },
 }
 
@@ -307,6 +354,68 @@ impl Values<'_> {
         }
     }
 
+    /// A VM's uuid or name-label: any non-empty text of a sane length without control
+    /// characters (name-labels are free text; it is only ever compared, never run).
+    fn vm(&self) -> Result<String, InputError> {
+        match self.get("vm") {
+            Some(Value::String(s))
+                if !s.trim().is_empty() && s.len() <= 1024 && !s.chars().any(char::is_control) =>
+            {
+                Ok(s.clone())
+            }
+            Some(v) => Err(self.bad(
+                "vm",
+                format!(
+                    "{v} is not a VM uuid or name-label (non-empty text, no control characters)"
+                ),
+            )),
+            None => Err(self.bad("vm", "missing")),
+        }
+    }
+
+    /// `may_be_empty`: a domain is asked about, so no VDI is fine.
+    fn vdis(&self, may_be_empty: bool) -> Result<Vec<Uuid>, InputError> {
+        let items: Vec<String> = match self.get("vdis") {
+            Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(self.bad("vdis", format!("{other} is not a VDI uuid"))),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => Err(self.bad("vdis", format!("{v} is not a list of VDI uuids")))?,
+            None => return Err(self.bad("vdis", "missing")),
+        };
+        if items.len() > MAX_VDIS {
+            return Err(self.bad("vdis", format!("more than {MAX_VDIS} VDIs")));
+        }
+        let mut vdis: Vec<Uuid> = items
+            .iter()
+            .filter(|x| !x.is_empty())
+            .map(|x| Uuid::new(x))
+            .collect::<Result<_, _>>()?;
+        let mut seen = std::collections::HashSet::new();
+        vdis.retain(|v| seen.insert(v.clone()));
+        if vdis.is_empty() && !may_be_empty {
+            return Err(self.bad("vdis", "no VDI given"));
+        }
+        Ok(vdis)
+    }
+
+    fn domid(&self) -> Result<Option<u32>, InputError> {
+        let n = match self.get("domid") {
+            None => return Ok(None),
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.parse::<u64>().ok(),
+            Some(_) => None,
+        };
+        match n {
+            Some(n) if n <= 65535 => Ok(Some(n as u32)),
+            _ => Err(self.bad("domid", "not a domain id (0 to 65535)")),
+        }
+    }
+
     fn entry_id(&self) -> Result<JournalId, InputError> {
         match self.get("id") {
             Some(Value::String(s)) => entry_id(s),
@@ -340,7 +449,7 @@ impl Request {
             _ => {
                 return Err(InputError::BadValue {
                     name: "op".into(),
-                    why: "missing (one of inspect, scan, heal, journal, restore, doctor)".into(),
+                    why: format!("missing (one of {})", OPERATIONS.map(|o| o.name).join(", ")),
                 })
             }
         };
@@ -376,6 +485,18 @@ impl Request {
             "doctor" => Call::Doctor {
                 apply: v.flag("apply")?,
             },
+            "vm" => Call::Vm {
+                vm: v.vm()?,
+                apply: v.flag("apply")?,
+                host_timeout: v.seconds("host_timeout")?,
+            },
+            "volumes" => {
+                let domid = v.domid()?;
+                Call::Volumes {
+                    vdis: v.vdis(domid.is_some())?,
+                    domid,
+                }
+            }
             other => unreachable!("operation {other} has no call"),
         };
         let heal = op.name == "heal";
@@ -501,5 +622,42 @@ mod tests {
             ]
         );
         assert_eq!(d["operations"].as_object().unwrap().len(), OPERATIONS.len());
+    }
+
+    #[test]
+    fn a_vms_volumes_are_a_list_of_uuids_and_a_domain_id() {
+        let r =
+            req(json!({"op": "volumes", "vdis": format!("{VDI}, {VDI},"), "domid": "7"})).unwrap();
+        assert_eq!(
+            r.call,
+            Call::Volumes {
+                vdis: vec![Uuid::new(VDI).unwrap()],
+                domid: Some(7)
+            }
+        );
+        let list = req(json!({"op": "volumes", "vdis": [VDI]})).unwrap();
+        assert!(matches!(list.call, Call::Volumes { domid: None, .. }));
+        for bad in [
+            json!({"op": "volumes", "vdis": "not-a-uuid"}),
+            json!({"op": "volumes", "vdis": ""}),
+            json!({"op": "volumes", "vdis": [1]}),
+            json!({"op": "volumes", "vdis": VDI, "domid": "-1"}),
+            json!({"op": "volumes", "vdis": VDI, "domid": 70000}),
+            json!({"op": "volumes", "vdis": vec![VDI; MAX_VDIS + 1].join(",")}),
+            json!({"op": "vm", "vm": ""}),
+            json!({"op": "vm", "vm": "a\nb"}),
+            json!({"op": "vm", "vm": "x", "host_timeout": -1}),
+        ] {
+            assert!(req(bad.clone()).is_err(), "{bad}");
+        }
+        let vm = req(json!({"op": "vm", "vm": "S-Domino", "apply": true})).unwrap();
+        assert_eq!(
+            vm.call,
+            Call::Vm {
+                vm: "S-Domino".into(),
+                apply: true,
+                host_timeout: None
+            }
+        );
     }
 }

@@ -113,6 +113,9 @@ pub enum Error {
     #[error("VDI {0} has no logical volume in any SR volume group on this host")]
     VdiNotFound(String),
 
+    #[error("no VM has the uuid or name-label {0:?}")]
+    VmNotFound(String),
+
     #[error("{0}")]
     Io(String, #[source] std::io::Error),
 }
@@ -129,7 +132,7 @@ impl Error {
             Error::NoSuchEntry(_) => "not_found",
             Error::RestoreRefused { .. } => "refused",
             Error::LockTimeout { .. } | Error::Lock { .. } => "lock",
-            Error::VdiNotFound(_) => "not_found",
+            Error::VdiNotFound(_) | Error::VmNotFound(_) => "not_found",
             Error::Xapi { .. } => "xapi",
             Error::NeedsOwnProcess(_) => "needs_own_process",
             Error::Io(..) => "io",

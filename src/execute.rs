@@ -15,6 +15,10 @@ use crate::journal::Entry;
 use crate::journal::Journal;
 use crate::restore::{self, RestoreOutcome};
 use crate::results::{Inspection, Scan};
+use crate::vm::{local::LocalView, VmReport};
+
+/// How long each host may take to answer `vm` by default.
+pub const DEFAULT_HOST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What an operation answered.
 #[derive(Debug, Serialize)]
@@ -26,6 +30,8 @@ pub enum Answer {
     Journal(Vec<Entry>),
     Restore(RestoreOutcome),
     Doctor(Report),
+    Vm(VmReport),
+    Volumes(LocalView),
 }
 
 impl Answer {
@@ -36,6 +42,8 @@ impl Answer {
             Answer::Heal(o) => Exit::of_heal(o.action, o.inspection.verdict),
             Answer::Journal(_) | Answer::Restore(_) => Exit::Ok,
             Answer::Doctor(r) => Exit::of_doctor(r),
+            Answer::Vm(r) => Exit::of_vm(r),
+            Answer::Volumes(_) => Exit::Ok,
         }
     }
 
@@ -48,6 +56,8 @@ impl Answer {
             Answer::Journal(e) => render::journal(e),
             Answer::Restore(r) => render::restore(r),
             Answer::Doctor(r) => render::doctor(r),
+            Answer::Vm(r) => render::vm(r),
+            Answer::Volumes(v) => render::volumes(v),
         }
     }
 }
@@ -84,6 +94,21 @@ pub fn execute(req: &Request, base: Overrides, in_process: bool) -> Result<Answe
         } => Answer::Heal(heal::heal(&Host::open(config)?, target, *apply, *record)?),
         Call::Restore { id } => Answer::Restore(restore::restore(config, *id)?),
         Call::Doctor { apply } => Answer::Doctor(crate::doctor::doctor(&config, *apply)?),
+        Call::Vm {
+            vm,
+            apply,
+            host_timeout,
+        } => Answer::Vm(crate::vm::trace(
+            &config,
+            vm,
+            *apply,
+            host_timeout.unwrap_or(DEFAULT_HOST_TIMEOUT),
+        )?),
+        Call::Volumes { vdis, domid } => Answer::Volumes(crate::vm::local::local_view(
+            &Host::open(config)?,
+            vdis,
+            *domid,
+        )?),
     })
 }
 

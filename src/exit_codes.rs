@@ -8,6 +8,7 @@ use crate::heal::Action;
 use crate::pool::PoolCounts;
 use crate::results::ScanCounts;
 use crate::verdict::Verdict;
+use crate::vm::VmReport;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -76,6 +77,18 @@ impl Exit {
             Exit::Suspicious
         } else if c.failed > 0 {
             Exit::Error
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// `dmheal vm`: 3 while a proven ghost blocks the VM (after --apply too: what it healed
+    /// is no longer a finding), else 5 while something else blocks it, else 0.
+    pub fn of_vm(r: &VmReport) -> Self {
+        if r.has_ghost() {
+            Exit::GhostFound
+        } else if r.has_blocking() {
+            Exit::Suspicious
         } else {
             Exit::Ok
         }

@@ -29,6 +29,7 @@ pub mod results;
 pub mod sm;
 pub mod tapdisk;
 pub mod verdict;
+pub mod vm;
 pub mod xapi;
 
 #[cfg(test)]

@@ -1,21 +1,25 @@
-//! Pool-wide scan, run on the master: xapi's own fan-out. Every enabled, live host runs the
-//! dmheal plugin's `scan` through `host.call_plugin`; the answers are merged into one report.
-//! A host that is down, fails or times out is listed as such — never fatal.
+//! Pool-wide scan, run on the master (or any host: a member forwards to it): xapi's own
+//! fan-out (`xapi::fanout`). Every enabled, live host runs the dmheal plugin's `scan`; the
+//! answers are merged into one report that names each ghost and suspicious mapping with its
+//! host, SR, VDI and the VMs whose disks it is. A host that is down, fails or times out is
+//! listed as such — never fatal.
 
 use std::collections::BTreeMap;
-use std::thread;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::json;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::results::ScanAnswer;
-use crate::xapi::records::{Host, HostMetrics, NULL_REF};
+use crate::verdict::Verdict;
+use crate::xapi::fanout::{self, Reply};
+use crate::xapi::records::{Vbd, Vdi, Vm};
 use crate::xapi::{view::error_chain, Xapi};
 
-#[derive(Clone, Debug, Serialize)]
+pub use crate::xapi::fanout::PLUGIN;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostStatus {
     Scanned,
@@ -37,6 +41,30 @@ pub struct HostScan {
     pub scan: Option<ScanAnswer>,
 }
 
+/// A VM whose VBD uses a VDI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VmName {
+    pub uuid: String,
+    pub name_label: String,
+    pub power_state: String,
+}
+
+/// A ghost or suspicious mapping somewhere in the pool, named.
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolFinding {
+    pub host_uuid: String,
+    pub host: String,
+    pub verdict: Verdict,
+    pub dm_name: String,
+    pub sr_uuid: Option<String>,
+    pub vdi_uuid: Option<String>,
+    /// The VDI's name-label in xapi (None: not a VDI's volume, or xapi does not know it).
+    pub vdi_name: Option<String>,
+    /// The VMs whose VBDs use the VDI.
+    pub vms: Vec<VmName>,
+    pub summary: String,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PoolCounts {
     pub hosts: usize,
@@ -50,11 +78,11 @@ pub struct PoolCounts {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PoolScan {
-    pub counts: PoolCounts,
+    /// Ghosts first, then suspicious mappings, each named.
+    pub findings: Vec<PoolFinding>,
     pub hosts: Vec<HostScan>,
+    pub counts: PoolCounts,
 }
-
-pub const PLUGIN: &str = "dmheal";
 
 /// Scan every host of the pool. `per_host` bounds each host's answer.
 pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
@@ -65,61 +93,35 @@ pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
         }
     };
     let client = config.xapi.require("pool scan")?;
-    let hosts: BTreeMap<String, Host> = client
-        .call("host.get_all_records", vec![])
-        .map_err(xapi_err("listing hosts"))?;
-
-    let mut jobs = Vec::new();
-    let mut results = Vec::new();
-    for (host_ref, host) in hosts {
-        let live = host.metrics != NULL_REF
-            && client
-                .call::<HostMetrics>("host_metrics.get_record", vec![json!(host.metrics)])
-                .map(|m| m.live)
-                .unwrap_or(false);
-        if !host.enabled || !live {
-            results.push(HostScan {
-                host_uuid: host.uuid,
-                name_label: host.name_label,
-                status: HostStatus::Skipped,
-                error: Some(if host.enabled { "not live" } else { "disabled" }.into()),
-                scan: None,
-            });
-            continue;
-        }
-        // Each host on its own thread and connection, so one slow host delays nobody.
-        let endpoint = client.endpoint.clone();
-        let session = client.session().map(str::to_string).unwrap_or_default();
-        jobs.push(thread::spawn(move || {
-            let c = Xapi::new(endpoint, per_host).with_session(session);
-            let answer: std::result::Result<String, _> = c.call(
-                "host.call_plugin",
-                vec![json!(host_ref), json!(PLUGIN), json!("scan"), json!({})],
-            );
-            let (status, error, scan) = match answer {
-                Ok(text) => match serde_json::from_str::<ScanAnswer>(&text) {
-                    Ok(v) => (HostStatus::Scanned, None, Some(v)),
+    let hosts = fanout::pool_hosts(&client).map_err(xapi_err("listing hosts"))?;
+    let replies = fanout::call_each(&client, &hosts, "scan", &|_, _| BTreeMap::new(), per_host);
+    let results: Vec<HostScan> = hosts
+        .into_iter()
+        .zip(replies)
+        .map(|(h, reply)| {
+            let (status, error, scan) = match reply {
+                Reply::Skipped(why) => (HostStatus::Skipped, Some(why.to_string()), None),
+                Reply::Failed { why, .. } => (HostStatus::Failed, Some(why), None),
+                Reply::Answered(v) => match serde_json::from_value::<ScanAnswer>(v) {
+                    Ok(s) => (HostStatus::Scanned, None, Some(s)),
                     Err(e) => (
                         HostStatus::Failed,
-                        Some(format!("plugin answered something that is not a scan: {e}")),
+                        Some(format!(
+                            "the plugin answered something that is not a scan: {e}"
+                        )),
                         None,
                     ),
                 },
-                Err(e) => (HostStatus::Failed, Some(error_chain(&e)), None),
             };
             HostScan {
-                host_uuid: host.uuid,
-                name_label: host.name_label,
+                host_uuid: h.host_uuid,
+                name_label: h.name_label,
                 status,
                 error,
                 scan,
             }
-        }));
-    }
-    for job in jobs {
-        results.push(job.join().expect("host scan thread panicked"));
-    }
-    results.sort_by(|a, b| a.name_label.cmp(&b.name_label));
+        })
+        .collect();
 
     let mut counts = PoolCounts {
         hosts: results.len(),
@@ -137,8 +139,104 @@ pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
             counts.suspicious += s.counts.suspicious;
         }
     }
+    let findings = name_findings(&client, &results);
     Ok(PoolScan {
-        counts,
+        findings,
         hosts: results,
+        counts,
     })
+}
+
+/// The ghost and suspicious mappings of every host's scan, each with its VDI's name and the
+/// VMs using it (asked of xapi only when there is something to name; if xapi cannot say, the
+/// findings stand without the names).
+fn name_findings(client: &Xapi, results: &[HostScan]) -> Vec<PoolFinding> {
+    let mut findings: Vec<PoolFinding> = results
+        .iter()
+        .filter_map(|h| h.scan.as_ref().map(|s| (h, s)))
+        .flat_map(|(h, s)| {
+            s.mappings
+                .iter()
+                .filter(|m| matches!(m.verdict, Verdict::Ghost | Verdict::Suspicious))
+                .map(move |m| PoolFinding {
+                    host_uuid: h.host_uuid.clone(),
+                    host: h.name_label.clone(),
+                    verdict: m.verdict,
+                    dm_name: m.dm_name.clone(),
+                    sr_uuid: m.facts.sr.clone(),
+                    vdi_uuid: m.facts.vdi.clone(),
+                    vdi_name: None,
+                    vms: Vec::new(),
+                    summary: m.summary.clone(),
+                })
+        })
+        .collect();
+    findings.sort_by_key(|f| {
+        (
+            f.verdict != Verdict::Ghost,
+            f.host.clone(),
+            f.dm_name.clone(),
+        )
+    });
+    if findings.iter().all(|f| f.vdi_uuid.is_none()) {
+        return findings;
+    }
+    let names = VdiNames::read(client);
+    if let Some(names) = names {
+        for f in &mut findings {
+            if let Some(v) = f.vdi_uuid.as_deref() {
+                (f.vdi_name, f.vms) = names.of(v);
+            }
+        }
+    }
+    findings
+}
+
+/// Each VDI's name and the VMs whose VBDs use it, from xapi's records.
+pub struct VdiNames {
+    vdis: BTreeMap<String, Vdi>,
+    vbds: BTreeMap<String, Vbd>,
+    vms: BTreeMap<String, Vm>,
+    by_uuid: BTreeMap<String, String>,
+}
+
+impl VdiNames {
+    pub fn read(client: &Xapi) -> Option<Self> {
+        let vdis: BTreeMap<String, Vdi> = client.call("VDI.get_all_records", vec![]).ok()?;
+        let vbds = client.call("VBD.get_all_records", vec![]).ok()?;
+        let vms = client.call("VM.get_all_records", vec![]).ok()?;
+        let by_uuid = vdis
+            .iter()
+            .map(|(r, v)| (v.uuid.clone(), r.clone()))
+            .collect();
+        Some(VdiNames {
+            vdis,
+            vbds,
+            vms,
+            by_uuid,
+        })
+    }
+
+    /// The VDI's name-label and the (non-template) VMs using it.
+    pub fn of(&self, vdi_uuid: &str) -> (Option<String>, Vec<VmName>) {
+        let Some(vdi_ref) = self.by_uuid.get(vdi_uuid) else {
+            return (None, Vec::new());
+        };
+        let name = self.vdis.get(vdi_ref).map(|v| v.name_label.clone());
+        let mut vms: Vec<VmName> = self
+            .vbds
+            .values()
+            .filter(|b| &b.vdi == vdi_ref)
+            .filter_map(|b| self.vms.get(&b.vm))
+            .filter(|vm| !vm.is_a_template && !vm.is_a_snapshot)
+            .map(|vm| VmName {
+                uuid: vm.uuid.clone(),
+                name_label: vm.name_label.clone(),
+                power_state: vm.power_state.clone(),
+            })
+            .collect();
+        vms.sort_by(|a, b| a.name_label.cmp(&b.name_label));
+        vms.dedup();
+        (name, vms)
+    }
 }

@@ -151,10 +151,42 @@ pub fn restore(r: &RestoreOutcome) -> String {
 
 pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
     let c = &p.counts;
-    let mut out = format!(
-        "{} hosts: {} scanned, {} skipped, {} failed; {} ghost, {} in use, {} suspicious\n\n",
-        c.hosts, c.scanned, c.skipped, c.failed, c.ghost, c.in_use, c.suspicious
-    );
+    let mut out = String::new();
+    for f in &p.findings {
+        let _ = writeln!(
+            out,
+            "{:<10} on {} ({})",
+            f.verdict.as_str().to_uppercase(),
+            f.host,
+            f.host_uuid
+        );
+        let vdi = match (&f.vdi_uuid, &f.vdi_name) {
+            (Some(v), Some(n)) => format!("VDI {v} \"{n}\""),
+            (Some(v), None) => format!("VDI {v}"),
+            (None, _) => "not a VDI's volume".into(),
+        };
+        let sr = f.sr_uuid.as_deref().unwrap_or("-");
+        let _ = writeln!(out, "           {vdi}, SR {sr}");
+        if !f.vms.is_empty() {
+            let vms: Vec<String> = f
+                .vms
+                .iter()
+                .map(|v| format!("{} ({}, {})", v.name_label, v.uuid, v.power_state))
+                .collect();
+            let _ = writeln!(out, "           disk of VM {}", vms.join(", "));
+        }
+        let _ = writeln!(out, "           {}\n           {}", f.dm_name, f.summary);
+        if f.verdict == crate::verdict::Verdict::Ghost {
+            if let Some(v) = &f.vdi_uuid {
+                let _ = writeln!(
+                    out,
+                    "           heal: xe host-call-plugin host-uuid={} plugin=dmheal fn=heal args:vdi_uuid={v} args:apply=true",
+                    f.host_uuid
+                );
+            }
+        }
+        out.push('\n');
+    }
     let mut rows = vec![[
         "HOST".to_string(),
         "STATUS".to_string(),
@@ -177,6 +209,11 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    let _ = writeln!(
+        out,
+        "\n{} hosts: {} scanned, {} skipped, {} failed; {} ghost, {} in use, {} suspicious",
+        c.hosts, c.scanned, c.skipped, c.failed, c.ghost, c.in_use, c.suspicious
+    );
     out
 }
 
@@ -231,6 +268,118 @@ pub fn doctor(r: &crate::doctor::Report) -> String {
     }
     for u in &r.unchecked {
         let _ = writeln!(out, "not checked: {u}");
+    }
+    out
+}
+
+pub fn vm(r: &crate::vm::VmReport) -> String {
+    let v = &r.vm;
+    let mut out = format!("VM {} ({}): {}", v.name_label, v.uuid, v.power_state);
+    if let Some(h) = &v.resident_on {
+        let _ = write!(out, " on {} ({})", h.name_label, h.uuid);
+    }
+    out.push_str("\n\n");
+    let mut rows = vec![["DISK".to_string(), "VDI".to_string(), "SR".to_string()]];
+    for d in &r.disks {
+        rows.push([
+            d.device.clone(),
+            format!("{} \"{}\"", d.vdi_uuid, d.vdi_name),
+            format!("{} \"{}\" ({})", d.sr_uuid, d.sr_name, d.sr_type),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out.push('\n');
+    for a in &r.healed {
+        let _ = writeln!(
+            out,
+            "HEAL     {} on {}: {} — {}",
+            a.vdi_uuid, a.host, a.action, a.message
+        );
+    }
+    if !r.healed.is_empty() {
+        out.push('\n');
+    }
+    for f in &r.findings {
+        let sev = format!("{:?}", f.severity).to_uppercase();
+        let _ = writeln!(out, "{sev:<8} {}", f.summary);
+        for step in &f.next {
+            match step.strip_prefix("# ") {
+                Some(said) => {
+                    let _ = writeln!(out, "         {said}");
+                }
+                None => {
+                    let _ = writeln!(out, "         $ {step}");
+                }
+            }
+        }
+    }
+    out.push('\n');
+    let mut rows = vec![[
+        "HOST".to_string(),
+        "STATUS".to_string(),
+        "WHAT IT SAYS".to_string(),
+    ]];
+    for h in &r.hosts {
+        let says = match (&h.view, &h.error) {
+            (Some(view), _) => {
+                let mut parts: Vec<String> = view
+                    .volumes
+                    .iter()
+                    .filter(|x| x.verdict != crate::verdict::Verdict::Absent)
+                    .map(|x| format!("{} {}", x.vdi, x.verdict.as_str()))
+                    .collect();
+                if let Some(d) = &view.domain {
+                    parts.push(match d.present {
+                        Some(true) => format!("domain {} running", d.domid),
+                        Some(false) => format!("no domain {}", d.domid),
+                        None => format!("domain {} unknown", d.domid),
+                    });
+                }
+                if parts.is_empty() {
+                    "no mapping of the VM's disks".to_string()
+                } else {
+                    parts.join("; ")
+                }
+            }
+            (None, Some(e)) => e.clone(),
+            (None, None) => String::new(),
+        };
+        rows.push([
+            format!("{} ({})", h.name_label, h.host_uuid),
+            format!("{:?}", h.status).to_lowercase(),
+            says,
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+pub fn volumes(v: &crate::vm::local::LocalView) -> String {
+    let mut rows = vec![[
+        "VDI".to_string(),
+        "VERDICT".to_string(),
+        "SUMMARY".to_string(),
+    ]];
+    for x in &v.volumes {
+        rows.push([
+            x.vdi.clone(),
+            x.verdict.as_str().to_string(),
+            x.summary.clone(),
+        ]);
+    }
+    let mut out = table(&rows);
+    if let Some(d) = &v.domain {
+        let _ = writeln!(
+            out,
+            "domain {}: {} ({})",
+            d.domid,
+            match d.present {
+                Some(true) => "runs here",
+                Some(false) => "not here",
+                None => "unknown",
+            },
+            d.source
+        );
     }
     out
 }

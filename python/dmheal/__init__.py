@@ -29,6 +29,8 @@ __all__ = [
     "journal",
     "restore",
     "scan",
+    "vm",
+    "volumes",
 ]
 
 # Parameters of the facade that are not the core's (the contract test knows them).
@@ -99,4 +101,27 @@ def doctor(apply=False, journal=None, lock_timeout=None, tool_timeout=None, xapi
     """Cross-layer findings (SRs, PBDs, VMs, VDIs, mappings); ``apply``: the safe subset."""
     return _call("doctor", dict(apply=apply, journal=journal, lock_timeout=lock_timeout,
                                 tool_timeout=tool_timeout, xapi_session=xapi_session),
+                 force, timeout)
+
+
+def vm(vm, apply=False, host_timeout=None, journal=None, lock_timeout=None, tool_timeout=None,
+       xapi_session=None, force=None, timeout=None):
+    """Why a VM (uuid or name-label) will not start: its disks, every host's mappings of them
+    and its domain, the blocking finding first with the next step; ``apply`` heals the proven
+    ghosts on the hosts that hold them; ``host_timeout``: seconds each host may take."""
+    return _call("vm", dict(vm=vm, apply=apply, host_timeout=host_timeout, journal=journal,
+                            lock_timeout=lock_timeout, tool_timeout=tool_timeout,
+                            xapi_session=xapi_session),
+                 force, timeout)
+
+
+def volumes(vdis, domid=None, journal=None, lock_timeout=None, tool_timeout=None,
+            xapi_session=None, force=None, timeout=None):
+    """This host's mappings of ``vdis`` (a list of VDI uuids, or their text separated by
+    commas) and, given ``domid``, whether that domain runs here."""
+    if isinstance(vdis, (list, tuple)):
+        vdis = list(vdis)
+    return _call("volumes", dict(vdis=vdis, domid=domid, journal=journal,
+                                 lock_timeout=lock_timeout, tool_timeout=tool_timeout,
+                                 xapi_session=xapi_session),
                  force, timeout)

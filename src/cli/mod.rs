@@ -101,6 +101,28 @@ pub enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Why won't this VM start? Its disks, every host's mappings of them (asked through
+    /// xapi, in parallel), its domain; the blocking finding first, with the next step.
+    Vm {
+        /// The VM's uuid or name-label
+        vm: String,
+        /// Heal the proven ghosts, each on the host that holds it (that host decides again
+        /// and journals), then ask every host again.
+        #[arg(long)]
+        apply: bool,
+        /// Seconds each host may take to answer (default 30).
+        #[arg(long, value_name = "SECONDS")]
+        host_timeout: Option<f64>,
+    },
+    /// This host's mappings of some VDIs, and whether a domain runs here (what `vm` asks each
+    /// host through the plugin).
+    Volumes {
+        /// VDI uuids, separated by commas
+        vdis: String,
+        /// A domain id to look for on this host.
+        #[arg(long)]
+        domid: Option<String>,
+    },
     /// Pool-wide operations, run on the master through xapi.
     Pool {
         #[command(subcommand)]

@@ -46,12 +46,28 @@ pub fn request_of(cli: &Cli) -> Result<Option<Request>> {
                 ("apply", json!(apply)),
                 ("record", json!(record)),
                 ("activating", json!(activating)),
-                ("budget", json!(budget)),
+                ("budget", seconds("budget", *budget)?),
             ],
         ),
         Command::Journal => ("journal", vec![]),
         Command::Restore { id } => ("restore", vec![("id", json!(id))]),
         Command::Doctor { apply } => ("doctor", vec![("apply", json!(apply))]),
+        Command::Vm {
+            vm,
+            apply,
+            host_timeout,
+        } => (
+            "vm",
+            vec![
+                ("vm", json!(vm)),
+                ("apply", json!(apply)),
+                ("host_timeout", seconds("host-timeout", *host_timeout)?),
+            ],
+        ),
+        Command::Volumes { vdis, domid } => (
+            "volumes",
+            vec![("vdis", json!(vdis)), ("domid", json!(domid))],
+        ),
         _ => return Ok(None),
     };
     m.insert("op".into(), json!(op));
@@ -63,14 +79,34 @@ pub fn request_of(cli: &Cli) -> Result<Option<Request>> {
             "journal",
             json!(cli.journal.as_ref().map(|p| p.to_string_lossy())),
         ),
-        ("lock_timeout", json!(cli.lock_timeout)),
-        ("tool_timeout", json!(cli.tool_timeout)),
+        ("lock_timeout", seconds("lock-timeout", cli.lock_timeout)?),
+        ("tool_timeout", seconds("tool-timeout", cli.tool_timeout)?),
         ("xapi_session", json!(cli.xapi_session)),
     ];
     for (k, v) in common {
         m.insert(k.into(), v);
     }
     Ok(Some(Request::from_map(&m)?))
+}
+
+/// A number of seconds from a flag, as the contract's JSON number. NaN and infinities have no
+/// JSON form (serde_json would make them null: "not given"), so they are bad input here.
+fn seconds(flag: &str, v: Option<f64>) -> Result<Value> {
+    match v {
+        None => Ok(Value::Null),
+        Some(v) => serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| {
+                crate::error::InputError::BadValue {
+                    name: format!("--{flag}"),
+                    why: format!(
+                        "{v} is not a number of seconds from 0 to {}",
+                        contract::MAX_SECONDS
+                    ),
+                }
+                .into()
+            }),
+    }
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -223,6 +259,9 @@ mod tests {
             Text => (Some("OpaqueRef:s"), json!("OpaqueRef:s")),
             Target => (Some(VDI), json!(VDI)),
             EntryId => (Some("4"), json!("4")),
+            Vm => (Some("S-Domino"), json!("S-Domino")),
+            VdiList => (Some(VDI), json!(VDI)),
+            DomId => (Some("7"), json!("7")),
         }
     }
 
@@ -279,5 +318,19 @@ mod tests {
                 "{name} is neither an operation of the contract nor the CLI's own"
             );
         }
+    }
+
+    #[test]
+    fn seconds_with_no_json_form_are_bad_input_not_absent() {
+        for v in ["nan", "NaN", "inf", "-inf", "infinity"] {
+            for flag in ["--budget", "--lock-timeout", "--tool-timeout"] {
+                let arg = format!("{flag}={v}");
+                let cli = Cli::try_parse_from(["dmheal", "heal", VDI, "--apply", &arg]).unwrap();
+                let e = request_of(&cli).unwrap_err();
+                assert_eq!(Exit::of_error(&e), Exit::BadInput, "{flag} {v}: {e}");
+            }
+        }
+        let cli = Cli::try_parse_from(["dmheal", "vm", "x", "--host-timeout", "nan"]).unwrap();
+        assert!(request_of(&cli).is_err());
     }
 }

@@ -110,7 +110,10 @@ mod tests {
 
     #[test]
     fn an_idle_mapping_is_clear() {
-        assert_eq!(code_of(&from_facts(&ghost()), Layer::DeviceMapper), "dm_idle");
+        assert_eq!(
+            code_of(&from_facts(&ghost()), Layer::DeviceMapper),
+            "dm_idle"
+        );
     }
 
     #[test]

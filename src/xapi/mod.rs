@@ -2,6 +2,7 @@
 //! VDI from this host.
 
 pub mod client;
+pub mod fanout;
 pub mod records;
 pub mod session;
 pub mod transport;
