@@ -242,9 +242,12 @@ pub fn seconds(name: &str, v: f64) -> Result<Duration, InputError> {
 }
 
 /// Parse a journal entry id: a positive number.
+/// Only the plain decimal form the journal writes ("12"): not "+12", "012" or " 12", so one
+/// entry has one spelling.
 pub fn entry_id(s: &str) -> Result<JournalId, InputError> {
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
     match s.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(JournalId(id)),
+        Ok(id) if plain => Ok(JournalId(id)),
         _ => Err(InputError::BadJournalId(s.escape_default().to_string())),
     }
 }
@@ -659,5 +662,23 @@ mod tests {
                 host_timeout: None
             }
         );
+    }
+
+    #[test]
+    fn a_journal_entry_has_one_spelling() {
+        assert_eq!(entry_id("12"), Ok(JournalId(12)));
+        for bad in [
+            "",
+            "0",
+            "012",
+            "+12",
+            " 12",
+            "12 ",
+            "-1",
+            "1e3",
+            "18446744073709551616",
+        ] {
+            assert!(entry_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -35,6 +35,10 @@ pub enum CommandError {
     },
     #[error("{program} did not finish within {seconds} s and was killed")]
     Timeout { program: String, seconds: f64 },
+    /// Output past the limit is read and dropped, so what was kept is not the whole answer:
+    /// never parsed as if it were (a cut `tap-ctl list` would hide the tapdisks after the cut).
+    #[error("{program} printed more than {limit} bytes; its output is not read as complete")]
+    TooMuchOutput { program: String, limit: usize },
     #[error("{program} exited with status {status}: {stderr}")]
     Failed {
         program: String,
@@ -53,7 +57,7 @@ pub struct Output {
 /// How often a running tool is checked for having exited while its pipes are quiet.
 const TICK: Duration = Duration::from_millis(5);
 /// Largest output kept from one tool; more is read and dropped (a runaway tool cannot make
-/// this process grow without bound).
+/// this process grow without bound), and the run is then an error.
 const MAX_OUTPUT: usize = 64 << 20;
 
 /// Run `program args...` with a deadline. Non-zero exit is returned as `Output`, not an error,
@@ -125,6 +129,12 @@ pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, Co
         let _ = killpg(group, Signal::SIGKILL);
     }
     let [out, err] = pipes;
+    if out.dropped {
+        return Err(CommandError::TooMuchOutput {
+            program: program.to_string(),
+            limit: MAX_OUTPUT,
+        });
+    }
     Ok(Output {
         stdout: String::from_utf8_lossy(&out.data).into_owned(),
         stderr: String::from_utf8_lossy(&err.data).into_owned(),
@@ -137,6 +147,8 @@ struct Pipe {
     reader: std::fs::File,
     data: Vec<u8>,
     eof: bool,
+    /// Output past MAX_OUTPUT was dropped.
+    dropped: bool,
 }
 
 impl Pipe {
@@ -145,6 +157,7 @@ impl Pipe {
             reader: fd.into(),
             data: Vec::new(),
             eof: false,
+            dropped: false,
         }
     }
 
@@ -158,8 +171,10 @@ impl Pipe {
         while !self.eof {
             match self.reader.read(&mut buf) {
                 Ok(0) => self.eof = true,
-                Ok(n) if self.data.len() < MAX_OUTPUT => self.data.extend_from_slice(&buf[..n]),
-                Ok(_) => {}
+                Ok(n) if self.data.len() + n <= MAX_OUTPUT => {
+                    self.data.extend_from_slice(&buf[..n])
+                }
+                Ok(_) => self.dropped = true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(_) => self.eof = true,
@@ -327,5 +342,15 @@ mod tests {
     fn large_output_is_read_whole() {
         let out = run("sh", &["-c", "seq 1 200000"], Duration::from_secs(20)).unwrap();
         assert_eq!(out.stdout.lines().count(), 200000);
+    }
+
+    #[test]
+    fn output_past_the_limit_is_an_error_not_a_cut_answer() {
+        // 64 MiB of lines, then the line that matters: never parsed without it.
+        let script = "head -c 67108864 /dev/zero | tr '\\0' x; echo; echo the-last-line";
+        match run("sh", &["-c", script], Duration::from_secs(60)) {
+            Err(CommandError::TooMuchOutput { limit, .. }) => assert_eq!(limit, MAX_OUTPUT),
+            other => panic!("{:?}", other.map(|o| o.stdout.len())),
+        }
     }
 }

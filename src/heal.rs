@@ -216,12 +216,21 @@ fn remove_guarded(
     if action != Action::Removed {
         warn!(dm_name = %name, "{message}");
     }
-    journal.append(Event::Outcome {
+    // What happened in the kernel has happened: a journal that cannot take the outcome (a full
+    // disk) does not turn it into an error the caller would read as "nothing was done".
+    let mut message = message;
+    if let Err(e) = journal.append(Event::Outcome {
         of: id,
         result: result.into(),
         detail: message.clone(),
         removed_uuid,
-    })?;
+    }) {
+        warn!(dm_name = %name, journal_id = id.0, "the outcome could not be journalled: {}", e.chain());
+        message = format!(
+            "{message}; the outcome could not be journalled ({}), so `dmheal restore {id}` will refuse: the table to recreate it is in journal entry {id}",
+            e.chain()
+        );
+    }
     Ok(HealOutcome {
         action,
         message,

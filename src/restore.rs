@@ -85,6 +85,7 @@ pub fn find(config: &Config, id: JournalId) -> Result<Restorable> {
         ),
         _ => return Err(Error::NoSuchEntry(id)),
     };
+    let mut outcome = None;
     for e in &entries {
         match &e.event {
             Event::Outcome { of, result, .. } if *of == id && result != done => {
@@ -93,11 +94,21 @@ pub fn find(config: &Config, id: JournalId) -> Result<Restorable> {
                     e.id
                 )))
             }
+            Event::Outcome { of, .. } if *of == id => outcome = Some(e.id),
             Event::Restore { of, result, .. } if *of == id && result.starts_with("restored") => {
                 return Err(refused(format!("entry {} restored it already", e.id)))
             }
             _ => {}
         }
+    }
+    // Without an outcome it is not known that the entry changed anything (it was interrupted,
+    // or its outcome could not be written): recreating what it describes could bring back a
+    // mapping that was never removed by it. dmheal does not guess.
+    if outcome.is_none() {
+        return Err(refused(format!(
+            "it has no outcome in the journal, so whether it {done} anything is unknown; its \
+             record stays in the journal for a human to read"
+        )));
     }
     Ok(what)
 }
@@ -175,9 +186,10 @@ pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
     }
     // What LVM says today about the devices and extents the table maps.
     let devices = lvm::table_devices(&table);
+    // The LV, and the LV whose id the entry's uuid names (if any): it must not be another's.
     let filter = crate::lvm::metadata_text::LvFilter {
         names: [lv.to_string()].into(),
-        ids: Default::default(),
+        ids: uuid_lv_part(&uuid).into_iter().collect(),
     };
     let (metadata, pvs) = cfg
         .pv_reader()
@@ -188,7 +200,14 @@ pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
             ))
         })?;
     check_table(&metadata, lv.as_str(), &pvs, &table).map_err(refused)?;
+    check_uuid(&metadata, lv.as_str(), &uuid).map_err(refused)?;
 
+    // Journalled before the kernel is touched: a mapping dmheal made is never unrecorded.
+    let started = writer.append(Event::Restore {
+        of: id,
+        result: "restoring".into(),
+        detail: format!("recreating {name} as journal entry {id} recorded it"),
+    })?;
     host.dm.create(&name, &uuid, &table, read_only)?;
     let made = host.dm.device(&name)?;
     let exact = made
@@ -201,7 +220,7 @@ pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
             "recreated {name}, but the kernel reports a different table or uuid than entry {id}"
         )
     };
-    let journal_id = writer.append(Event::Restore {
+    let (journal_id, message) = match writer.append(Event::Restore {
         of: id,
         result: if exact {
             "restored"
@@ -210,7 +229,17 @@ pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
         }
         .into(),
         detail: message.clone(),
-    })?;
+    }) {
+        Ok(j) => (j, message),
+        // The mapping exists either way; entry `started` says it was being made.
+        Err(e) => (
+            started,
+            format!(
+                "{message}; its outcome could not be journalled ({}): entry {started} records the restore",
+                e.chain()
+            ),
+        ),
+    };
     Ok(RestoreOutcome {
         restored: id,
         dm_name: Some(name.to_string()),
@@ -220,6 +249,41 @@ pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
         journal_id,
         message,
     })
+}
+
+/// The LV id part of an LVM DM uuid (`LVM-<32 VG id chars><LV id>`), as the metadata filter
+/// takes it.
+fn uuid_lv_part(uuid: &str) -> Option<String> {
+    uuid.strip_prefix("LVM-")
+        .filter(|u| u.len() > 32 && u.is_char_boundary(32))
+        .map(|u| u[32..].to_string())
+}
+
+/// Whether the entry's uuid may be given back: none (a ghost without one), or an LVM uuid of
+/// this VG that is this LV's own or no LV's (a stale one) — never another LV's identity, nor a
+/// uuid of another VG or another subsystem, which would make LVM or something else believe a
+/// volume active through extents that are not its own.
+pub fn check_uuid(metadata: &VgMetadata, lv: &str, uuid: &str) -> Result<(), String> {
+    if uuid.is_empty() {
+        return Ok(());
+    }
+    let vg_id = metadata.id.replace('-', "");
+    let Some(rest) = uuid
+        .strip_prefix("LVM-")
+        .and_then(|u| u.strip_prefix(vg_id.as_str()))
+    else {
+        return Err(format!(
+            "the entry's uuid {uuid} is not an LVM uuid of VG {}",
+            metadata.name
+        ));
+    };
+    match metadata.lvs.iter().find(|l| l.id.replace('-', "") == rest) {
+        Some(other) if other.name != lv => Err(format!(
+            "the entry's uuid {uuid} is LV {}'s identity, not {lv}'s",
+            other.name
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `table` maps only extents LVM's `metadata` gives LV `lv`, on devices that are PVs
@@ -388,5 +452,21 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("does not list"), "{e}");
         assert!(check_table(&vg(), "VHD-a", &pvs, &[]).is_err());
+    }
+
+    #[test]
+    fn only_no_uuid_or_this_lvs_own_or_a_stale_one_of_the_vg_is_given_back() {
+        let m = vg();
+        for ok in ["", "LVM-vga", "LVM-vgstale"] {
+            assert_eq!(check_uuid(&m, "VHD-a", ok), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("LVM-vgb", "VHD-b"),
+            ("LVM-othera", "not an LVM uuid of VG"),
+            ("mpath-3600", "not an LVM uuid of VG"),
+        ] {
+            let e = check_uuid(&m, "VHD-a", bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

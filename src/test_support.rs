@@ -44,6 +44,29 @@ pub fn config(dir: &Path, lv_records: &str) -> Config {
     )
     .unwrap();
     std::fs::set_permissions(&lvs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // `pvs` beside it: 98:0 (the disk `linear_table` maps) is a PV of every VG in the records.
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&format!("[{lv_records}]")).unwrap_or_default();
+    let mut vgs: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["vg_name"].as_str())
+        .collect();
+    vgs.sort_unstable();
+    vgs.dedup();
+    let rows: Vec<String> = vgs
+        .iter()
+        .map(|vg| format!("{{\"pv_major\":\"98\",\"pv_minor\":\"0\",\"vg_name\":\"{vg}\"}}"))
+        .collect();
+    let pvs = dir.join("pvs");
+    std::fs::write(
+        &pvs,
+        format!(
+            "#!/bin/sh\ncat <<'EOF'\n{{\"report\":[{{\"pv\":[{}]}}]}}\nEOF\n",
+            rows.join(",")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pvs, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut config = Config::resolve(Overrides {
         journal: Some(dir.join("journal.jsonl")),
         xapi: Some("none".into()),

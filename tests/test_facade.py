@@ -128,7 +128,7 @@ dm_state "$DM_NAME" > "$OUT/state.after"
     assert out["native"]["dry"]["action"] == "would-remove"
     assert out["healed"]["action"] == "removed"
     assert out["restored"]["restored"] == out["healed"]["journal_id"]
-    assert [e["event"] for e in out["journal"]] == ["removal", "outcome", "restore"]
+    assert [e["event"] for e in out["journal"]] == ["removal", "outcome", "restore", "restore"]
     assert r.file("state.after").split()[0] == uml_dm_name()
 
 

@@ -58,21 +58,23 @@ export NOTAPV=$(dmsetup info -c --noheadings --separator : -o major,minor notapv
 "$SIMPY" - "$good" >> $J <<'PY'
 import json, sys
 good = json.loads(sys.argv[1])
-def entry(i, **change):
+def entry(i, outcome="removed", **change):
     e = dict(good, id=i)
     e.update(change)
     print(json.dumps(e))
+    if outcome:  # each forgery claims it removed something, as a real removal's outcome does
+        print(json.dumps({"id": i + 100, "time": good["time"], "host": "h", "pid": 1,
+                          "event": "outcome", "of": i, "result": outcome, "detail": "x"}))
 pv = good["table"][0]["params"].split()[0]
 entry(10, dm_name="vg_data-lv_home")                                       # a foreign VG
 entry(11, table=[{"start": 0, "length": 500000, "target": "linear", "params": pv + " 0"}])  # the PV
 import os
 entry(12, table=good["table"] + [{"start": 16384, "length": 8, "target": "linear",
                                   "params": os.environ["NOTAPV"] + " 0"}])  # not a PV
-entry(13, uuid="")                                                         # removed nothing:
-print(json.dumps({"id": 14, "time": good["time"], "host": "h", "pid": 1, "event": "outcome",
-                  "of": 13, "result": "refused", "detail": "x"}))
+entry(13, outcome="refused", uuid="")                                      # removed nothing
+entry(15, outcome=None)                                                    # no outcome at all
 PY
-for id in 10 11 12 13; do capture restore_$id "$DMHEAL" --json restore $id; done
+for id in 10 11 12 13 15; do capture restore_$id "$DMHEAL" --json restore $id; done
 dm_state "$DM_NAME" > "$OUT/state.forged"
 # The LV's extents go to another LV: the entry is stale.
 lvremove -q -y "$VG/$LV" > /dev/null
@@ -92,6 +94,7 @@ def test_restore_recreates_only_what_lvm_gives_the_lv_today(kernel, dmheal_bin):
         "restore_11": "does not give",
         "restore_12": "not a PV",
         "restore_13": "changed nothing",
+        "restore_15": "no outcome",
         "restore_stale": "no LV",
     }
     for case, why in reasons.items():

@@ -10,7 +10,7 @@ use crate::dm::{DevNum, DeviceMapper, DmDevice};
 use crate::error::Result;
 use crate::ids::{DmName, Uuid, VgName};
 use crate::kernel::{self, Holder, Mount, Opener};
-use crate::lvm::{self, LvmView, SrVolume, VgReport};
+use crate::lvm::{self, LvmView, SrVolume, TablePvs, VgReport};
 use crate::sm::refcount::{self, Refcount};
 use crate::tapdisk::{self, TapdiskView};
 use crate::xapi::{self, session::Connection, XapiView};
@@ -328,6 +328,7 @@ impl Gathered<'_> {
             proc_unreadable: k.proc_unreadable,
             lvm: None,
             uuid_owner: None,
+            table_pvs: TablePvs::NotChecked,
             tapdisk: TapdiskFacts::NotChecked,
             refcount: Refcount::NotApplicable,
             xapi: XapiView::NotApplicable,
@@ -353,6 +354,12 @@ impl Gathered<'_> {
             .device
             .as_ref()
             .and_then(|d| report.other_owner(&d.uuid, &n.vg, &n.lv));
+        let owned = matches!(&f.lvm, Some(LvmView::Lv(lv))
+            if f.device.as_ref().is_some_and(|d| lv.expected_dm_uuid() == d.uuid));
+        f.table_pvs = match f.device.as_ref().and_then(|d| d.table.as_deref()) {
+            Some(table) if !owned => report.table_on_vg(&n.vg, table),
+            _ => TablePvs::NotChecked,
+        };
         f.tapdisk = match &taps {
             TapdiskView::Listed { tapdisks } => {
                 // The paths that would name this volume, formatted once per volume.

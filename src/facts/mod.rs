@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::dm::DmDevice;
 use crate::ids::{DmName, Uuid};
 use crate::kernel::{Holder, Mount, Opener};
-use crate::lvm::{LvmDmName, LvmView};
+use crate::lvm::{LvmDmName, LvmView, TablePvs};
 use crate::sm::Refcount;
 use crate::tapdisk::Tapdisk;
 use crate::xapi::XapiView;
@@ -59,6 +59,9 @@ pub struct Facts {
     /// Another LV (`vg/lv`) whose LVM DM uuid this mapping carries, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uuid_owner: Option<String>,
+    /// Whether the mapping's table maps only PVs of the VG its name says (for mappings that
+    /// are not LVM's own).
+    pub table_pvs: TablePvs,
     pub tapdisk: TapdiskFacts,
     pub refcount: Refcount,
     pub xapi: XapiView,

@@ -37,6 +37,17 @@ pub fn table_devices(table: &[TableLine]) -> Vec<DevNum> {
     out
 }
 
+/// What reading some devices for a VG found.
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// The VG's metadata with the highest seqno among them.
+    pub best: Option<VgMetadata>,
+    /// The devices that are PVs of the VG, with their PV uuids (no dashes).
+    pub pvs: Vec<(DevNum, String)>,
+    /// What each other device is, or why it could not be read.
+    pub why: Vec<(DevNum, String)>,
+}
+
 /// Where to find block devices: sysfs for names, /dev for nodes (tests point both elsewhere).
 #[derive(Clone, Debug)]
 pub struct PvReader {
@@ -66,34 +77,45 @@ impl PvReader {
         devices: &[DevNum],
         filter: Option<&LvFilter>,
     ) -> Result<(VgMetadata, Vec<(DevNum, String)>), String> {
-        if devices.is_empty() {
-            return Err("no device under the VG's mappings to read".into());
+        let s = self.survey(vg, devices, filter);
+        match s.best {
+            Some(b) => Ok((b, s.pvs)),
+            None if devices.is_empty() => Err("no device under the VG's mappings to read".into()),
+            None => Err(s
+                .why
+                .iter()
+                .map(|(d, w)| format!("{d}: {w}"))
+                .collect::<Vec<_>>()
+                .join("; ")),
         }
-        let mut best: Option<VgMetadata> = None;
-        let mut pvs = Vec::new();
-        let mut why = Vec::new();
+    }
+
+    /// Every one of `devices` read: the VG's newest metadata among them, which of them are its
+    /// PVs, and what each other one is (another VG's PV, no label, unreadable).
+    pub fn survey(&self, vg: &str, devices: &[DevNum], filter: Option<&LvFilter>) -> Survey {
+        let mut s = Survey::default();
         for dev in devices {
             match self.read_device(*dev, filter) {
                 Ok((pv_uuid, copies)) => {
                     let mut of_vg = false;
                     for copy in copies {
                         if copy.name != vg {
-                            why.push(format!("{dev} is a PV of VG {}", copy.name));
+                            s.why.push((*dev, format!("a PV of VG {}", copy.name)));
                             continue;
                         }
                         of_vg = true;
-                        if best.as_ref().is_none_or(|b| copy.seqno > b.seqno) {
-                            best = Some(copy);
+                        if s.best.as_ref().is_none_or(|b| copy.seqno > b.seqno) {
+                            s.best = Some(copy);
                         }
                     }
                     if of_vg {
-                        pvs.push((*dev, pv_uuid));
+                        s.pvs.push((*dev, pv_uuid));
                     }
                 }
-                Err(e) => why.push(format!("{dev}: {e}")),
+                Err(e) => s.why.push((*dev, e)),
             }
         }
-        best.map(|b| (b, pvs)).ok_or_else(|| why.join("; "))
+        s
     }
 
     /// Every VG metadata copy on one device whose label names it as a PV of that VG. The

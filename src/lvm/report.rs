@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dm::{DevNum, TableLine};
 use crate::external_tool::{self, CommandError};
 use crate::ids::{LvName, VgName};
 
@@ -84,6 +85,63 @@ pub fn parse(json: &str) -> Result<Vec<LvRecord>, String> {
     Ok(lvs)
 }
 
+/// Whether a mapping's table maps only PVs of its LV's volume group. A mapping at an SR LV's
+/// name that maps another VG's PV (or a device that is no PV at all) is not that LV's ghost,
+/// whatever its name says: it is never removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TablePvs {
+    /// Not looked at: no table read, or LVM's own mapping.
+    NotChecked,
+    /// Every line is linear or striped onto devices that are PVs of the VG.
+    OnVg,
+    /// A line maps something else (said).
+    Elsewhere { why: String },
+    /// The VG's PVs could not be listed (said).
+    Unverified { why: String },
+}
+
+#[derive(Deserialize)]
+struct PvReport {
+    report: Vec<PvSection>,
+}
+
+#[derive(Deserialize)]
+struct PvSection {
+    #[serde(default)]
+    pv: Vec<PvRow>,
+}
+
+#[derive(Deserialize)]
+struct PvRow {
+    pv_major: String,
+    pv_minor: String,
+    #[serde(default)]
+    vg_name: String,
+}
+
+/// Parse `pvs --reportformat json -o pv_major,pv_minor,vg_name`: each VG's PV devices.
+pub fn parse_pvs(json: &str) -> Result<HashMap<String, HashSet<DevNum>>, String> {
+    let report: PvReport =
+        serde_json::from_str(json).map_err(|e| format!("unexpected pvs JSON: {e}"))?;
+    let mut out: HashMap<String, HashSet<DevNum>> = HashMap::new();
+    for row in report.report.into_iter().flat_map(|s| s.pv) {
+        let (Ok(major), Ok(minor)) = (row.pv_major.trim().parse(), row.pv_minor.trim().parse())
+        else {
+            return Err(format!(
+                "pvs printed device {:?}:{:?}",
+                row.pv_major, row.pv_minor
+            ));
+        };
+        if !row.vg_name.is_empty() {
+            out.entry(row.vg_name)
+                .or_default()
+                .insert(DevNum { major, minor });
+        }
+    }
+    Ok(out)
+}
+
 /// LVM's view of one LV, or why there is none.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -107,6 +165,24 @@ pub struct Lvs {
 }
 
 impl Lvs {
+    /// `pvs`, beside `lvs` (same directory, or the same PATH lookup).
+    fn pvs_program(&self) -> String {
+        match self.program.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/pvs"),
+            None => "pvs".into(),
+        }
+    }
+
+    /// Every VG's PV devices, as `pvs` reports them (one run for the host).
+    pub fn pv_devices(&self) -> Result<HashMap<String, HashSet<DevNum>>, String> {
+        let program = self.pvs_program();
+        let args = ["--reportformat", "json", "-o", "pv_major,pv_minor,vg_name"];
+        let out = external_tool::run(&program, &args, self.timeout)
+            .and_then(|o| o.success(&program))
+            .map_err(|e| e.to_string())?;
+        parse_pvs(&out.stdout)
+    }
+
     fn run(&self, vgs: &[&str]) -> Result<external_tool::Output, CommandError> {
         let mut args = vec!["--reportformat", "json", "--units", "b", "-o", FIELDS];
         args.extend_from_slice(vgs);
@@ -157,6 +233,15 @@ pub struct VgReport {
     vgs: HashSet<String>,
     /// Why a VG's metadata could not be read from its PVs (those VGs were asked of `lvs`).
     pub metadata_failures: HashMap<String, String>,
+    /// The devices known to be PVs of each VG (their labels and metadata say so, or `pvs`).
+    pub pv_devices: HashMap<String, HashSet<DevNum>>,
+    /// What a device that is not known as a PV of the VG read for it is (another VG's PV,
+    /// no label, unreadable).
+    pub not_pv: HashMap<DevNum, String>,
+    /// VGs whose PVs could not be listed at all, and why.
+    pub pvs_unknown: HashMap<String, String>,
+    /// Each VG's uuid (from its metadata, or from `lvs`).
+    pub vg_uuids: HashMap<String, String>,
 }
 
 impl VgReport {
@@ -187,6 +272,9 @@ impl VgReport {
             if !self.vgs.contains(&r.vg_name) {
                 self.vgs.insert(r.vg_name.clone());
             }
+            if !self.vg_uuids.contains_key(&r.vg_name) {
+                self.vg_uuids.insert(r.vg_name.clone(), r.vg_uuid.clone());
+            }
         }
         self.by_name = by_name;
         self.by_dm_uuid = by_dm_uuid;
@@ -206,6 +294,7 @@ impl VgReport {
         let mut report = lvs.unwrap_or_default();
         for vg in metadata {
             report.vgs.insert(vg.name.clone());
+            report.vg_uuids.insert(vg.name.clone(), vg.id.clone());
             for lv in vg.lvs {
                 report.records.push(LvRecord {
                     vg_name: vg.name.clone(),
@@ -262,16 +351,68 @@ impl VgReport {
             .map(|r| r.expected_dm_uuid())
     }
 
-    /// The LV (`vg/lv`) whose LVM DM uuid `dm_uuid` is, when it is another LV than `vg/lv`:
-    /// a mapping carrying another volume's identity.
+    /// Whose LVM DM uuid `dm_uuid` is, when it is not `vg/lv`'s and not a stale uuid of this
+    /// VG (an LV of `vg` since removed or re-created): another LV (`vg/lv`), or an LV of
+    /// another volume group — a mapping carrying another volume's identity.
     pub fn other_owner(&self, dm_uuid: &str, vg: &VgName, lv: &LvName) -> Option<String> {
-        let i = self
+        if let Ok(i) = self
             .by_dm_uuid
             .binary_search_by(|i| dm_uuid_bytes(&self.records[*i]).cmp(dm_uuid.bytes()))
-            .ok()?;
-        let r = &self.records[self.by_dm_uuid[i]];
-        (r.vg_name != vg.as_str() || r.lv_name != lv.as_str())
-            .then(|| format!("{}/{}", r.vg_name, r.lv_name))
+        {
+            let r = &self.records[self.by_dm_uuid[i]];
+            return (r.vg_name != vg.as_str() || r.lv_name != lv.as_str())
+                .then(|| format!("LV {}/{}", r.vg_name, r.lv_name));
+        }
+        let lv_part = dm_uuid.strip_prefix("LVM-")?;
+        let ours = self.vg_uuids.get(vg.as_str()).map(|u| u.replace('-', ""));
+        match ours {
+            Some(u) if lv_part.len() > u.len() && lv_part.starts_with(&u) => None,
+            Some(u) => Some(format!(
+                "an LV of another volume group (the uuid's VG part is not {vg}'s {u})"
+            )),
+            None => Some(format!(
+                "an LV LVM cannot place ({vg}'s own uuid is not known)"
+            )),
+        }
+    }
+
+    /// Whether `table` maps only PVs of `vg`.
+    pub fn table_on_vg(&self, vg: &VgName, table: &[TableLine]) -> TablePvs {
+        if let Some(l) = table
+            .iter()
+            .find(|l| l.target != "linear" && l.target != "striped")
+        {
+            return TablePvs::Elsewhere {
+                why: format!(
+                    "its table has a {} line, not a linear map of a PV",
+                    l.target
+                ),
+            };
+        }
+        let devices = super::table_devices(table);
+        if devices.is_empty() {
+            return TablePvs::Elsewhere {
+                why: "its table maps no device".into(),
+            };
+        }
+        let known = self.pv_devices.get(vg.as_str());
+        for dev in devices {
+            if known.is_some_and(|k| k.contains(&dev)) {
+                continue;
+            }
+            if let Some(why) = self.pvs_unknown.get(vg.as_str()) {
+                return TablePvs::Unverified {
+                    why: format!("whether {dev} is a PV of {vg} is unknown: {why}"),
+                };
+            }
+            return TablePvs::Elsewhere {
+                why: match self.not_pv.get(&dev) {
+                    Some(what) => format!("it maps {dev}, which is not a PV of {vg} ({what})"),
+                    None => format!("it maps {dev}, which is not a PV of {vg}"),
+                },
+            };
+        }
+        TablePvs::OnVg
     }
 }
 
@@ -339,7 +480,7 @@ mod tests {
             report
                 .other_owner("LVM-K2BweQUkrIAAAABBBB", &vg, &lv("VHD-cc"))
                 .as_deref(),
-            Some("VG_XenStorage-aaaa/VHD-dd")
+            Some("LV VG_XenStorage-aaaa/VHD-dd")
         );
         assert_eq!(
             report.other_owner("LVM-K2BweQUkrIAAAABBBB", &vg, &lv("VHD-dd")),
@@ -376,7 +517,7 @@ mod tests {
             let other = LvName::new("VHD-none").unwrap();
             assert_eq!(
                 report.other_owner(&uuid, &vg, &other),
-                Some(format!("{}/{}", r.vg_name, r.lv_name))
+                Some(format!("LV {}/{}", r.vg_name, r.lv_name))
             );
         }
         let vg = VgName::new("VG_XenStorage-1").unwrap();
@@ -384,10 +525,68 @@ mod tests {
             report.view(&vg, &LvName::new("VHD-none").unwrap()),
             LvmView::LvMissing
         );
-        assert_eq!(
-            report.other_owner("LVM-nothing", &vg, &LvName::new("VHD-0001").unwrap()),
-            None
+        // A uuid of this VG that no LV has (one removed or re-created) is stale: no owner.
+        let lv1 = LvName::new("VHD-0001").unwrap();
+        assert_eq!(report.other_owner("LVM-V1stale", &vg, &lv1), None);
+        // Any other LVM uuid is another volume group's LV.
+        assert!(report
+            .other_owner("LVM-nothing", &vg, &lv1)
+            .is_some_and(|o| o.contains("another volume group")));
+        assert!(report
+            .other_owner("LVM-V2stale", &vg, &lv1)
+            .is_some_and(|o| o.contains("another volume group")));
+    }
+
+    #[test]
+    fn only_a_linear_map_of_the_vgs_own_pvs_is_on_the_vg() {
+        let vg = VgName::new("VG_XenStorage-1").unwrap();
+        let mut report = VgReport::default();
+        report.pv_devices.insert(
+            vg.to_string(),
+            [DevNum {
+                major: 98,
+                minor: 0,
+            }]
+            .into(),
         );
+        report.not_pv.insert(
+            DevNum {
+                major: 98,
+                minor: 16,
+            },
+            "a PV of VG dom0vg".into(),
+        );
+        let line = |target: &str, params: &str| TableLine {
+            start: 0,
+            length: 8,
+            target: target.into(),
+            params: params.into(),
+        };
+        assert_eq!(
+            report.table_on_vg(&vg, &[line("linear", "98:0 2048")]),
+            TablePvs::OnVg
+        );
+        for (table, says) in [
+            (vec![line("linear", "98:16 0")], "a PV of VG dom0vg"),
+            (
+                vec![line("linear", "98:0 2048"), line("linear", "7:0 0")],
+                "7:0",
+            ),
+            (vec![line("zero", "")], "zero"),
+            (vec![line("error", "")], "error"),
+        ] {
+            match report.table_on_vg(&vg, &table) {
+                TablePvs::Elsewhere { why } => assert!(why.contains(says), "{why}"),
+                other => panic!("{table:?}: {other:?}"),
+            }
+        }
+        report
+            .pvs_unknown
+            .insert(vg.to_string(), "pvs is not installed".into());
+        assert!(matches!(
+            report.table_on_vg(&vg, &[line("linear", "7:0 0")]),
+            TablePvs::Unverified { .. }
+        ));
     }
 
     #[test]

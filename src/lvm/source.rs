@@ -2,7 +2,7 @@
 //! process), or from `lvs` — for the VGs whose metadata could not be read, or everywhere when
 //! configured so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,15 +47,35 @@ pub fn read(
 ) -> VgReport {
     let mut from_metadata = Vec::new();
     let mut need_lvs: Vec<&VgName> = Vec::new();
-    let mut failures = std::collections::HashMap::new();
+    let mut failures = HashMap::new();
+    let mut pv_devices: HashMap<String, HashSet<DevNum>> = HashMap::new();
+    let mut not_pv: HashMap<DevNum, String> = HashMap::new();
     for (vg, devices) in vgs {
         if how == LvmReader::Lvs {
             need_lvs.push(vg);
             continue;
         }
-        match pvs.read_vg(vg.as_str(), devices, filter) {
-            Ok(metadata) => from_metadata.push(metadata),
-            Err(why) => {
+        // Every device under the VG's mappings is read: which of them are its PVs is what
+        // tells a mapping of this VG from one that only has an SR LV's name.
+        let survey = pvs.survey(vg.as_str(), devices, filter);
+        pv_devices
+            .entry(vg.to_string())
+            .or_default()
+            .extend(survey.pvs.iter().map(|(d, _)| *d));
+        not_pv.extend(survey.why.iter().cloned());
+        match survey.best {
+            Some(metadata) => from_metadata.push(metadata),
+            None => {
+                let why = if devices.is_empty() {
+                    "no device under the VG's mappings to read".to_string()
+                } else {
+                    survey
+                        .why
+                        .iter()
+                        .map(|(d, w)| format!("{d}: {w}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
                 tracing::info!(
                     vg = vg.as_str(),
                     why,
@@ -66,9 +86,31 @@ pub fn read(
             }
         }
     }
-    // `lvs` is made now, with what is left of the deadline after the PV reads.
-    let fallback = (!need_lvs.is_empty()).then(|| lvs().of_vgs(&need_lvs));
+    // `lvs` (and `pvs`, for the PVs of what it reads) now, with what is left of the deadline
+    // after the PV reads.
+    let mut pvs_unknown = HashMap::new();
+    let fallback = (!need_lvs.is_empty()).then(|| {
+        let lvs = lvs();
+        match lvs.pv_devices() {
+            Ok(all) => {
+                for vg in &need_lvs {
+                    if let Some(d) = all.get(vg.as_str()) {
+                        pv_devices.entry(vg.to_string()).or_default().extend(d);
+                    }
+                }
+            }
+            Err(why) => {
+                for vg in &need_lvs {
+                    pvs_unknown.insert(vg.to_string(), why.clone());
+                }
+            }
+        }
+        lvs.of_vgs(&need_lvs)
+    });
     let mut report = VgReport::combine(from_metadata, fallback);
     report.metadata_failures = failures;
+    report.pv_devices = pv_devices;
+    report.not_pv = not_pv;
+    report.pvs_unknown = pvs_unknown;
     report
 }

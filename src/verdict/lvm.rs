@@ -4,7 +4,7 @@
 use super::{reason, Layer, Reason, Signal};
 use crate::dm::DmDevice;
 use crate::facts::Facts;
-use crate::lvm::LvmView;
+use crate::lvm::{LvmView, TablePvs};
 
 /// Whether the mapping carries exactly the uuid LVM gives its LV: LVM's own, live mapping,
 /// healthy whatever else (decided once; the device-mapper layer and the summary use it too).
@@ -16,9 +16,20 @@ pub(super) fn owned(f: &Facts, dev: &DmDevice) -> bool {
 pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason> {
     use Signal::*;
     let mut rs: Vec<Reason> = Vec::new();
-    // LVM.
+    let other_lv = |owner: &str| {
+        reason(
+            Layer::Lvm,
+            Suspicious,
+            "lvm_other_lv",
+            "uuid of another LV",
+            format!("the mapping carries the identity of {owner}, not of this LV: never removed"),
+        )
+    };
     match &f.lvm {
         None => {}
+        Some(LvmView::LvMissing) if f.uuid_owner.is_some() => {
+            rs.push(other_lv(f.uuid_owner.as_deref().unwrap_or_default()))
+        }
         Some(LvmView::Lv(lv)) => {
             let expected = lv.expected_dm_uuid();
             if lvm_owned {
@@ -38,15 +49,7 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
                     "the uuid is LVM's for this LV plus a suffix: an LVM internal layer",
                 ));
             } else if let Some(owner) = &f.uuid_owner {
-                rs.push(reason(
-                    Layer::Lvm,
-                    Suspicious,
-                    "lvm_other_lv",
-                    "uuid of another LV",
-                    format!(
-                        "the mapping carries the identity of LV {owner}: a rename in progress?"
-                    ),
-                ));
+                rs.push(other_lv(owner));
             } else if lv.active {
                 rs.push(reason(
                     Layer::Lvm,
@@ -82,6 +85,31 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
             format!("LVM could not be read: {why}"),
         )),
     }
+    // What the mapping maps: only a mapping onto the VG's own PVs can be its LV's ghost.
+    match &f.table_pvs {
+        TablePvs::NotChecked => {}
+        TablePvs::OnVg => rs.push(reason(
+            Layer::Lvm,
+            Clear,
+            "lvm_table_on_vg",
+            "maps the VG's PVs",
+            "its table maps only PVs of this volume group",
+        )),
+        TablePvs::Elsewhere { why } => rs.push(reason(
+            Layer::Lvm,
+            Suspicious,
+            "lvm_table_elsewhere",
+            "maps outside the VG",
+            format!("{why}: not this LV's mapping, whatever its name; never removed"),
+        )),
+        TablePvs::Unverified { why } => rs.push(reason(
+            Layer::Lvm,
+            Suspicious,
+            "lvm_table_unverified",
+            "PVs unknown",
+            format!("{why}; a mapping not proven to map this VG is never removed"),
+        )),
+    }
     rs
 }
 
@@ -90,7 +118,7 @@ mod tests {
     use super::super::testing::*;
     use super::super::{from_facts, Layer, Signal, Verdict};
     use crate::facts::Facts;
-    use crate::lvm::LvmView;
+    use crate::lvm::{LvmView, TablePvs};
 
     #[test]
     fn an_inactive_or_deleted_lv_allows_a_ghost() {
@@ -130,7 +158,32 @@ mod tests {
                     "lvm_other_lv",
                     Box::new(|f: &mut Facts| {
                         device(f).uuid = "LVM-other".into();
-                        f.uuid_owner = Some("vg/other".into());
+                        f.uuid_owner = Some("LV vg/other".into());
+                    }),
+                ),
+                (
+                    "lvm_other_lv",
+                    Box::new(|f: &mut Facts| {
+                        // Deleted LV, and the mapping is another VG's live LV renamed here.
+                        f.lvm = Some(LvmView::LvMissing);
+                        device(f).uuid = "LVM-elsewhere".into();
+                        f.uuid_owner = Some("an LV of another volume group".into());
+                    }),
+                ),
+                (
+                    "lvm_table_elsewhere",
+                    Box::new(|f: &mut Facts| {
+                        f.table_pvs = TablePvs::Elsewhere {
+                            why: "it maps 98:16, which is not a PV".into(),
+                        }
+                    }),
+                ),
+                (
+                    "lvm_table_unverified",
+                    Box::new(|f: &mut Facts| {
+                        f.table_pvs = TablePvs::Unverified {
+                            why: "pvs failed".into(),
+                        }
                     }),
                 ),
             ],

@@ -50,6 +50,7 @@ pub(super) fn ghost() -> Facts {
         proc_unreadable: None,
         lvm: Some(LvmView::Lv(lv_record("-wi-------"))),
         uuid_owner: None,
+        table_pvs: crate::lvm::TablePvs::OnVg,
         tapdisk: TapdiskFacts::Listed {
             naming_this: vec![],
         },

@@ -58,8 +58,9 @@ class Result(object):
         return os.path.exists(os.path.join(self.out_dir, name))
 
 
-def run(script, dmheal_bin, timeout=180, env=None, keep=False, disk_mb=256):
-    """Boot a kernel, run `script` (bash) with the prelude, return a Result."""
+def run(script, dmheal_bin, timeout=180, env=None, keep=False, disk_mb=256, second_disk_mb=0):
+    """Boot a kernel, run `script` (bash) with the prelude, return a Result. `second_disk_mb`:
+    also attach /dev/ubdb (a disk of another VG, or no PV at all)."""
     work = tempfile.mkdtemp(prefix="dmheal-uml-")
     out_dir = os.path.join(work, "out")
     os.makedirs(out_dir)
@@ -69,6 +70,11 @@ def run(script, dmheal_bin, timeout=180, env=None, keep=False, disk_mb=256):
     disk = os.path.join(work, "disk.img")
     with open(disk, "wb") as f:
         f.truncate(disk_mb * 1024 * 1024)
+    disks = ["ubd0=" + disk]
+    if second_disk_mb:
+        with open(disk + ".b", "wb") as f:
+            f.truncate(second_disk_mb * 1024 * 1024)
+        disks.append("ubd1=" + disk + ".b")
 
     exports = {
         "OUT": out_dir,
@@ -106,7 +112,7 @@ def run(script, dmheal_bin, timeout=180, env=None, keep=False, disk_mb=256):
         "rootfstype=hostfs",
         "rootflags=/",
         "rw",
-        "ubd0=" + disk,
+    ] + disks + [
         "init=" + init,
         "con=null",
         "con0=fd:0,fd:1",

@@ -1,0 +1,119 @@
+"""A mapping is its LV's only if it maps its VG — on the real kernel, with a second disk that is
+another VG's PV. Found by an adversary of the heal (issue 13's safety rules):
+
+* another volume group's live LV, renamed under an inactive SR LV's DM name, carries an LVM uuid
+  no LV of the SR VG has: it was taken for a stale uuid and removed. Now the uuid's VG part and
+  the table's devices must both be the SR VG's, or it is suspicious — with either LVM reader;
+* a uuid-less mapping at an SR LV's name onto another VG's PV, or mapping no device at all;
+* `restore` of a removal entry that has no outcome (nothing proves it removed anything), and of
+  a forged entry that would give back a sibling LV's identity over this LV's extents.
+"""
+
+import json
+
+import uml
+
+SIB = "11111111-2222-4333-8444-555555555555"
+
+SCRIPT = r"""
+make_sr_vg
+add_lv "$VG" "VHD-%(sib)s"
+lvchange -q -an "$VG/$LV"
+pvcreate -q -y /dev/ubdb >/dev/null
+vgcreate -q -s 4m dom0vg /dev/ubdb >/dev/null
+lvcreate -q -y -n data -L 8m dom0vg >/dev/null
+N2=$(dm_name_of dom0vg data)
+dmsetup info -c --noheadings -o uuid "$N2" > "$OUT/foreign.uuid"
+
+# 1. Another VG's live, unopened LV under our LV's name.
+dmsetup rename "$N2" "$DM_NAME"
+for reader in metadata lvs; do
+    capture "foreign_$reader" "$DMHEAL" --lvm-reader "$reader" --json heal "$DM_NAME" --apply
+done
+dm_state "$DM_NAME" > "$OUT/foreign.after"
+dmsetup rename "$DM_NAME" "$N2"
+lv_attr dom0vg data > "$OUT/foreign.attr"
+
+# 2. No uuid, our name, a table onto dom0vg's PV; then a table that maps no device.
+dmsetup create "$DM_NAME" --table "0 8192 linear /dev/ubdb 2048"
+capture onto_other_pv "$DMHEAL" --json heal "$DM_NAME" --apply
+dm_state "$DM_NAME" > "$OUT/onto_other_pv.after"
+dmsetup remove "$DM_NAME"
+dmsetup create "$DM_NAME" --table "0 8192 error"
+capture no_device "$DMHEAL" --json heal "$DM_NAME" --apply
+dm_state "$DM_NAME" > "$OUT/no_device.after"
+dmsetup remove "$DM_NAME"
+
+# 3. and 4. Forged journals: a removal without an outcome; a sibling's identity.
+lvchange -q -ay "$VG/$LV" "$VG/VHD-%(sib)s"
+T=$(dmsetup table "$DM_NAME")
+SU=$(dmsetup info -c --noheadings -o uuid "$(dm_name_of "$VG" "VHD-%(sib)s")")
+lvchange -q -an "$VG/$LV" "$VG/VHD-%(sib)s"
+J=/run/dmheal/journal.jsonl
+forge() {  # forge UUID WITH_OUTCOME
+    "$SIMPY" - "$DM_NAME" "$1" "$T" "$2" > $J <<'PY'
+import json, sys
+name, uuid, line, outcome = sys.argv[1], sys.argv[2], sys.argv[3].split(" ", 3), sys.argv[4]
+print(json.dumps({"id": 1, "time": "2026-01-01T00:00:00Z", "host": "h", "pid": 1, "event": "removal",
+  "dm_name": name, "uuid": uuid, "dev": {"major": 254, "minor": 9}, "read_only": False,
+  "table": [{"start": int(line[0]), "length": int(line[1]), "target": line[2], "params": line[3]}],
+  "inspection": None}))
+if outcome == "yes":
+    print(json.dumps({"id": 2, "time": "2026-01-01T00:00:00Z", "host": "h", "pid": 1, "event": "outcome",
+      "of": 1, "result": "removed", "detail": "", "removed_uuid": None}))
+PY
+    chmod 600 $J
+}
+forge "" no
+capture no_outcome "$DMHEAL" --json restore 1
+dm_state "$DM_NAME" > "$OUT/no_outcome.after"
+forge "$SU" yes
+capture sibling "$DMHEAL" --json restore 1
+dm_state "$DM_NAME" > "$OUT/sibling.after"
+forge "" yes
+capture honest "$DMHEAL" --json restore 1
+dm_state "$DM_NAME" > "$OUT/honest.after"
+"""
+
+
+def reasons(out):
+    return {x["code"]: x for x in out["inspection"]["reasons"]}
+
+
+def test_only_a_mapping_of_the_vg_is_its_lvs_ghost_and_only_its_own_identity_comes_back(
+        kernel, dmheal_bin):
+    r = kernel.run(SCRIPT % {"sib": SIB}, dmheal_bin, timeout=300, second_disk_mb=64)
+    assert r.rc == 0, r.output
+
+    # 1. Never removed, with either reader; LVM still sees dom0vg/data active afterwards.
+    for reader in ("metadata", "lvs"):
+        out = json.loads(r.file("foreign_%s.out" % reader))
+        assert out["action"] == "refused", (reader, out["message"])
+        assert out["inspection"]["verdict"] == "suspicious"
+        codes = reasons(out)
+        assert "lvm_other_lv" in codes and "another volume group" in codes["lvm_other_lv"]["message"]
+        assert "lvm_table_elsewhere" in codes, (reader, sorted(codes))
+        assert int(r.file("foreign_%s.rc" % reader)) == 5
+    assert r.file("foreign.after").split()[1] == r.file("foreign.uuid").strip()
+    assert r.file("foreign.attr").strip()[4] == "a"
+
+    # 2. Onto another VG's PV, or onto nothing: never removed, and the reason names it.
+    out = json.loads(r.file("onto_other_pv.out"))
+    assert out["action"] == "refused"
+    assert "a PV of VG dom0vg" in reasons(out)["lvm_table_elsewhere"]["message"]
+    assert r.file("onto_other_pv.after").strip() != "absent"
+    out = json.loads(r.file("no_device.out"))
+    assert out["action"] == "refused" and "error line" in reasons(out)["lvm_table_elsewhere"]["message"]
+    assert r.file("no_device.after").strip() != "absent"
+
+    # 3. No outcome: nothing proves the entry removed anything.
+    assert int(r.file("no_outcome.rc")) == 1
+    assert "no outcome" in r.file("no_outcome.out"), r.file("no_outcome.out")
+    assert r.file("no_outcome.after").strip() == "absent"
+    # 4. A sibling's identity over this LV's extents is never given back.
+    assert int(r.file("sibling.rc")) == 1
+    assert "VHD-%s" % SIB in r.file("sibling.out"), r.file("sibling.out")
+    assert r.file("sibling.after").strip() == "absent"
+    # The same entry without the forged uuid restores: the checks refuse only what they should.
+    assert int(r.file("honest.rc")) == 0, r.file("honest.out") + r.file("honest.err")
+    assert r.file("honest.after").split()[0] == uml.DM_NAME
