@@ -35,6 +35,8 @@ pub struct Config {
     /// the VDI is then its own, not a sign of use.
     pub activating: bool,
     pub xapi: XapiConfig,
+    /// Create xapi messages for ghosts removed and found (off: DMHEAL_XAPI_MESSAGES=off).
+    pub xapi_messages: bool,
     /// When the whole operation must be over (the SM hook's budget inside a VM start): every
     /// wait is cut to it, and no removal starts after it.
     pub deadline: Option<Instant>,
@@ -132,6 +134,10 @@ impl Config {
             in_sm_process: o.in_sm_process,
             activating: o.activating,
             xapi,
+            xapi_messages: !matches!(
+                env("DMHEAL_XAPI_MESSAGES").as_deref(),
+                Some("off") | Some("0") | Some("no")
+            ),
             deadline,
         })
     }

@@ -16,6 +16,7 @@ use crate::journal::{Event, Journal};
 use crate::results::Inspection;
 use crate::sm::lock::{self, SmLockKind};
 use crate::verdict::Verdict;
+use crate::xapi::messages::{self, Message};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -230,6 +231,22 @@ fn remove_guarded(
             "{message}; the outcome could not be journalled ({}), so `dmheal restore {id}` will refuse: the table to recreate it is in journal entry {id}",
             e.chain()
         );
+    }
+    // The locks go first: telling the pool must not hold up SM's LVM work.
+    drop(journal);
+    drop(_sm_lock);
+    if let (Action::Removed, Some(vdi)) = (action, &now.facts.vdi) {
+        host.announce(&[Message {
+            name: messages::GHOST_REMOVED,
+            priority: messages::PRIORITY_INFO,
+            vdi_uuid: vdi.to_string(),
+            body: format!(
+                "dmheal removed a ghost device-mapper mapping of this VDI on host {}: {name}. \
+                 SM can activate the VDI there again. Journal entry {id} on that host holds \
+                 what was removed; `dmheal restore {id}` there recreates it.",
+                host.describe()
+            ),
+        }]);
     }
     Ok(HealOutcome {
         action,

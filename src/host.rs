@@ -12,6 +12,8 @@ use crate::facts::KernelSearch;
 use crate::ids::{DmName, LvName, Target, Uuid};
 use crate::lvm;
 use crate::results::{Inspection, Scan, ScanCounts, ScanSummary};
+use crate::verdict::Verdict;
+use crate::xapi::messages::{self, Message};
 use crate::xapi::session::Connection;
 use crate::xapi::{self, XapiView};
 
@@ -32,6 +34,39 @@ impl Host {
     pub fn new(config: Config, dm: Box<dyn DeviceMapper>) -> Self {
         let xapi = xapi::Session::new(config.xapi.clone());
         Host { config, dm, xapi }
+    }
+
+    /// Tell the pool (xapi messages on the VDIs), best effort and rate-limited: only where this
+    /// operation already has a xapi session, and bounded by what is left of its time (at most
+    /// two seconds: a VM start waits on the hook).
+    pub fn announce(&self, messages: &[xapi::messages::Message]) {
+        if messages.is_empty() || !self.config.xapi_messages || self.config.out_of_time() {
+            return;
+        }
+        let Connection::Up { client, .. } = self.xapi.connection(|t| self.config.within(t)) else {
+            return;
+        };
+        let Some(session) = client.session() else {
+            return;
+        };
+        let quick = xapi::Xapi::new(
+            client.endpoint.clone(),
+            self.config.within(std::time::Duration::from_secs(2)),
+        )
+        .with_session(session.to_string());
+        let state = xapi::messages::state_path(&self.config.journal);
+        xapi::messages::send(&quick, &state, messages);
+    }
+
+    /// This host, as a message names it.
+    pub fn describe(&self) -> String {
+        let name = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "this host".into());
+        match self.config.xapi.this_host() {
+            Some(uuid) => format!("{name} ({uuid})"),
+            None => name,
+        }
     }
 
     /// xapi's view of each VDI from this host, on the host's session.
@@ -207,18 +242,49 @@ impl Host {
             inactive_lvs: inactive_lvs.len(),
             ..Default::default()
         };
+        let mut found = Vec::new();
         for k in std::mem::take(&mut gathered.mappings) {
             let f = gathered.complete(k)?;
             let m = Inspection::new(f.dm_name.to_string(), f);
             counts.add(m.verdict);
+            if let (Verdict::Ghost, Some(vdi)) = (m.verdict, &m.facts.vdi) {
+                found.push(ghost_found(
+                    &self.describe(),
+                    &self.config.xapi.this_host(),
+                    vdi,
+                    &m.dm_name,
+                ));
+            }
             each(m)?;
         }
         clock.lap("scan: decided");
+        drop(gathered);
+        self.announce(&found);
         Ok(ScanSummary {
             counts,
             inactive_lvs,
             lvm_error,
         })
+    }
+}
+
+/// The message a scan's ghost gives: warning, with the command that heals it.
+fn ghost_found(host: &str, host_uuid: &Option<String>, vdi: &Uuid, dm_name: &str) -> Message {
+    let heal = match host_uuid {
+        Some(h) => format!(
+            "xe host-call-plugin host-uuid={h} plugin=dmheal fn=heal args:vdi_uuid={vdi} args:apply=true"
+        ),
+        None => format!("dmheal heal {vdi} --apply (on that host)"),
+    };
+    Message {
+        name: messages::GHOST_FOUND,
+        priority: messages::PRIORITY_WARNING,
+        vdi_uuid: vdi.to_string(),
+        body: format!(
+            "dmheal found a ghost device-mapper mapping of this VDI on host {host}: {dm_name}. \
+             Activating the VDI there fails (Device or resource busy, SR_BACKEND_FAILURE_46) \
+             until it is removed: {heal}"
+        ),
     }
 }
 

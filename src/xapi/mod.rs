@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod fanout;
+pub mod messages;
 pub mod records;
 pub mod session;
 pub mod transport;

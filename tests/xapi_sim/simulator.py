@@ -2,9 +2,16 @@
 (POST /jsonrpc) on a unix socket or loopback TCP, from a pool described in a scenario file.
 
 What it implements is what dmheal and its tests use, with xapi's semantics and error shapes:
-session.login_with_password / logout (SESSION_AUTHENTICATION_FAILED, SESSION_INVALID);
+session.login_with_password / logout / local_logout / get_this_host
+(SESSION_AUTHENTICATION_FAILED, SESSION_INVALID); host.get_API_version_major / minor;
 <class>.get_all, get_all_records, get_record, get_by_uuid, get_by_name_label, get_<field>
-(HANDLE_INVALID [class, ref], UUID_INVALID [class, uuid], MESSAGE_METHOD_UNKNOWN [method]);
+(HANDLE_INVALID [class, ref], UUID_INVALID [class, uuid], MESSAGE_METHOD_UNKNOWN [the full
+method name]); message.create / get_all_records / get_since (the object must exist);
+MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received] — counts without the session,
+checked before the session as xapi does — for every method it knows. JSON-RPC answers in the
+request's version: v2 `{"jsonrpc": "2.0", "result"}` or `{"error": {"code": 1, "message": CODE,
+"data": [params]}}`; v1 (no "jsonrpc") `{"result", "error": null}` or `{"result": null,
+"error": [CODE, params...]}` (xen-api's jsonrpc handling, rpc-light).
 host.call_plugin(host, plugin, fn, args), which runs the plugin file from the plugin directory
 exactly as xapi does: one argument, the XML-RPC methodCall(fn, [session ref, args]), stdout
 parsed as a methodResponse; Failure(code, params) is raised as that API error, a crash as
@@ -21,7 +28,10 @@ usage: simulator.py SCENARIO.json --unix PATH | --port N [--tls-cert PEM --tls-k
        simulator.py --member-of MASTER_SOCKET --member-host REF --unix PATH
 A scenario maps class names (host, host_metrics, SR, PBD, VDI, VBD, VM, pool) to
 {ref: record}; "sim" holds simulator settings: "password", per-host "plugin_env",
-"hang_hosts" (call_plugin never answers) and "offline_hosts" (HOST_OFFLINE).
+"hang_hosts" (call_plugin never answers), "offline_hosts" (HOST_OFFLINE), per-host
+"plugin_delay" (seconds before answering) and per-host, per-function "plugin_replies" (what a
+host simulated without a kernel of its own answers, in turn). tests/xapi_sim/pools.py builds
+pools of any size.
 """
 
 import argparse
@@ -37,7 +47,33 @@ import time
 import xmlrpc.client
 from http.server import BaseHTTPRequestHandler
 
-CLASSES = ("host", "host_metrics", "SR", "PBD", "VDI", "VBD", "VM", "pool", "session")
+CLASSES = ("host", "host_metrics", "SR", "PBD", "VDI", "VBD", "VM", "pool", "message", "session")
+
+# message.create's cls values (xen-api's datamodel), and the table each names.
+MESSAGE_CLASSES = {"VM": "VM", "Host": "host", "SR": "SR", "Pool": "pool", "VDI": "VDI",
+                   "VMPP": None, "VMSS": None, "PVS_proxy": None, "Certificate": None}
+
+# How many parameters each method takes after the session (xapi counts them so), for the
+# methods that are not generic getters.
+ARITY = {
+    "session.logout": 0, "session.local_logout": 0, "session.get_this_host": 1,
+    "host.call_plugin": 4, "host.get_API_version_major": 1, "host.get_API_version_minor": 1,
+    "message.create": 5, "message.get_since": 1,
+    "SR.forget": 1, "SR.scan": 1, "VM.power_state_reset": 1, "VDI.add_to_sm_config": 3,
+    "VDI.remove_from_sm_config": 2, "SR.introduce": 7, "PBD.create": 1, "PBD.plug": 1,
+}
+
+
+def arity(method):
+    """Parameters after the session, or None for a method the simulator does not know."""
+    if method in ARITY:
+        return ARITY[method]
+    op = method.partition(".")[2]
+    if op in ("get_all", "get_all_records"):
+        return 0
+    if op.startswith("get_"):
+        return 1
+    return None
 
 
 class ApiError(Exception):
@@ -53,6 +89,7 @@ class Pool(object):
         self.sim = scenario.get("sim", {})
         self.plugin_dir = plugin_dir
         self.sessions = set()
+        self.session_host = {}  # a member's sessions: the host they were made on
         self.logins = 0
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
@@ -73,10 +110,14 @@ class Pool(object):
             raise ApiError("SESSION_INVALID", ref)
 
     # -- generic object access
-    def _table(self, cls):
+    def _table(self, cls, method=None):
         if cls not in self.db:
-            raise ApiError("MESSAGE_METHOD_UNKNOWN", cls)
+            raise ApiError("MESSAGE_METHOD_UNKNOWN", method or cls)
         return self.db[cls]
+
+    def master(self):
+        pools = list(self.db.get("pool", {}).values())
+        return pools[0].get("master", "OpaqueRef:NULL") if pools else "OpaqueRef:NULL"
 
     def _record(self, cls, ref):
         table = self._table(cls)
@@ -96,7 +137,14 @@ class Pool(object):
             ref = "OpaqueRef:session-%d" % next(self.counter)
             with self.lock:
                 self.sessions.add(ref)
+                self.logins += 1
+                if params:
+                    self.session_host[ref] = params[0]
             return ref
+        expected = arity(method)
+        if expected is not None and len(params) - 1 != expected:
+            raise ApiError("MESSAGE_PARAMETER_COUNT_MISMATCH", method, expected,
+                           max(len(params) - 1, 0))
         if not params:
             raise ApiError("SESSION_INVALID", "")
         self.check_session(params[0])
@@ -106,13 +154,29 @@ class Pool(object):
         if method == "session.logout":
             self.sessions.discard(params[0])
             return ""
+        if method == "session.local_logout":
+            return ""  # only a pool admin's slave-local sessions; an ordinary session stays
+        if method == "session.get_this_host":
+            self.check_session(args[0])
+            return self.session_host.get(args[0], self.master())
+        if method in ("host.get_API_version_major", "host.get_API_version_minor"):
+            rec = self._record("host", args[0])
+            major = method.endswith("major")
+            return int(rec.get("API_version_major" if major else "API_version_minor",
+                               2 if major else 21))
+        if method == "message.create":
+            with self.lock:
+                return self.message_create(*args)
+        if method == "message.get_since":
+            since = str(args[0])
+            return {r: m for r, m in self.db["message"].items() if m["timestamp"] > since}
         if method == "host.call_plugin":
             return self.call_plugin(params[0], *args)
         if method in self.MUTATORS:
             with self.lock:
                 return getattr(self, self.MUTATORS[method])(*args)
         cls, _, op = method.partition(".")
-        table = self._table(cls)
+        table = self._table(cls, method)
         if op == "get_all":
             return sorted(table)
         if op == "get_all_records":
@@ -139,6 +203,24 @@ class Pool(object):
                 "VDI.add_to_sm_config": "vdi_add_to_sm_config",
                 "VDI.remove_from_sm_config": "vdi_remove_from_sm_config",
                 "SR.introduce": "sr_introduce", "PBD.create": "pbd_create", "PBD.plug": "pbd_plug"}
+
+    def message_create(self, name, priority, cls, obj_uuid, body):
+        if cls not in MESSAGE_CLASSES:
+            raise ApiError("INVALID_VALUE", "cls", cls)
+        try:
+            priority = int(priority)
+        except (TypeError, ValueError):
+            raise ApiError("FIELD_TYPE_ERROR", "priority")
+        table = MESSAGE_CLASSES[cls]
+        if table is None or not any(r.get("uuid") == obj_uuid for r in self.db.get(table, {}).values()):
+            raise ApiError("UUID_INVALID", cls, obj_uuid)
+        n = next(self.counter)
+        ref = "OpaqueRef:message-%d" % n
+        self.db["message"][ref] = {
+            "uuid": "%08d-0000-4000-8000-%012d" % (700 + n, 700 + n), "name": name,
+            "priority": priority, "cls": cls, "obj_uuid": obj_uuid, "body": body,
+            "timestamp": time.strftime("%Y%m%dT%H:%M:%SZ", time.gmtime())}
+        return ref
 
     def sr_introduce(self, uuid, name_label, name_description, kind, content_type, shared,
                      sm_config):
@@ -229,6 +311,16 @@ class Pool(object):
             raise ApiError("HOST_OFFLINE", host_ref)
         if host_ref in self.sim.get("hang_hosts", []):
             time.sleep(3600)
+        time.sleep(float(self.sim.get("plugin_delay", {}).get(host_ref, 0)))
+        # A host simulated without a kernel of its own answers what the scenario says it would
+        # (each answer once; the last one stays): {"value": ...} or {"failure": [code, ...]}.
+        replies = self.sim.get("plugin_replies", {}).get(host_ref, {}).get(fn)
+        if replies:
+            with self.lock:
+                reply = replies.pop(0) if len(replies) > 1 else replies[0]
+            if "failure" in reply:
+                raise ApiError(*reply["failure"])
+            return json.dumps(reply["value"])
         path = os.path.join(self.plugin_dir, plugin)
         if not os.path.isfile(path):
             raise ApiError("XENAPI_MISSING_PLUGIN", plugin)
@@ -293,7 +385,8 @@ class Member(object):
             if not local:
                 raise ApiError("HOST_IS_SLAVE", self.master_address)
             # Trusted as root over the unix socket; the session lives in the master's database.
-            body = json.dumps({"jsonrpc": "2.0", "method": "sim.member_login", "params": [], "id": 1})
+            body = json.dumps({"jsonrpc": "2.0", "method": "sim.member_login",
+                               "params": [self.host_ref], "id": 1})
             return json.loads(post_unix(self.master, "/jsonrpc", body, "application/json"))["result"]
         if method == "session.slave_local_login_with_password":
             ref = "OpaqueRef:slave-local-%d" % next(self.counter)
@@ -342,9 +435,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _dispatch(self, pool, method, params):
-        if isinstance(pool, Member):
-            return pool.dispatch(method, params, local=isinstance(self.server, UnixServer))
-        return pool.dispatch(method, params)
+        try:
+            if isinstance(pool, Member):
+                return pool.dispatch(method, params, local=isinstance(self.server, UnixServer))
+            return pool.dispatch(method, params)
+        except ApiError:
+            raise
+        except Exception as e:  # a simulator bug still answers, as xapi answers INTERNAL_ERROR
+            raise ApiError("INTERNAL_ERROR", "%s: %s" % (e.__class__.__name__, e))
 
     def _xmlrpc(self, pool, body):
         params, method = xmlrpc.client.loads(body)
@@ -371,12 +469,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _jsonrpc(self, pool, body):
         req = json.loads(body.decode("utf-8"))
+        v2 = "jsonrpc" in req
         try:
-            result = self._dispatch(pool, req["method"], list(req.get("params") or []))
-            resp = {"jsonrpc": "2.0", "result": self._json_ints(result), "id": req.get("id")}
+            result = self._json_ints(self._dispatch(pool, req["method"], list(req.get("params") or [])))
+            resp = {"jsonrpc": "2.0", "result": result} if v2 else {"result": result, "error": None}
         except ApiError as e:
-            resp = {"jsonrpc": "2.0", "error": {"code": 1, "message": e.code, "data": e.params},
-                    "id": req.get("id")}
+            resp = ({"jsonrpc": "2.0", "error": {"code": 1, "message": e.code, "data": e.params}}
+                    if v2 else {"result": None, "error": [e.code] + e.params})
+        resp["id"] = req.get("id")
         return json.dumps(resp)
 
 
