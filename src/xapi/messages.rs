@@ -163,12 +163,19 @@ mod tests {
         let state = dir.path().join("messages.json");
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
         let found = m(GHOST_FOUND, "v1");
-        assert_eq!(claim(&state, &[found.clone()], t0).unwrap().len(), 1);
-        assert!(
-            claim(&state, &[found.clone()], t0 + Duration::from_secs(3600))
+        assert_eq!(
+            claim(&state, std::slice::from_ref(&found), t0)
                 .unwrap()
-                .is_empty()
+                .len(),
+            1
         );
+        assert!(claim(
+            &state,
+            std::slice::from_ref(&found),
+            t0 + Duration::from_secs(3600)
+        )
+        .unwrap()
+        .is_empty());
         // Another VDI, or another name, is its own message.
         assert_eq!(
             claim(&state, &[m(GHOST_FOUND, "v2"), m(GHOST_REMOVED, "v1")], t0)
