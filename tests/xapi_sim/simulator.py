@@ -162,7 +162,8 @@ class Pool(object):
         if method in ("host.get_API_version_major", "host.get_API_version_minor"):
             rec = self._record("host", args[0])
             major = method.endswith("major")
-            return int(rec.get("API_version_major" if major else "API_version_minor",
+            # int64: text over XML-RPC (as the scenarios hold numbers), a number over JSON-RPC.
+            return str(rec.get("API_version_major" if major else "API_version_minor",
                                2 if major else 21))
         if method == "message.create":
             with self.lock:
@@ -218,7 +219,7 @@ class Pool(object):
         ref = "OpaqueRef:message-%d" % n
         self.db["message"][ref] = {
             "uuid": "%08d-0000-4000-8000-%012d" % (700 + n, 700 + n), "name": name,
-            "priority": priority, "cls": cls, "obj_uuid": obj_uuid, "body": body,
+            "priority": str(priority), "cls": cls, "obj_uuid": obj_uuid, "body": body,
             "timestamp": time.strftime("%Y%m%dT%H:%M:%SZ", time.gmtime())}
         return ref
 
@@ -455,7 +456,8 @@ class Handler(BaseHTTPRequestHandler):
     # int64 fields: xapi's JSON-RPC sends them as JSON numbers (XML-RPC as strings, as the
     # scenarios hold them).
     INT_FIELDS = ("domid", "virtual_size", "physical_size", "physical_utilisation",
-                  "virtual_allocation", "memory_static_max")
+                  "virtual_allocation", "memory_static_max", "priority")
+    INT_METHODS = ("host.get_API_version_major", "host.get_API_version_minor")
 
     @classmethod
     def _json_ints(cls, value):
@@ -472,6 +474,8 @@ class Handler(BaseHTTPRequestHandler):
         v2 = "jsonrpc" in req
         try:
             result = self._json_ints(self._dispatch(pool, req["method"], list(req.get("params") or [])))
+            if req["method"] in self.INT_METHODS:
+                result = int(result)
             resp = {"jsonrpc": "2.0", "result": result} if v2 else {"result": result, "error": None}
         except ApiError as e:
             resp = ({"jsonrpc": "2.0", "error": {"code": 1, "message": e.code, "data": e.params}}
