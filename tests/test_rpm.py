@@ -56,6 +56,7 @@ def test_the_package_installs_where_xapi_and_sm_look(rpm_path):
         "/etc/logrotate.d/dmheal": "-rw-r--r--",
         "/usr/share/man/man8/dmheal.8": "-rw-r--r--",
         "/usr/share/dmheal/xencenter/dmheal/dmheal/dmheal.xcplugin.xml": "-rw-r--r--",
+        "/usr/share/dmheal/xencenter/dmheal/dmheal/dmheal-vm.ps1": "-rw-r--r--",
         "/var/lib/dmheal": "drwx------",
         SITE + "/dmheal-sm-hook.pth": "-rw-r--r--",
     }
@@ -168,35 +169,73 @@ def test_the_check_would_catch_a_newer_glibc():
     assert max(glibc_versions("/bin/ls")) > (2, 17)
 
 
-# XenCenter's published plug-in format: root XenCenterPlugin in the plug-in schema namespace,
-# version 1 or 2; features need a name; MenuItem needs menu (one of the listed menus), may set
-# contextmenu and serialized from their lists, and has exactly one command child (Shell,
-# PowerShell or XenServerPowerShell) with a filename.
+# XenCenter's plug-in loader, as xenadmin implements it (XenAdmin/Plugins/PluginDescriptor.cs,
+# Features/Feature.cs, Features/MenuItemFeature.cs, XenModel/XenSearch/SearchMarshalling.cs and
+# QueryScope.cs): root XenCenterPlugin in the plug-in namespace, version "1", "1.0.0.0" or "2";
+# only MenuItem, TabPage, GroupMenuItem, Search and MethodList children (anything else disables
+# the plug-in); a MenuItem has a name, a menu from PluginMenu (case-sensitive), contextmenu and
+# serialized from their enums, exactly one child node — comments count — that is a Shell,
+# PowerShell or XenServerPowerShell command with a filename. `search` must name a Search of the
+# file (an unknown one silently lifts the restriction); a Search has uuid, name, major_version
+# <= 2 and a Query whose QueryScope lists ObjectTypes.
 NS = "{http://www.citrix.com/XenCenter/Plugins/schema}"
-MENUS = {"file", "view", "pool", "server", "vm", "storage", "templates", "tools", "help"}
+MENUS = {"file", "view", "pool", "server", "vm", "storage", "templates", "tools", "window", "help"}
 CONTEXT_MENUS = {"none", "pool", "server", "vm", "storage", "template", "folder"}
 COMMANDS = {"Shell", "PowerShell", "XenServerPowerShell"}
+OBJECT_TYPES = {"Pool", "Server", "DisconnectedServer", "VM", "Snapshot", "UserTemplate",
+                "DefaultTemplate", "RemoteSR", "LocalSR", "VDI", "Network", "Folder", "Appliance",
+                "DockerContainer"}
 
 
-def test_xencenter_plugin_follows_the_published_format():
+def test_xencenter_plugin_loads_by_the_loaders_rules():
+    import xml.dom.minidom
     folder = os.path.join(ROOT, "xencenter", "dmheal", "dmheal")
     # XenCenter loads Plugins\<organization>\<name>\<name>.xcplugin.xml
     definition = os.path.join(folder, "dmheal.xcplugin.xml")
     root = ET.parse(definition).getroot()
     assert root.tag == NS + "XenCenterPlugin"
-    assert root.get("version") in ("1", "2")
+    assert root.get("version") in ("1", "1.0.0.0", "2")
+    for child in root:
+        assert child.tag[len(NS):] in ("MenuItem", "GroupMenuItem", "TabPage", "Search", "MethodList")
+    searches = {}
+    for s in root.findall(NS + "Search"):
+        assert s.get("uuid") and s.get("name")
+        assert int(s.get("major_version")) <= 2
+        query = list(s)[0]
+        assert query.tag == NS + "Query"
+        scope = query.find(NS + "QueryScope")
+        kinds = {k.tag[len(NS):] for k in scope}
+        assert kinds and kinds <= OBJECT_TYPES
+        searches[s.get("uuid")] = kinds
     items = root.findall(NS + "MenuItem")
-    assert {i.get("menu") for i in items} == {"server", "storage"}
+    scope_of = {}
     for item in items:
         assert item.get("name")
-        assert item.get("label") == "Diagnose storage (dmheal)"
         assert item.get("menu") in MENUS
         assert item.get("contextmenu", item.get("menu")) in CONTEXT_MENUS
-        assert item.get("serialized", "obj") in ("obj", "global")
+        assert item.get("serialized", "none") in ("none", "global", "obj")
+        assert item.get("search") in searches, "an unknown search lifts the restriction"
+        assert item.get("icon") is None or os.path.exists(os.path.join(folder, item.get("icon")))
+        scope_of[item.get("name")] = (item.get("menu"), item.get("label"), searches[item.get("search")])
         children = list(item)
         assert len(children) == 1 and children[0].tag[len(NS):] in COMMANDS
         filename = children[0].get("filename")
         assert filename and filename.startswith("Plugins\\dmheal\\dmheal\\")
         assert os.path.exists(os.path.join(folder, filename.split("\\")[-1]))
-    for child in root:
-        assert child.tag[len(NS):] in ("MenuItem", "GroupMenuItem", "TabPage", "Search", "MethodList")
+    # Exactly one child node per MenuItem, counting comments as .NET's XmlDocument does.
+    dom = xml.dom.minidom.parse(definition)
+    for item in dom.getElementsByTagName("MenuItem"):
+        nodes = [n for n in item.childNodes
+                 if not (n.nodeType == n.TEXT_NODE and not n.data.strip())]
+        assert len(nodes) == 1, item.getAttribute("name")
+    assert scope_of == {
+        "dmheal-why-vm": ("vm", "Why won't this VM start? (dmheal)", {"VM"}),
+        "dmheal-diagnose-server": ("server", "Diagnose storage (dmheal)", {"Server"}),
+        "dmheal-diagnose-storage": ("storage", "Diagnose storage (dmheal)", {"RemoteSR", "LocalSR"}),
+    }
+
+
+def test_the_vm_items_script_calls_the_plugins_vm_function_on_the_coordinator():
+    script = open(os.path.join(ROOT, "xencenter", "dmheal", "dmheal", "dmheal-vm.ps1")).read()
+    assert '-Plugin "dmheal" -Fn "vm"' in script and "$pool.master.opaque_ref" in script
+    assert '$obj["objUuid"]' in script and '$obj["class"] -ne "VM"' in script

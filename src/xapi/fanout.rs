@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::records::{Host, HostMetrics, NULL_REF};
+use super::transport::TransportError;
 use super::{view::error_chain, Xapi, XapiError};
 
 /// The plugin dmheal installs on every host (/etc/xapi.d/plugins/dmheal).
@@ -88,6 +89,7 @@ pub fn call_each(
             }
             let c = Xapi::new(client.endpoint.clone(), per_host).with_session(session.clone());
             let call = json!([h.host_ref, PLUGIN, function, args(i, h)]);
+            let function = function.to_string();
             Some(thread::spawn(move || {
                 let Value::Array(params) = call else {
                     unreachable!()
@@ -100,6 +102,16 @@ pub fn call_each(
                             why: format!("the plugin answered non-JSON: {e}"),
                         },
                     },
+                    // xapi waits for the host's plugin: a call that runs out of time is the
+                    // host not answering, not xapi.
+                    Err(XapiError::Unreachable(TransportError::Timeout { seconds, .. })) => {
+                        Reply::Failed {
+                            code: None,
+                            why: format!(
+                                "the host did not answer within {seconds} s (host.call_plugin {function})"
+                            ),
+                        }
+                    }
                     Err(e) => Reply::Failed {
                         code: e.code().map(str::to_string),
                         why: error_chain(&e),
