@@ -97,6 +97,20 @@ pub struct KernelFacts {
 }
 
 impl KernelFacts {
+    /// A name with nothing known of it yet.
+    pub fn named(dm_name: DmName) -> Self {
+        KernelFacts {
+            dm_name,
+            device: None,
+            users_searched: UsersSearched::Nothing,
+            holders: Vec::new(),
+            openers: Vec::new(),
+            mounts: Vec::new(),
+            holders_unreadable: None,
+            proc_unreadable: None,
+        }
+    }
+
     fn sr_volume(&self) -> Option<SrVolume> {
         lvm::sr_volume(&self.dm_name)
     }
@@ -142,16 +156,7 @@ pub fn prepare<'a>(
     let phase = |what: &str| clock.lap(what);
     let mut all: Vec<KernelFacts> = Vec::with_capacity(asked.len());
     for Asked { name, listed } in asked {
-        let mut k = KernelFacts {
-            dm_name: name,
-            device: None,
-            users_searched: UsersSearched::Nothing,
-            holders: Vec::new(),
-            openers: Vec::new(),
-            mounts: Vec::new(),
-            holders_unreadable: None,
-            proc_unreadable: None,
-        };
+        let mut k = KernelFacts::named(name);
         k.device = match (search, listed) {
             // Inspect and heal read status and table (journal, re-check).
             (KernelSearch::AllWhereOpen, _) => dm.device(&k.dm_name)?,
@@ -476,25 +481,20 @@ mod tests {
             xapi: XapiSource::Asked(BTreeMap::new()),
             refcounts: refcount::Reader::new(&config.refcount_dir),
         };
+        let device = DmDevice {
+            status: Some(test_support::status(0)),
+            ..DmDevice::listed(
+                &name,
+                String::new(),
+                DevNum {
+                    major: 254,
+                    minor: 0,
+                },
+            )
+        };
         let k = KernelFacts {
-            device: Some(DmDevice {
-                status: Some(test_support::status(0)),
-                ..DmDevice::listed(
-                    &name,
-                    String::new(),
-                    DevNum {
-                        major: 254,
-                        minor: 0,
-                    },
-                )
-            }),
-            dm_name: name,
-            users_searched: UsersSearched::Nothing,
-            holders: Vec::new(),
-            openers: Vec::new(),
-            mounts: Vec::new(),
-            holders_unreadable: None,
-            proc_unreadable: None,
+            device: Some(device),
+            ..KernelFacts::named(name)
         };
         let f = g.complete(k).unwrap();
         let Some(LvmView::Lv(lv)) = f.lvm else {
