@@ -278,7 +278,7 @@ fn stamp(journal_id: JournalId) -> String {
                 .unwrap_or_default();
             format!("{:x}{:x}", std::process::id(), t.as_nanos())
         });
-    format!("DMHEAL-{journal_id}-{random}")
+    format!("{}{journal_id}-{random}", crate::dm::DMHEAL_STAMP_PREFIX)
 }
 
 /// Remove exactly `proven` (read under the locks and journalled as entry `id`), never what may
@@ -616,7 +616,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kernel = FakeKernel::new(
             vec![DmDevice {
-                uuid: "CRYPT-stale".into(),
+                uuid: "DMHEAL-7-left".into(),
                 ..ghost()
             }],
             false,
@@ -632,7 +632,7 @@ mod tests {
         });
         let proven = ghost();
         let proven = DmDevice {
-            uuid: "CRYPT-stale".into(),
+            uuid: "DMHEAL-7-left".into(),
             ..proven
         };
         match remove_exactly(&h, &name(), &proven, JournalId(1)) {

@@ -13,6 +13,9 @@ use crate::ids::{DmName, LvName, Target, Uuid};
 use crate::lvm;
 use crate::results::{Inspection, Scan, ScanCounts, ScanSummary};
 use crate::verdict::Verdict;
+
+/// The most time telling the pool may take (xapi messages): a VM start waits on the hook.
+const MESSAGES_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::xapi::messages::{self, Message};
 use crate::xapi::session::Connection;
 use crate::xapi::{self, XapiView};
@@ -46,16 +49,12 @@ impl Host {
         let Connection::Up { client, .. } = self.xapi.connection(|t| self.config.within(t)) else {
             return;
         };
-        let Some(session) = client.session() else {
+        if client.session().is_none() {
             return;
-        };
-        let quick = xapi::Xapi::new(
-            client.endpoint.clone(),
-            self.config.within(std::time::Duration::from_secs(2)),
-        )
-        .with_session(session.to_string());
+        }
+        let deadline = std::time::Instant::now() + self.config.within(MESSAGES_AT_MOST);
         let state = xapi::messages::state_path(&self.config.journal);
-        xapi::messages::send(&quick, &state, messages);
+        xapi::messages::send(client, &state, messages, deadline);
     }
 
     /// This host, as a message names it.

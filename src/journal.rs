@@ -332,6 +332,16 @@ fn check_owner_and_mode(path: &Path, meta: &fs::Metadata) -> std::io::Result<()>
 /// `None`: it does not exist and `create` is false. Never follows a symlink; never blocks on
 /// a FIFO; refuses anything but a regular file before reading a byte.
 fn open_trusted(path: &Path, create: bool) -> std::io::Result<Option<File>> {
+    open_trusted_as(path, create, true)
+}
+
+/// A file dmheal keeps beside its journal (read and write, not append), trusted as the
+/// journal is: the same checks of it and its directory.
+pub(crate) fn open_trusted_beside(path: &Path) -> std::io::Result<File> {
+    open_trusted_as(path, true, false)?.ok_or_else(|| std::io::Error::from(ErrorKind::NotFound))
+}
+
+fn open_trusted_as(path: &Path, create: bool, append: bool) -> std::io::Result<Option<File>> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -350,7 +360,8 @@ fn open_trusted(path: &Path, create: bool) -> std::io::Result<Option<File>> {
     let open = |create_new: bool| {
         let mut o = OpenOptions::new();
         o.read(true)
-            .append(true)
+            .write(true)
+            .append(append)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .mode(0o600);
         if create_new {

@@ -28,6 +28,7 @@ pub mod restore;
 pub mod results;
 pub mod sm;
 pub mod tapdisk;
+pub mod unix_socket;
 pub mod verdict;
 pub mod vm;
 pub mod xapi;

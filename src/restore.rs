@@ -259,12 +259,13 @@ fn uuid_lv_part(uuid: &str) -> Option<String> {
         .map(|u| u[32..].to_string())
 }
 
-/// Whether the entry's uuid may be given back: none (a ghost without one), or an LVM uuid of
-/// this VG that is this LV's own or no LV's (a stale one) — never another LV's identity, nor a
-/// uuid of another VG or another subsystem, which would make LVM or something else believe a
-/// volume active through extents that are not its own.
+/// Whether the entry's uuid may be given back: none (a ghost without one), dmheal's own stamp,
+/// or an LVM uuid of this VG that is this LV's own or no LV's (a removed LV's: what heal
+/// accepts as a ghost) — never another LV's identity, any LV's layer (uuid plus "-real",
+/// "-cow"…, which LVM adopts as that LV's), a uuid of another VG or another subsystem, which
+/// would make LVM or something else believe a volume active through extents not its own.
 pub fn check_uuid(metadata: &VgMetadata, lv: &str, uuid: &str) -> Result<(), String> {
-    if uuid.is_empty() {
+    if uuid.is_empty() || crate::dm::is_dmheal_stamp(uuid) {
         return Ok(());
     }
     let vg_id = metadata.id.replace('-', "");
@@ -277,6 +278,12 @@ pub fn check_uuid(metadata: &VgMetadata, lv: &str, uuid: &str) -> Result<(), Str
             metadata.name
         ));
     };
+    if rest.contains('-') {
+        return Err(format!(
+            "the entry's uuid {uuid} is an LVM layer's (an LV's uuid plus a suffix), which LVM \
+             would take for that LV's: not given back"
+        ));
+    }
     match metadata.lvs.iter().find(|l| l.id.replace('-', "") == rest) {
         Some(other) if other.name != lv => Err(format!(
             "the entry's uuid {uuid} is LV {}'s identity, not {lv}'s",
@@ -457,11 +464,13 @@ mod tests {
     #[test]
     fn only_no_uuid_or_this_lvs_own_or_a_stale_one_of_the_vg_is_given_back() {
         let m = vg();
-        for ok in ["", "LVM-vga", "LVM-vgstale"] {
+        for ok in ["", "LVM-vga", "LVM-vgstale", "DMHEAL-1-abc"] {
             assert_eq!(check_uuid(&m, "VHD-a", ok), Ok(()), "{ok}");
         }
         for (bad, says) in [
             ("LVM-vgb", "VHD-b"),
+            ("LVM-vgb-real", "layer"),
+            ("LVM-vga-cow", "layer"),
             ("LVM-othera", "not an LVM uuid of VG"),
             ("mpath-3600", "not an LVM uuid of VG"),
         ] {

@@ -427,3 +427,12 @@ impl DeviceMapper for KernelDm {
         Ok(())
     }
 }
+
+/// The uuid prefix dmheal stamps on a uuid-less ghost to remove it by uuid (`heal`).
+pub const DMHEAL_STAMP_PREFIX: &str = "DMHEAL-";
+
+/// Whether a DM uuid is a stamp dmheal gave a ghost (left on it when a removal was refused
+/// after the stamp): the mapping is still the uuid-less ghost it was.
+pub fn is_dmheal_stamp(uuid: &str) -> bool {
+    uuid.starts_with(DMHEAL_STAMP_PREFIX)
+}

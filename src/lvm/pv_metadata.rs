@@ -126,8 +126,34 @@ impl PvReader {
         dev: DevNum,
         filter: Option<&LvFilter>,
     ) -> Result<(String, Vec<VgMetadata>), String> {
+        self.holds_srs(dev)?;
         let path = self.node_of(dev)?;
         read_copies(&path, dev, Instant::now() + self.timeout, filter)
+    }
+
+    /// Whether `dev` is a kind of device SM puts an SR's PV on: a disk or partition, an md
+    /// array, or a multipath map — not a loop device (a file's copy of a PV carries the same
+    /// label) nor another device-mapper device (an LV, a snapshot or a linear map stacked on
+    /// the PV shows its label too). LVM itself chooses among such duplicates; dmheal does not
+    /// guess, and a VG read only from one of them is left to `lvs`.
+    fn holds_srs(&self, dev: DevNum) -> Result<(), String> {
+        const LOOP_MAJOR: u32 = 7;
+        if dev.major == LOOP_MAJOR {
+            return Err("a loop device (a file's copy), not a disk an SR is on".into());
+        }
+        let dm_uuid = self
+            .sys_root
+            .join("dev/block")
+            .join(dev.to_string())
+            .join("dm/uuid");
+        match std::fs::read_to_string(&dm_uuid) {
+            Ok(u) if u.trim().starts_with("mpath-") => Ok(()),
+            Ok(u) => Err(format!(
+                "a device-mapper device (uuid {:?}) stacked on other storage, not a disk or multipath map an SR is on",
+                u.trim()
+            )),
+            Err(_) => Ok(()), // not a device-mapper device
+        }
     }
 
     /// /dev/<DEVNAME> for MAJ:MIN, from sysfs (udev's /dev/block links may be absent).

@@ -355,18 +355,28 @@ impl VgReport {
     /// VG (an LV of `vg` since removed or re-created): another LV (`vg/lv`), or an LV of
     /// another volume group — a mapping carrying another volume's identity.
     pub fn other_owner(&self, dm_uuid: &str, vg: &VgName, lv: &LvName) -> Option<String> {
-        if let Ok(i) = self
-            .by_dm_uuid
-            .binary_search_by(|i| dm_uuid_bytes(&self.records[*i]).cmp(dm_uuid.bytes()))
-        {
-            let r = &self.records[self.by_dm_uuid[i]];
-            return (r.vg_name != vg.as_str() || r.lv_name != lv.as_str())
-                .then(|| format!("LV {}/{}", r.vg_name, r.lv_name));
+        let not_this_lv = |r: &LvRecord| r.vg_name != vg.as_str() || r.lv_name != lv.as_str();
+        if let Some(r) = self.by_dm_uuid(dm_uuid) {
+            return not_this_lv(r).then(|| format!("LV {}/{}", r.vg_name, r.lv_name));
         }
         let lv_part = dm_uuid.strip_prefix("LVM-")?;
         let ours = self.vg_uuids.get(vg.as_str()).map(|u| u.replace('-', ""));
         match ours {
-            Some(u) if lv_part.len() > u.len() && lv_part.starts_with(&u) => None,
+            Some(u) if lv_part.len() > u.len() && lv_part.starts_with(&u) => {
+                // LVM's internal layers carry their LV's uuid plus a suffix ("-real", "-cow",
+                // "-pool"): a layer belongs to its LV, never to another LV's activation.
+                let (base, suffix) = lv_part[u.len()..].split_once('-')?;
+                match self.by_dm_uuid(&format!("LVM-{u}{base}")) {
+                    Some(r) if !not_this_lv(r) => None, // this LV's own layer: the verdict says so
+                    Some(r) => Some(format!(
+                        "the -{suffix} layer of LV {}/{}",
+                        r.vg_name, r.lv_name
+                    )),
+                    None => Some(format!(
+                        "a -{suffix} layer of an LV that {vg} no longer lists"
+                    )),
+                }
+            }
             Some(u) => Some(format!(
                 "an LV of another volume group (the uuid's VG part is not {vg}'s {u})"
             )),
@@ -374,6 +384,15 @@ impl VgReport {
                 "an LV LVM cannot place ({vg}'s own uuid is not known)"
             )),
         }
+    }
+
+    /// The LV whose LVM DM uuid is exactly `dm_uuid`.
+    fn by_dm_uuid(&self, dm_uuid: &str) -> Option<&LvRecord> {
+        let i = self
+            .by_dm_uuid
+            .binary_search_by(|i| dm_uuid_bytes(&self.records[*i]).cmp(dm_uuid.bytes()))
+            .ok()?;
+        Some(&self.records[self.by_dm_uuid[i]])
     }
 
     /// Whether `table` maps only PVs of `vg`.
@@ -487,6 +506,28 @@ mod tests {
             None
         );
         assert_eq!(report.other_owner("", &vg, &lv("VHD-cc")), None);
+        // A layer (LV uuid + suffix) is its LV's: another LV's layer names that LV, this LV's
+        // own is left to the verdict's lvm_sub_uuid, a removed LV's layer is no LV's to take.
+        assert_eq!(
+            report
+                .other_owner("LVM-K2BweQUkrIAAAABBBB-real", &vg, &lv("VHD-cc"))
+                .as_deref(),
+            Some("the -real layer of LV VG_XenStorage-aaaa/VHD-dd")
+        );
+        assert_eq!(
+            report.other_owner("LVM-K2BweQUkrIAAAABBBB-real", &vg, &lv("VHD-dd")),
+            None
+        );
+        assert!(report
+            .other_owner("LVM-K2BweQUkrIGONE-cow", &vg, &lv("VHD-cc"))
+            .is_some_and(
+                |o| o.contains("-cow layer of an LV that VG_XenStorage-aaaa no longer lists")
+            ));
+        // A removed LV's plain uuid of this VG is stale: nobody's.
+        assert_eq!(
+            report.other_owner("LVM-K2BweQUkrIGONE", &vg, &lv("VHD-cc")),
+            None
+        );
     }
 
     #[test]

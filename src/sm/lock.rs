@@ -94,7 +94,7 @@ fn fairlock(path: &Path, deadline: Instant, timeout: Duration) -> Result<SmLock>
     // Connecting only queues us. When the server's listen queue (64) is full a blocking
     // connect() would wait with no deadline: connect without blocking and retry until ours.
     let mut stream = loop {
-        match connect_nonblocking(path) {
+        match crate::unix_socket::connect_nonblocking(path) {
             Ok(s) => break s,
             Err(e)
                 if matches!(
@@ -151,20 +151,6 @@ fn fairlock(path: &Path, deadline: Instant, timeout: Duration) -> Result<SmLock>
         )));
     }
     Ok(SmLock::Fairlock(stream))
-}
-
-/// A unix stream connection to `path` that never blocks in connect(): EAGAIN when the
-/// listener's queue is full, ECONNREFUSED when nothing listens.
-fn connect_nonblocking(path: &Path) -> std::io::Result<UnixStream> {
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path)?)?;
-    Ok(UnixStream::from(fd))
 }
 
 fn fcntl_lock(path: &Path, deadline: Instant, timeout: Duration) -> Result<SmLock> {
@@ -282,7 +268,7 @@ mod tests {
         listen(&fd, Backlog::new(0).unwrap()).unwrap();
         // Fill the queue (a backlog of 0 still admits one; connect until it refuses).
         let mut queued = Vec::new();
-        while let Ok(s) = connect_nonblocking(&sock) {
+        while let Ok(s) = crate::unix_socket::connect_nonblocking(&sock) {
             queued.push(s);
             assert!(queued.len() < 1000, "the queue never filled");
         }

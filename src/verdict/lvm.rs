@@ -85,6 +85,27 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
             format!("LVM could not be read: {why}"),
         )),
     }
+    // Whose identity the mapping carries. A ghost has none, the one dmheal stamped on it, or
+    // an LVM uuid of this VG (its LV's, or a removed LV's: the LV was re-created or renamed
+    // over since); another LV's is refused above. Any other uuid is another subsystem's
+    // (dm-crypt, multipath, kpartx): not an LV's ghost, and not dmheal's to take away.
+    if f.lvm.is_some()
+        && !dev.uuid.is_empty()
+        && !dev.uuid.starts_with("LVM-")
+        && !crate::dm::is_dmheal_stamp(&dev.uuid)
+    {
+        rs.push(reason(
+            Layer::Lvm,
+            Suspicious,
+            "lvm_foreign_uuid",
+            format!("uuid {}", dev.uuid),
+            format!(
+                "the mapping carries uuid {}, which neither LVM nor dmheal gives: another \
+                 subsystem's device, never removed",
+                dev.uuid
+            ),
+        ));
+    }
     // What the mapping maps: only a mapping onto the VG's own PVs can be its LV's ghost.
     match &f.table_pvs {
         TablePvs::NotChecked => {}
@@ -171,6 +192,29 @@ mod tests {
                     }),
                 ),
                 (
+                    "lvm_other_lv",
+                    Box::new(|f: &mut Facts| {
+                        // A sibling's snapshot-origin layer: the sibling's identity.
+                        device(f).uuid = "LVM-K2BweQUkrIsibling-real".into();
+                        f.uuid_owner = Some("the -real layer of LV vg/sibling".into());
+                    }),
+                ),
+                (
+                    "lvm_foreign_uuid",
+                    Box::new(|f: &mut Facts| device(f).uuid = "CRYPT-LUKS2-0a1b-x".into()),
+                ),
+                (
+                    "lvm_foreign_uuid",
+                    Box::new(|f: &mut Facts| {
+                        f.lvm = Some(LvmView::LvMissing);
+                        device(f).uuid = "mpath-3600a0b80".into();
+                    }),
+                ),
+                (
+                    "lvm_foreign_uuid",
+                    Box::new(|f: &mut Facts| device(f).uuid = "part1-mpath-3600a0b80".into()),
+                ),
+                (
                     "lvm_table_elsewhere",
                     Box::new(|f: &mut Facts| {
                         f.table_pvs = TablePvs::Elsewhere {
@@ -188,6 +232,19 @@ mod tests {
                 ),
             ],
         );
+    }
+
+    #[test]
+    fn a_removed_lvs_uuid_of_this_vg_or_dmheals_stamp_is_still_a_ghost() {
+        // The LV was re-created or renamed over since the ghost was made: its uuid is the VG's
+        // but no LV's today (the gatherer found no owner), as after a leaf-coalesce rename.
+        for uuid in ["LVM-K2BweQUkrIremovedLV", "DMHEAL-7-1a2b"] {
+            let mut f = ghost();
+            device(&mut f).uuid = uuid.into();
+            let d = from_facts(&f);
+            assert_eq!(d.verdict, Verdict::Ghost, "{uuid}: {d:#?}");
+            assert_eq!(code_of(&d, Layer::Lvm), "lvm_inactive");
+        }
     }
 
     #[test]

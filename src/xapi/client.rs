@@ -105,6 +105,22 @@ impl Xapi {
         })
     }
 
+    /// `call`, bounded by `timeout` instead of the client's own.
+    pub fn call_within<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<T, XapiError> {
+        let bounded = Xapi {
+            endpoint: self.endpoint.clone(),
+            timeout,
+            session: self.session.clone(),
+            owned: false,
+        };
+        bounded.call(method, args)
+    }
+
     fn raw_call(&self, method: &str, params: Vec<Value>) -> Result<Value, XapiError> {
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
         let raw = transport::post(

@@ -9,10 +9,10 @@
 //! of the operation that found or healed the ghost.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
@@ -54,9 +54,10 @@ pub fn state_path(journal: &Path) -> PathBuf {
     journal.with_file_name("messages.json")
 }
 
-/// Send what the rate limit allows; returns the messages sent. `client`: a session on xapi,
-/// bounded by its own timeout.
-pub fn send(client: &Xapi, state: &Path, messages: &[Message]) -> Vec<Message> {
+/// Send what the rate limit allows by `deadline`; returns the messages sent. `client`: a
+/// session on xapi. Nothing here waits past the deadline: the state file is never waited for
+/// (another run holding it means this one sends nothing), and each call gets what is left.
+pub fn send(client: &Xapi, state: &Path, messages: &[Message], deadline: Instant) -> Vec<Message> {
     let due = match claim(state, messages, SystemTime::now()) {
         Ok(due) => due,
         Err(e) => {
@@ -70,7 +71,12 @@ pub fn send(client: &Xapi, state: &Path, messages: &[Message]) -> Vec<Message> {
     };
     let mut sent = Vec::new();
     for m in due {
-        let r: Result<String, _> = client.call(
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!(vdi = %m.vdi_uuid, "xapi message {} not created: out of time", m.name);
+            continue;
+        }
+        let r: Result<String, _> = client.call_within(
             "message.create",
             vec![
                 json!(m.name),
@@ -79,6 +85,7 @@ pub fn send(client: &Xapi, state: &Path, messages: &[Message]) -> Vec<Message> {
                 json!(m.vdi_uuid),
                 json!(m.body),
             ],
+            left,
         );
         match r {
             Ok(_) => sent.push(m),
@@ -94,26 +101,34 @@ pub fn send(client: &Xapi, state: &Path, messages: &[Message]) -> Vec<Message> {
 }
 
 /// Which of `messages` are due at `now`, recorded as sent (under an exclusive lock on the state
-/// file, so concurrent runs do not both send). At most MAX_PER_RUN.
+/// file, so concurrent runs do not both send). At most MAX_PER_RUN. The state file is trusted
+/// as the journal beside it is (a regular file of ours, no symlink, no FIFO); a lock held by
+/// another run is not waited for.
 fn claim(state: &Path, messages: &[Message], now: SystemTime) -> std::io::Result<Vec<Message>> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(state)?;
-    let _lock = nix::fcntl::Flock::lock(file.try_clone()?, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| std::io::Error::from(e))?;
+    let mut file = crate::journal::open_trusted_beside(state)?;
+    let _lock = nix::fcntl::Flock::lock(
+        file.try_clone()?,
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .map_err(|(_, e)| match e {
+        nix::errno::Errno::EWOULDBLOCK => std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "another dmheal run is updating it",
+        ),
+        e => std::io::Error::from(e),
+    })?;
     let mut text = String::new();
-    file.read_to_string(&mut text)?;
+    // Bounded: a state of more than a megabyte is not one dmheal wrote.
+    (&mut file).take(1 << 20).read_to_string(&mut text)?;
     // An unreadable state (torn by a crash) starts afresh: at worst one message is repeated.
     let mut sent: BTreeMap<String, u64> = serde_json::from_str(&text).unwrap_or_default();
     let now_s = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    // Forget what no longer limits anything.
-    sent.retain(|_, t| now_s.saturating_sub(*t) < 7 * 24 * 3600);
+    // Forget what no longer limits anything, and any time in the future (a clock that was
+    // wrong once must not silence a VDI until that date).
+    sent.retain(|_, t| *t <= now_s && now_s - *t < 7 * 24 * 3600);
     let mut due = Vec::new();
     for m in messages {
         let key = format!("{}:{}", m.name, m.vdi_uuid);
@@ -198,5 +213,57 @@ mod tests {
         assert_eq!(claim(&state, &many, now).unwrap().len(), MAX_PER_RUN);
         // The next run sends the next ones.
         assert_eq!(claim(&state, &many, now).unwrap().len(), MAX_PER_RUN);
+    }
+
+    #[test]
+    fn a_time_in_the_future_does_not_silence_a_vdi() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("messages.json");
+        // Left by a clock set to 2100 once, then fixed.
+        std::fs::write(&state, format!("{{\"{GHOST_FOUND}:v1\":4102444800}}")).unwrap();
+        assert_eq!(
+            claim(&state, &[m(GHOST_FOUND, "v1")], SystemTime::now())
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_state_file_that_is_not_ours_or_is_locked_sends_nothing_and_waits_for_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let state = dir.path().join("messages.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, &state).unwrap();
+        assert!(claim(&state, &[m(GHOST_FOUND, "v1")], SystemTime::now()).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        std::fs::remove_file(&state).unwrap();
+        // A FIFO is refused without blocking in open.
+        nix::unistd::mkfifo(&state, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(claim(&state, &[m(GHOST_FOUND, "v1")], SystemTime::now()).is_err());
+        std::fs::remove_file(&state).unwrap();
+        // Writable by others: not trusted.
+        std::fs::write(&state, "{}").unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(claim(&state, &[m(GHOST_FOUND, "v1")], SystemTime::now()).is_err());
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Held by another run: not waited for.
+        let held = nix::fcntl::Flock::lock(
+            std::fs::File::open(&state).unwrap(),
+            nix::fcntl::FlockArg::LockExclusive,
+        )
+        .unwrap();
+        let e = claim(&state, &[m(GHOST_FOUND, "v1")], SystemTime::now()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+        drop(held);
+        assert_eq!(
+            claim(&state, &[m(GHOST_FOUND, "v1")], SystemTime::now())
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

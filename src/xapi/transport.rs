@@ -1,12 +1,14 @@
 //! One HTTP/1.1 POST to xapi, over its local unix socket (/var/lib/xcp/xapi), TCP, or TLS
-//! (rustls, trusting only the pool certificate given), with a deadline on connect, write, read. xapi answers each request with a Content-Length body;
-//! `Connection: close` keeps the exchange to one request per connection.
+//! (rustls, trusting only the pool certificate given). One deadline covers the whole exchange
+//! — connect, write, every read — so a xapi that answers a byte at a time cannot stretch it.
+//! xapi answers each request with a Content-Length body; `Connection: close` keeps the
+//! exchange to one request per connection.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -96,22 +98,50 @@ pub enum TransportError {
     Malformed { endpoint: String, why: String },
 }
 
-trait Stream: Read + Write {}
-impl<T: Read + Write> Stream for T {}
+/// A connection whose socket's timeouts can be shortened as the deadline nears.
+trait Stream: Read + Write {
+    fn set_timeouts(&self, t: Duration) -> std::io::Result<()>;
+}
 
-fn tcp(host: &str, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
+impl Stream for UnixStream {
+    fn set_timeouts(&self, t: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(t))?;
+        self.set_write_timeout(Some(t))
+    }
+}
+
+impl Stream for TcpStream {
+    fn set_timeouts(&self, t: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(t))?;
+        self.set_write_timeout(Some(t))
+    }
+}
+
+impl Stream for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn set_timeouts(&self, t: Duration) -> std::io::Result<()> {
+        self.sock.set_timeouts(t)
+    }
+}
+
+fn tcp(host: &str, port: u16, deadline: Instant) -> std::io::Result<TcpStream> {
     let mut last = std::io::Error::other("no address");
     for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-                return Ok(s);
-            }
+        let left = left_until(deadline)?;
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// The time left before `deadline`; `TimedOut` when there is none.
+fn left_until(deadline: Instant) -> std::io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(std::io::ErrorKind::TimedOut.into());
+    }
+    Ok(left)
 }
 
 /// A TLS client trusting only the certificates in `ca` (PEM).
@@ -146,17 +176,30 @@ fn tls(host: &str, ca: Option<&Path>, sock: TcpStream) -> std::io::Result<Box<dy
     Ok(Box::new(rustls::StreamOwned::new(conn, sock)))
 }
 
-fn connect(endpoint: &Endpoint, timeout: Duration) -> std::io::Result<Box<dyn Stream>> {
+fn connect(endpoint: &Endpoint, deadline: Instant) -> std::io::Result<Box<dyn Stream>> {
     match endpoint {
-        Endpoint::Unix(path) => {
-            let s = UnixStream::connect(path)?;
-            s.set_read_timeout(Some(timeout))?;
-            s.set_write_timeout(Some(timeout))?;
-            Ok(Box::new(s))
-        }
-        Endpoint::Http { host, port } => Ok(Box::new(tcp(host, *port, timeout)?)),
-        Endpoint::Https { host, port, ca } => tls(host, ca.as_deref(), tcp(host, *port, timeout)?),
+        Endpoint::Unix(path) => Ok(Box::new(crate::unix_socket::connect_until(path, deadline)?)),
+        Endpoint::Http { host, port } => Ok(Box::new(tcp(host, *port, deadline)?)),
+        Endpoint::Https { host, port, ca } => tls(host, ca.as_deref(), tcp(host, *port, deadline)?),
     }
+}
+
+/// Write all of `bytes` by `deadline`.
+fn write_within(
+    stream: &mut dyn Stream,
+    mut bytes: &[u8],
+    deadline: Instant,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.set_timeouts(left_until(deadline)?)?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    stream.flush()
 }
 
 /// POST `body` to `path` and return the response body.
@@ -184,9 +227,16 @@ pub fn post(
             }
         }
     };
-    let mut stream = connect(endpoint, timeout).map_err(|source| TransportError::Connect {
-        endpoint: name.clone(),
-        source,
+    let deadline = Instant::now() + timeout;
+    let mut stream = connect(endpoint, deadline).map_err(|source| match source.kind() {
+        std::io::ErrorKind::TimedOut => TransportError::Timeout {
+            endpoint: name.clone(),
+            seconds: timeout.as_secs_f64(),
+        },
+        _ => TransportError::Connect {
+            endpoint: name.clone(),
+            source,
+        },
     })?;
     let host = match endpoint {
         Endpoint::Unix(_) => "localhost".to_string(),
@@ -198,11 +248,14 @@ pub fn post(
         env!("CARGO_PKG_VERSION"),
         body.len()
     );
-    stream.write_all(head.as_bytes()).map_err(&io_err)?;
-    stream.write_all(body).map_err(&io_err)?;
+    write_within(stream.as_mut(), head.as_bytes(), deadline).map_err(&io_err)?;
+    write_within(stream.as_mut(), body, deadline).map_err(&io_err)?;
     let mut response = Vec::new();
     let mut buf = [0u8; 16384];
     loop {
+        stream
+            .set_timeouts(left_until(deadline).map_err(&io_err)?)
+            .map_err(&io_err)?;
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => response.extend_from_slice(&buf[..n]),
@@ -318,5 +371,42 @@ mod tests {
             parse_response("x", b"HTTP/1.1 500 Oops\r\n\r\n"),
             Err(TransportError::Status { status: 500, .. })
         ));
+    }
+
+    #[test]
+    fn a_xapi_answering_a_byte_at_a_time_costs_the_deadline_and_no_more() {
+        // Each byte arrives well within any per-read timeout; only a deadline on the whole
+        // exchange stops it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 4096];
+            let _ = s.read(&mut req);
+            for b in b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+                .iter()
+                .cycle()
+            {
+                if s.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let endpoint = Endpoint::Http {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let start = Instant::now();
+        let r = post(
+            &endpoint,
+            "/jsonrpc",
+            "application/json",
+            b"{}",
+            Duration::from_secs(1),
+        );
+        assert!(matches!(r, Err(TransportError::Timeout { .. })), "{r:?}");
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(1800), "took {took:?}");
     }
 }
