@@ -429,14 +429,74 @@ impl Values<'_> {
     }
 }
 
+/// A JSON value in which no object names a key twice, at any depth.
+struct NoDuplicateKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NoDuplicateKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E: Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys(Value::Bool(b)))
+            }
+            fn visit_i64<E: Error>(self, n: i64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys(n.into()))
+            }
+            fn visit_u64<E: Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys(n.into()))
+            }
+            fn visit_f64<E: Error>(self, n: f64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys(
+                    serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+                ))
+            }
+            fn visit_str<E: Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys(Value::String(s.to_owned())))
+            }
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(NoDuplicateKeys(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(NoDuplicateKeys(Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Map::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    let NoDuplicateKeys(v) = map.next_value()?;
+                    if out.insert(k.clone(), v).is_some() {
+                        return Err(A::Error::custom(format!(
+                            "the key {:?} is given twice",
+                            k.escape_default().to_string()
+                        )));
+                    }
+                }
+                Ok(NoDuplicateKeys(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl Request {
     /// Parse and check a JSON request. Unknown operations and parameters, values of the wrong
     /// kind and missing required values are bad input; nothing is done before this passes.
     pub fn from_json(text: &str) -> Result<Request, InputError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| InputError::BadValue {
-            name: "request".into(),
-            why: format!("not JSON: {e}"),
-        })?;
+        // A key given twice is ambiguous (serde_json would keep the last silently): bad input.
+        let v = serde_json::from_str::<NoDuplicateKeys>(text)
+            .map_err(|e| InputError::BadValue {
+                name: "request".into(),
+                why: format!("not JSON: {e}"),
+            })?
+            .0;
         let Value::Object(map) = v else {
             return Err(InputError::BadValue {
                 name: "request".into(),
@@ -597,6 +657,16 @@ mod tests {
             assert!(req(bad.clone()).is_err(), "{bad} accepted");
         }
         assert!(Request::from_json("{not json").is_err());
+        // A key given twice is ambiguous, whichever copy would win.
+        for twice in [
+            r#"{"op":"heal","target":"dm:x","apply":false,"apply":true}"#,
+            r#"{"op":"inspect","target":"dm:x","op":"heal","apply":true}"#,
+            r#"{"op":"volumes","vdis":[{"a":1,"a":2}]}"#,
+        ] {
+            let e = Request::from_json(twice).unwrap_err().to_string();
+            assert!(e.contains("given twice"), "{twice}: {e}");
+        }
+        assert!(Request::from_json(r#"{"op":"heal","target":"dm:x","apply":true}"#).is_ok());
     }
 
     #[test]

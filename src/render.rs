@@ -1,5 +1,10 @@
 //! Human output: the layer table the seed incident was diagnosed with
 //! (layer | state | what it means), and one line per mapping for a scan.
+//!
+//! Much of what is shown comes from others: VM, VDI, SR and host names anyone with a xapi
+//! role can set, other hosts' answers, DM names. A terminal must show it, never obey it: each
+//! such field is shown on one line with its control characters escaped (`one_line`), and the
+//! whole text once more on its way out (`terminal_safe`).
 
 use std::fmt::Write;
 
@@ -8,11 +13,46 @@ use crate::journal::{Entry, Event};
 use crate::restore::RestoreOutcome;
 use crate::results::{Inspection, Scan};
 
+/// Whether a character would steer a terminal or a reader rather than be shown: C0 and C1
+/// controls, DEL, and the bidirectional and zero-width formatting characters that reorder or
+/// hide text.
+fn steers(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// `s` as one line that shows what it holds: newlines, escapes and the like as `\n`, `\u{1b}`.
+pub fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(steers) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if steers(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// A whole rendered text, safe for a terminal: every steering character but the newlines
+/// between lines escaped.
+pub fn terminal_safe(text: &str) -> String {
+    text.split('\n').map(one_line).collect::<Vec<_>>().join("\n")
+}
+
 fn table(rows: &[[String; 3]]) -> String {
-    let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);
-    let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
+    let rows: Vec<[String; 3]> = rows
+        .iter()
+        .map(|r| r.clone().map(|c| one_line(&c).into_owned()))
+        .collect();
+    let w0 = rows.iter().map(|r| r[0].chars().count()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r[1].chars().count()).max().unwrap_or(0);
     let mut out = String::new();
-    for r in rows {
+    for r in &rows {
         let _ = writeln!(out, "  {:<w0$}  {:<w1$}  {}", r[0], r[1], r[2]);
     }
     out
@@ -20,15 +60,15 @@ fn table(rows: &[[String; 3]]) -> String {
 
 pub fn inspection(i: &Inspection) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", i.dm_name);
+    let _ = writeln!(out, "{}", one_line(i.dm_name.as_str()));
     if i.target != i.dm_name {
-        let _ = writeln!(out, "  target: {}", i.target);
+        let _ = writeln!(out, "  target: {}", one_line(&i.target.to_string()));
     }
     let _ = writeln!(
         out,
         "verdict: {} — {}\n",
         i.verdict.as_str().to_uppercase(),
-        i.summary
+        one_line(&i.summary)
     );
     let mut rows = vec![[
         "LAYER".to_string(),
@@ -48,7 +88,7 @@ pub fn inspection(i: &Inspection) -> String {
 
 pub fn heal(o: &HealOutcome) -> String {
     let mut out = inspection(&o.inspection);
-    let _ = writeln!(out, "\n{}", o.message);
+    let _ = writeln!(out, "\n{}", one_line(&o.message));
     if let Some(lock) = &o.lock {
         let _ = writeln!(out, "lock: {lock}");
     }
@@ -157,8 +197,8 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
             out,
             "{:<10} on {} ({})",
             f.verdict.as_str().to_uppercase(),
-            f.host,
-            f.host_uuid
+            one_line(&f.host),
+            one_line(&f.host_uuid)
         );
         let vdi = match (&f.vdi_uuid, &f.vdi_name) {
             (Some(v), Some(n)) => format!("VDI {v} \"{n}\""),
@@ -166,16 +206,21 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
             (None, _) => "not a VDI's volume".into(),
         };
         let sr = f.sr_uuid.as_deref().unwrap_or("-");
-        let _ = writeln!(out, "           {vdi}, SR {sr}");
+        let _ = writeln!(out, "           {}, SR {}", one_line(&vdi), one_line(sr));
         if !f.vms.is_empty() {
             let vms: Vec<String> = f
                 .vms
                 .iter()
                 .map(|v| format!("{} ({}, {})", v.name_label, v.uuid, v.power_state))
                 .collect();
-            let _ = writeln!(out, "           disk of VM {}", vms.join(", "));
+            let _ = writeln!(out, "           disk of VM {}", one_line(&vms.join(", ")));
         }
-        let _ = writeln!(out, "           {}\n           {}", f.dm_name, f.summary);
+        let _ = writeln!(
+            out,
+            "           {}\n           {}",
+            one_line(&f.dm_name),
+            one_line(&f.summary)
+        );
         if f.verdict == crate::verdict::Verdict::Ghost {
             if let Some(v) = &f.vdi_uuid {
                 let _ = writeln!(
@@ -224,13 +269,13 @@ fn findings(out: &mut String, findings: &[crate::doctor::Finding], offer_apply: 
             "{:<8} {:<24} {}\n         {}",
             format!("{:?}", f.severity).to_uppercase(),
             f.check,
-            f.subject,
-            f.summary
+            one_line(&f.subject),
+            one_line(&f.summary)
         );
         for step in &f.plan {
             // Comments are said, commands are shown as commands.
             let prompt = if step.starts_with('#') { "" } else { "$ " };
-            let _ = writeln!(out, "         {prompt}{step}");
+            let _ = writeln!(out, "         {prompt}{}", one_line(step));
         }
         if offer_apply && f.safe_action.is_some() {
             let _ = writeln!(
@@ -257,7 +302,13 @@ pub fn doctor(r: &crate::doctor::Report) -> String {
                 .journal_id
                 .map(|id| format!("  (journal entry {id}; `dmheal restore {id}` undoes it)"))
                 .unwrap_or_default();
-            let _ = writeln!(out, "  {} on {}: {}{undo}", a.action, a.subject, a.result);
+            let _ = writeln!(
+                out,
+                "  {} on {}: {}{undo}",
+                a.action,
+                one_line(&a.subject),
+                one_line(&a.result)
+            );
         }
         if r.remaining.is_empty() {
             out.push_str("\nnothing remains\n");
@@ -274,9 +325,14 @@ pub fn doctor(r: &crate::doctor::Report) -> String {
 
 pub fn vm(r: &crate::vm::VmReport) -> String {
     let v = &r.vm;
-    let mut out = format!("VM {} ({}): {}", v.name_label, v.uuid, v.power_state);
+    let mut out = format!(
+        "VM {} ({}): {}",
+        one_line(&v.name_label),
+        one_line(&v.uuid),
+        one_line(&v.power_state)
+    );
     if let Some(h) = &v.resident_on {
-        let _ = write!(out, " on {} ({})", h.name_label, h.uuid);
+        let _ = write!(out, " on {} ({})", one_line(&h.name_label), one_line(&h.uuid));
     }
     out.push_str("\n\n");
     let mut rows = vec![["DISK".to_string(), "VDI".to_string(), "SR".to_string()]];
@@ -293,7 +349,10 @@ pub fn vm(r: &crate::vm::VmReport) -> String {
         let _ = writeln!(
             out,
             "HEAL     {} on {}: {} — {}",
-            a.vdi_uuid, a.host, a.action, a.message
+            one_line(&a.vdi_uuid),
+            one_line(&a.host),
+            one_line(&a.action),
+            one_line(&a.message)
         );
     }
     if !r.healed.is_empty() {
@@ -301,14 +360,14 @@ pub fn vm(r: &crate::vm::VmReport) -> String {
     }
     for f in &r.findings {
         let sev = format!("{:?}", f.severity).to_uppercase();
-        let _ = writeln!(out, "{sev:<8} {}", f.summary);
+        let _ = writeln!(out, "{sev:<8} {}", one_line(&f.summary));
         for step in &f.next {
             match step.strip_prefix("# ") {
                 Some(said) => {
-                    let _ = writeln!(out, "         {said}");
+                    let _ = writeln!(out, "         {}", one_line(said));
                 }
                 None => {
-                    let _ = writeln!(out, "         $ {step}");
+                    let _ = writeln!(out, "         $ {}", one_line(step));
                 }
             }
         }
@@ -382,4 +441,29 @@ pub fn volumes(v: &crate::vm::local::LocalView) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_others_is_shown_never_obeyed() {
+        let forged = "S-Domino\n\u{1b}[1A\u{1b}[2K\u{1b}[32mclear\u{1b}[8m\u{202e}x";
+        let shown = one_line(forged);
+        assert!(!shown.chars().any(steers), "{shown}");
+        assert!(shown.starts_with("S-Domino\\n\\u{1b}[1A"), "{shown}");
+        // Plain text is left as it is; a whole text keeps its own lines.
+        assert_eq!(one_line("VM S-Domino (ünïcode)"), "VM S-Domino (ünïcode)");
+        let text = format!("line one\nname {forged}\n");
+        let safe = terminal_safe(&text);
+        assert_eq!(safe.lines().count(), 3, "{safe}");
+        assert!(!safe.contains('\u{1b}'));
+        // Table cells too, aligned by characters.
+        let t = table(&[
+            ["a\nb".into(), "x".into(), "y".into()],
+            ["é".into(), "x".into(), "y".into()],
+        ]);
+        assert_eq!(t.lines().count(), 2, "{t}");
+    }
 }

@@ -70,6 +70,9 @@ def call_binary(dmheal_bin, request_text, env=None):
     ('{"op": "heal", "target": "vg-lv", "tool_timeout": 1e300}', "bad_input", 2),
     ('{"op": "heal", "target": "vg-lv", "budget": "soon"}', "bad_input", 2),
     ('{"op": "scan", "apply": true}', "bad_input", 2),
+    # A key given twice is ambiguous, whichever copy would win: nothing is done.
+    ('{"op": "heal", "target": "vg-lv", "apply": false, "apply": true}', "bad_input", 2),
+    ('{"op": "inspect", "target": "vg-lv", "op": "heal", "apply": true}', "bad_input", 2),
     ('{"op": "restore", "id": 999}', "not_found", 1),
 ])
 def test_the_binary_answers_one_envelope_whatever_happens(dmheal_bin, tmp_path, request_text,

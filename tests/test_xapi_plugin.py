@@ -62,6 +62,12 @@ def test_version_matches_the_crate():
     ("diagnose", {"dm_name": "a;reboot"}, "DMHEAL_BAD_ARGS"),
     ("heal", {"vdi_uuid": VDI, "apply": "yes"}, "DMHEAL_BAD_ARGS"),
     ("restore", {"id": "abc"}, "DMHEAL_BAD_ARGS"),
+    # Digits str.isdigit() accepts but int() rejects or reads: never an internal error.
+    ("restore", {"id": "\u00b2"}, "DMHEAL_BAD_ARGS"),
+    ("restore", {"id": "\u0663"}, "DMHEAL_BAD_ARGS"),
+    ("restore", {"id": "1\n"}, "DMHEAL_BAD_ARGS"),
+    ("restore", {"id": "01"}, "DMHEAL_BAD_ARGS"),
+    ("volumes", {"vdi_uuids": VDI, "domid": "\u00b2"}, "DMHEAL_BAD_ARGS"),
     ("restore", {}, "DMHEAL_BAD_ARGS"),
     ("scan", {"extra": "1"}, "DMHEAL_BAD_ARGS"),
     ("restore", {"id": "5"}, "DMHEAL_NOT_FOUND"),

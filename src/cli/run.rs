@@ -151,7 +151,7 @@ pub fn run(cli: &Cli) -> Result<Exit> {
         if cli.json {
             print_json(&answer);
         } else {
-            print!("{}", answer.render());
+            print!("{}", crate::render::terminal_safe(&answer.render()));
         }
         return Ok(answer.exit());
     }
@@ -183,7 +183,7 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             if cli.json {
                 print_json(&p);
             } else {
-                print!("{}", crate::render::pool_scan(&p));
+                print!("{}", crate::render::terminal_safe(&crate::render::pool_scan(&p)));
             }
             Ok(Exit::of_pool_scan(&p.counts))
         }

@@ -171,7 +171,7 @@ pub fn trace(config: &Config, vm: &str, apply: bool, per_host: Duration) -> Resu
         hosts: views,
     };
     if apply && report.has_ghost() {
-        let healed = heal_ghosts(&client, &hosts, &report.findings, per_host);
+        let healed = heal_ghosts(&client, &hosts, &report.disks, &report.findings, per_host);
         let views = ask_hosts(
             &client,
             &report.vm,
@@ -280,6 +280,26 @@ fn disks_of(client: &Xapi, vm: &Vm) -> Result<Vec<Disk>> {
     Ok(disks)
 }
 
+/// The VDIs hosts are asked about: the VM's disks on LVM-based SRs, by well-formed uuid.
+fn asked_vdis(disks: &[Disk]) -> Vec<&str> {
+    disks
+        .iter()
+        .filter(|d| d.lvm && Uuid::is_well_formed(&d.vdi_uuid))
+        .map(|d| d.vdi_uuid.as_str())
+        .collect()
+}
+
+/// A host's answer kept to what it was asked: the VM's VDIs and its domain. Whatever else a
+/// host lists (a broken or hostile plugin) is dropped, so nothing downstream — the findings,
+/// the commands they print, `--apply` — ever names another VDI.
+fn only_asked(mut view: LocalView, vdis: &[&str], vm: &VmInfo) -> LocalView {
+    view.volumes.retain(|v| vdis.contains(&v.vdi.as_str()));
+    if view.domain.as_ref().map(|d| d.domid) != vm.domid {
+        view.domain = None;
+    }
+    view
+}
+
 /// Every live host's `volumes` for the VM's LVM-based disks (and, on the resident host, its
 /// domain), at once, each bounded by `per_host`.
 fn ask_hosts(
@@ -290,11 +310,7 @@ fn ask_hosts(
     hosts: &[PoolHost],
     per_host: Duration,
 ) -> Vec<HostView> {
-    let vdis: Vec<&str> = disks
-        .iter()
-        .filter(|d| d.lvm)
-        .map(|d| d.vdi_uuid.as_str())
-        .collect();
+    let vdis = asked_vdis(disks);
     let running = matches!(vm.power_state.as_str(), "Running" | "Paused");
     let args = |_: usize, h: &PoolHost| {
         let mut a = BTreeMap::new();
@@ -319,7 +335,7 @@ fn ask_hosts(
                 Reply::Skipped(why) => (HostStatus::Skipped, Some(why.to_string()), None),
                 Reply::Failed { why, .. } => (HostStatus::Failed, Some(why), None),
                 Reply::Answered(v) => match serde_json::from_value::<LocalView>(v) {
-                    Ok(view) => (HostStatus::Asked, None, Some(view)),
+                    Ok(view) => (HostStatus::Asked, None, Some(only_asked(view, &vdis, vm))),
                     Err(e) => (
                         HostStatus::Failed,
                         Some(format!("the plugin's answer is not a volumes view: {e}")),
@@ -343,12 +359,15 @@ fn ask_hosts(
 fn heal_ghosts(
     client: &Xapi,
     hosts: &[PoolHost],
+    disks: &[Disk],
     findings: &[Finding],
     per_host: Duration,
 ) -> Vec<HealAttempt> {
+    let mine = asked_vdis(disks);
     let jobs: Vec<(PoolHost, String)> = findings
         .iter()
         .filter(|f| f.code == "ghost")
+        .filter(|f| f.vdi_uuid.as_deref().is_some_and(|v| mine.contains(&v)))
         .filter_map(|f| {
             let h = hosts
                 .iter()
@@ -395,4 +414,74 @@ fn heal_ghosts(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Verdict;
+    use local::{DomainHere, LocalVolume};
+
+    const MINE: &str = "3f1c0de2-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+
+    fn volume(vdi: &str) -> LocalVolume {
+        LocalVolume {
+            vdi: vdi.into(),
+            dm_name: Some("x".into()),
+            verdict: Verdict::Ghost,
+            summary: "ghost".into(),
+            reasons: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_hosts_answer_is_kept_to_the_vms_own_disks_and_domain() {
+        let disks = vec![
+            Disk {
+                device: "0".into(),
+                vdi_uuid: MINE.into(),
+                vdi_name: "d".into(),
+                sr_uuid: "s".into(),
+                sr_name: "s".into(),
+                sr_type: "lvmoiscsi".into(),
+                lvm: true,
+            },
+            Disk {
+                device: "1".into(),
+                vdi_uuid: "$(reboot)".into(),
+                vdi_name: "d".into(),
+                sr_uuid: "s".into(),
+                sr_name: "s".into(),
+                sr_type: "lvm".into(),
+                lvm: true,
+            },
+        ];
+        let vdis = asked_vdis(&disks);
+        assert_eq!(vdis, vec![MINE], "only well-formed uuids are asked about");
+        let vm = VmInfo {
+            uuid: "v".into(),
+            name_label: "v".into(),
+            power_state: "Running".into(),
+            resident_on: None,
+            domid: Some(7),
+        };
+        let view = LocalView {
+            host_uuid: None,
+            volumes: vec![
+                volume(MINE),
+                volume("99999999-9999-4999-8999-999999999999"),
+                volume("$(reboot)"),
+            ],
+            domain: Some(DomainHere {
+                domid: 8,
+                present: Some(false),
+                state: None,
+                source: "xl".into(),
+            }),
+        };
+        let kept = only_asked(view, &vdis, &vm);
+        let listed: Vec<&str> = kept.volumes.iter().map(|v| v.vdi.as_str()).collect();
+        assert_eq!(listed, vec![MINE]);
+        assert!(kept.domain.is_none(), "another domain than the VM's is dropped");
+    }
 }
