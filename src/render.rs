@@ -41,7 +41,10 @@ pub fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
 /// A whole rendered text, safe for a terminal: every steering character but the newlines
 /// between lines escaped.
 pub fn terminal_safe(text: &str) -> String {
-    text.split('\n').map(one_line).collect::<Vec<_>>().join("\n")
+    text.split('\n')
+        .map(one_line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn table(rows: &[[String; 3]]) -> String {
@@ -332,7 +335,12 @@ pub fn vm(r: &crate::vm::VmReport) -> String {
         one_line(&v.power_state)
     );
     if let Some(h) = &v.resident_on {
-        let _ = write!(out, " on {} ({})", one_line(&h.name_label), one_line(&h.uuid));
+        let _ = write!(
+            out,
+            " on {} ({})",
+            one_line(&h.name_label),
+            one_line(&h.uuid)
+        );
     }
     out.push_str("\n\n");
     let mut rows = vec![["DISK".to_string(), "VDI".to_string(), "SR".to_string()]];

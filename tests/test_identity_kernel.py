@@ -117,3 +117,109 @@ def test_only_a_mapping_of_the_vg_is_its_lvs_ghost_and_only_its_own_identity_com
     # The same entry without the forged uuid restores: the checks refuse only what they should.
     assert int(r.file("honest.rc")) == 0, r.file("honest.out") + r.file("honest.err")
     assert r.file("honest.after").split()[0] == uml.DM_NAME
+
+
+# Round two of the adversary: identities that are not LVM's, and copies of the PV.
+COPIES = r"""
+make_sr_vg
+add_lv "$VG" "VHD-%(sib)s"
+SIBN=$(dm_name_of "$VG" "VHD-%(sib)s")
+SIBU=$(dmsetup info -c --noheadings -o uuid "$SIBN")
+T=$(dmsetup table "$DM_NAME"); OFF=$(echo "$T" | awk '{print $5}'); LEN=$(echo "$T" | awk '{print $2}')
+lvchange -q -an "$VG/$LV"
+VGU=$(vgs --noheadings -o vg_uuid "$VG" | tr -d ' -')
+devnum() { printf '%%d:%%d' "$(stat -L -c '0x%%t' "$1")" "$(stat -L -c '0x%%T' "$1")"; }
+heal_as() {  # heal_as CASE UUID TABLE: a mapping at the LV's name, healed with both readers
+    for reader in metadata lvs; do
+        if [ -n "$2" ]; then U="--uuid $2"; else U=; fi
+        dmsetup create "$DM_NAME" $U --table "$3"
+        capture "$1_$reader" "$DMHEAL" --lvm-reader "$reader" --json heal "$DM_NAME" --apply
+        dm_state "$DM_NAME" > "$OUT/$1_$reader.after"
+        dmsetup remove "$DM_NAME" 2>/dev/null
+    done
+}
+
+# 1. Identities: another subsystem's uuids, a sibling's layer, and the ghost's own kinds.
+heal_as crypt "CRYPT-LUKS2-0123456789abcdef0123456789abcdef-x" "$T"
+heal_as mpath "mpath-3600a098038303053453f463045727a41" "$T"
+heal_as kpartx "part1-mpath-3600a098038303053453f463045727a41" "$T"
+heal_as layer "$SIBU-real" "$T"
+STALE="LVM-${VGU}0123456789abcdefghijABCDEFGHIJkl"
+dmsetup create "$DM_NAME" --uuid "$STALE" --table "$T"
+capture stale "$DMHEAL" --json heal "$DM_NAME" --apply
+dm_state "$DM_NAME" > "$OUT/stale.after"
+capture stale_restore "$DMHEAL" --json restore 1
+dm_state "$DM_NAME" > "$OUT/stale_restore.after"
+dmsetup remove "$DM_NAME"
+
+# 2. Copies of the PV: a loop device over a file copy, a dm device stacked on the PV, and a
+#    sibling LV whose content a guest made a copy of the PV's header.
+insmod /usr/lib/uml/modules/$(uname -r)/kernel/drivers/block/loop.ko 2>/dev/null
+dd if=/dev/ubda of=/run/pvcopy.img bs=1M count=32 status=none
+LOOP=$(losetup -f --show /run/pvcopy.img)
+SZ=$(blockdev --getsz /dev/ubda)
+dmsetup create pvstack --table "0 $SZ linear /dev/ubda 0"; dmsetup mknodes pvstack
+dd if=/dev/ubda of="/dev/mapper/$SIBN" bs=1M count=1 status=none conv=fsync
+heal_as loop "" "0 $LEN linear $(devnum "$LOOP") $OFF"
+heal_as stacked "" "0 $LEN linear $(devnum /dev/mapper/pvstack) $OFF"
+heal_as sibling_content "" "0 8192 linear $(devnum "/dev/mapper/$SIBN") 0"
+
+# 3. A live LV's identity over a copy taken before that LV existed: the copy's metadata does
+#    not know the LV, so only refusing the copy as a PV keeps its identity from looking stale.
+C=VHD-33333333-2222-4333-8444-555555555555
+add_lv "$VG" "$C"
+CU=$(dmsetup info -c --noheadings -o uuid "$(dm_name_of "$VG" "$C")")
+lvchange -q -an "$VG/$C"
+heal_as stale_copy "$CU" "0 $LEN linear $(devnum "$LOOP") $OFF"
+
+# 4. restore of an entry whose table maps the copy, with the LV's own identity.
+lvchange -q -ay "$VG/$LV"; OWN=$(dmsetup info -c --noheadings -o uuid "$DM_NAME"); lvchange -q -an "$VG/$LV"
+J=/run/dmheal/journal.jsonl
+"$SIMPY" - "$DM_NAME" "$OWN" "0 $LEN linear $(devnum "$LOOP") $OFF" > $J <<'PY'
+import json, sys
+name, uuid, line = sys.argv[1], sys.argv[2], sys.argv[3].split(" ", 3)
+print(json.dumps({"id": 1, "time": "2026-01-01T00:00:00Z", "host": "h", "pid": 1, "event": "removal",
+  "dm_name": name, "uuid": uuid, "dev": {"major": 254, "minor": 9}, "read_only": False,
+  "table": [{"start": int(line[0]), "length": int(line[1]), "target": line[2], "params": line[3]}],
+  "inspection": None}))
+print(json.dumps({"id": 2, "time": "2026-01-01T00:00:00Z", "host": "h", "pid": 1, "event": "outcome",
+  "of": 1, "result": "removed", "detail": "", "removed_uuid": None}))
+PY
+chmod 600 $J
+capture onto_copy "$DMHEAL" --json restore 1
+dm_state "$DM_NAME" > "$OUT/onto_copy.after"
+lv_attr "$VG" "$LV" > "$OUT/onto_copy.attr"
+"""
+
+
+def test_only_no_identity_or_an_lvm_one_of_the_vg_on_the_vgs_own_disk_is_a_ghost(kernel, dmheal_bin):
+    r = kernel.run(COPIES % {"sib": SIB}, dmheal_bin, timeout=400, second_disk_mb=64)
+    assert r.rc == 0, r.output
+
+    def refused(case, code):
+        for reader in ("metadata", "lvs"):
+            out = json.loads(r.file("%s_%s.out" % (case, reader)))
+            assert out["action"] == "refused", (case, reader, out["message"])
+            assert code in reasons(out), (case, reader, sorted(reasons(out)))
+            assert r.file("%s_%s.after" % (case, reader)).strip() != "absent", (case, reader)
+
+    # 1. Another subsystem's identity is never an LV's ghost; a sibling's layer is the sibling's.
+    for case in ("crypt", "mpath", "kpartx"):
+        refused(case, "lvm_foreign_uuid")
+    refused("layer", "lvm_other_lv")
+    # A removed LV's uuid of this VG is the ghost's own kind: removed, and given back exactly.
+    out = json.loads(r.file("stale.out"))
+    assert out["action"] == "removed", out["message"]
+    assert r.file("stale.after").strip() == "absent"
+    assert int(r.file("stale_restore.rc")) == 0, r.file("stale_restore.out") + r.file("stale_restore.err")
+    assert r.file("stale_restore.after").split()[1].endswith("0123456789abcdefghijABCDEFGHIJkl")
+
+    # 2. and 3. A copy of the PV is not the PV, whatever its label says.
+    for case in ("loop", "stacked", "sibling_content", "stale_copy"):
+        refused(case, "lvm_table_elsewhere")
+    refused("stale_copy", "lvm_other_lv")
+
+    # 4. Nothing is given back onto a copy: LVM's LV stays inactive, its data on the SR's PV.
+    assert int(r.file("onto_copy.rc")) == 1, r.file("onto_copy.out")
+    assert r.file("onto_copy.after").strip() == "absent"
+    assert r.file("onto_copy.attr").strip()[4] != "a"

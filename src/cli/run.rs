@@ -183,7 +183,10 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             if cli.json {
                 print_json(&p);
             } else {
-                print!("{}", crate::render::terminal_safe(&crate::render::pool_scan(&p)));
+                print!(
+                    "{}",
+                    crate::render::terminal_safe(&crate::render::pool_scan(&p))
+                );
             }
             Ok(Exit::of_pool_scan(&p.counts))
         }

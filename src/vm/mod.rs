@@ -482,6 +482,9 @@ mod tests {
         let kept = only_asked(view, &vdis, &vm);
         let listed: Vec<&str> = kept.volumes.iter().map(|v| v.vdi.as_str()).collect();
         assert_eq!(listed, vec![MINE]);
-        assert!(kept.domain.is_none(), "another domain than the VM's is dropped");
+        assert!(
+            kept.domain.is_none(),
+            "another domain than the VM's is dropped"
+        );
     }
 }
