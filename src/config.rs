@@ -161,7 +161,7 @@ impl Config {
     pub fn lvs(&self) -> Lvs {
         Lvs {
             program: self.lvs_program.clone(),
-            timeout: self.within(self.tool_timeout),
+            deadline: Instant::now() + self.within(self.tool_timeout),
         }
     }
 
@@ -170,7 +170,7 @@ impl Config {
         PvReader {
             sys_root: self.sys_root.clone(),
             dev_root: self.dev_root.clone(),
-            timeout: self.within(self.tool_timeout),
+            deadline: Instant::now() + self.within(self.tool_timeout),
         }
     }
 }

@@ -116,7 +116,8 @@ def test_no_label_under_the_ghost_and_no_lvs_refuses(kernel, dmheal_bin):
 make_sr_vg
 lvchange -q -an "$VG/$LV"
 ubd=$(cat /sys/block/ubda/dev)
-dmsetup create plainbase --table "0 65536 linear $ubd 400000"
+# A multipath map (the kind of device an iSCSI or FC SR's PV is) over an unwritten stretch.
+dmsetup create plainbase --uuid mpath-plainbase --table "0 65536 linear $ubd 400000"
 base=$(dmsetup info -c --noheadings -o major,minor --separator : plainbase | tr -d ' ')
 dmsetup create "$DM_NAME" --table "0 8192 linear $base 0"
 dmsetup mknodes

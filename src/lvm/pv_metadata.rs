@@ -11,7 +11,7 @@
 //! another host of the pool writes on a shared SR, where no local lock could help.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::dm::{DevNum, TableLine};
 
@@ -53,8 +53,9 @@ pub struct Survey {
 pub struct PvReader {
     pub sys_root: PathBuf,
     pub dev_root: PathBuf,
-    /// A read that does not return by then (a dead path under a multipath PV) gives up.
-    pub timeout: Duration,
+    /// Reads that have not returned by then (a dead path under a multipath PV) give up: one
+    /// deadline for every device read, however many there are.
+    pub deadline: Instant,
 }
 
 impl PvReader {
@@ -128,32 +129,18 @@ impl PvReader {
     ) -> Result<(String, Vec<VgMetadata>), String> {
         self.holds_srs(dev)?;
         let path = self.node_of(dev)?;
-        read_copies(&path, dev, Instant::now() + self.timeout, filter)
+        read_copies(&path, dev, self.deadline, filter)
     }
 
-    /// Whether `dev` is a kind of device SM puts an SR's PV on: a disk or partition, an md
-    /// array, or a multipath map — not a loop device (a file's copy of a PV carries the same
-    /// label) nor another device-mapper device (an LV, a snapshot or a linear map stacked on
-    /// the PV shows its label too). LVM itself chooses among such duplicates; dmheal does not
-    /// guess, and a VG read only from one of them is left to `lvs`.
+    /// Whether `dev` is a kind of device SM puts an SR's PV on (see `sr_pv_kind`).
     fn holds_srs(&self, dev: DevNum) -> Result<(), String> {
-        const LOOP_MAJOR: u32 = 7;
-        if dev.major == LOOP_MAJOR {
-            return Err("a loop device (a file's copy), not a disk an SR is on".into());
-        }
         let dm_uuid = self
             .sys_root
             .join("dev/block")
             .join(dev.to_string())
             .join("dm/uuid");
-        match std::fs::read_to_string(&dm_uuid) {
-            Ok(u) if u.trim().starts_with("mpath-") => Ok(()),
-            Ok(u) => Err(format!(
-                "a device-mapper device (uuid {:?}) stacked on other storage, not a disk or multipath map an SR is on",
-                u.trim()
-            )),
-            Err(_) => Ok(()), // not a device-mapper device
-        }
+        let dm_uuid = std::fs::read_to_string(dm_uuid).ok(); // absent: not device-mapper
+        sr_pv_kind(dev.major, dm_uuid.as_deref().map(str::trim))
     }
 
     /// /dev/<DEVNAME> for MAJ:MIN, from sysfs (udev's /dev/block links may be absent).
@@ -281,9 +268,39 @@ fn read_area(
     Err(last)
 }
 
+/// Whether a device of `major` (and, for a device-mapper device, `dm_uuid`) is a kind SM puts
+/// an SR's PV on: a disk or a partition, an md array, a multipath map or a partition of one
+/// (a local SR on a boot-from-SAN host). Not a loop device (a file's copy of a PV carries the
+/// same label) nor any other device-mapper device (an LV, a snapshot, a linear map stacked on
+/// the PV, an LV whose content a guest made a PV header: each shows a PV's label). LVM itself
+/// chooses among such duplicates; dmheal does not guess, and leaves a VG seen only through one
+/// of them to `lvs`.
+fn sr_pv_kind(major: u32, dm_uuid: Option<&str>) -> Result<(), String> {
+    const LOOP_MAJOR: u32 = 7;
+    if major == LOOP_MAJOR {
+        return Err("a loop device (a file's copy), not a disk an SR is on".into());
+    }
+    let Some(uuid) = dm_uuid else {
+        return Ok(());
+    };
+    let multipath = uuid.starts_with("mpath-")
+        || uuid.strip_prefix("part").is_some_and(|rest| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && rest[digits..].starts_with("-mpath-")
+        });
+    if multipath {
+        return Ok(());
+    }
+    Err(format!(
+        "a device-mapper device (uuid {uuid:?}) stacked on other storage, not a disk or \
+         multipath map an SR is on"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn line(params: &str) -> TableLine {
         TableLine {
@@ -312,7 +329,7 @@ mod tests {
         let r = PvReader {
             sys_root: sys.path().into(),
             dev_root: "/dev".into(),
-            timeout: Duration::from_secs(1),
+            deadline: Instant::now() + Duration::from_secs(1),
         };
         let d = DevNum {
             major: 8,
@@ -339,5 +356,29 @@ mod tests {
             "{e}"
         );
         assert!(r.read_vg("VG_XenStorage-x", &[], None).is_err());
+    }
+
+    #[test]
+    fn only_disks_partitions_and_multipath_maps_hold_an_srs_pv() {
+        for ok in [
+            (8, None),                                   // sda
+            (259, None),                                 // nvme
+            (9, None),                                   // md
+            (254, Some("mpath-3600a098038303053453f463045727a41")),
+            (254, Some("part3-mpath-3600a098038303053453f463045727a41")), // boot from SAN
+        ] {
+            assert_eq!(sr_pv_kind(ok.0, ok.1), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            (7, None),                                   // a loop device
+            (254, Some("")),                             // a uuid-less stacked map
+            (254, Some("LVM-abc")),                      // an LV
+            (254, Some("CRYPT-LUKS2-x")),
+            (254, Some("part-mpath-x")),
+            (254, Some("partx-mpath-x")),
+            (254, Some("xmpath-3600")),
+        ] {
+            assert!(sr_pv_kind(bad.0, bad.1).is_err(), "{bad:?}");
+        }
     }
 }

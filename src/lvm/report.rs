@@ -1,6 +1,6 @@
 //! What LVM itself says about logical volumes, from `lvs --reportformat json`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::collections::{HashMap, HashSet};
 
@@ -161,7 +161,8 @@ pub enum LvmView {
 #[derive(Clone, Debug)]
 pub struct Lvs {
     pub program: String,
-    pub timeout: Duration,
+    /// Every run (`pvs`, then `lvs`) ends by then: one deadline, not one per run.
+    pub deadline: Instant,
 }
 
 impl Lvs {
@@ -177,7 +178,7 @@ impl Lvs {
     pub fn pv_devices(&self) -> Result<HashMap<String, HashSet<DevNum>>, String> {
         let program = self.pvs_program();
         let args = ["--reportformat", "json", "-o", "pv_major,pv_minor,vg_name"];
-        let out = external_tool::run(&program, &args, self.timeout)
+        let out = external_tool::run(&program, &args, self.left())
             .and_then(|o| o.success(&program))
             .map_err(|e| e.to_string())?;
         parse_pvs(&out.stdout)
@@ -186,7 +187,12 @@ impl Lvs {
     fn run(&self, vgs: &[&str]) -> Result<external_tool::Output, CommandError> {
         let mut args = vec!["--reportformat", "json", "--units", "b", "-o", FIELDS];
         args.extend_from_slice(vgs);
-        external_tool::run(&self.program, &args, self.timeout)
+        external_tool::run(&self.program, &args, self.left())
+    }
+
+    /// What is left before the deadline (zero: a run times out at once).
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
 
     /// Every LV LVM can see (one `lvs` run for the whole host).
