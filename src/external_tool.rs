@@ -63,6 +63,23 @@ const MAX_OUTPUT: usize = 64 << 20;
 /// Run `program args...` with a deadline. Non-zero exit is returned as `Output`, not an error,
 /// because some tools (lvs) exit non-zero with useful output; use `Output::success` to insist.
 pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, CommandError> {
+    start(program, args, timeout)?.finish()
+}
+
+/// A tool started and not yet waited for: it runs while the caller does other work (its
+/// deadline counts from the start). Output beyond the pipe's buffer waits for `finish`.
+pub struct Running {
+    program: String,
+    /// The tool and its stdout and stderr, taken by `finish`; a `Running` dropped unfinished
+    /// (its caller gave up early) kills the tool's group rather than leave it behind.
+    tool: Option<(Child, [Pipe; 2])>,
+    group: Pid,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+/// Start `program args...`; `Running::finish` collects it by the deadline.
+pub fn start(program: &str, args: &[&str], timeout: Duration) -> Result<Running, CommandError> {
     let deadline = Instant::now() + timeout;
     let mut child = Command::new(program)
         .args(args)
@@ -86,60 +103,92 @@ pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, Co
             }
         })?;
     let group = Pid::from_raw(child.id() as i32);
-    let mut pipes = [
+    let pipes = [
         Pipe::new(child.stdout.take().expect("piped").into()),
         Pipe::new(child.stderr.take().expect("piped").into()),
     ];
-    let spawn_err = |source| CommandError::Spawn {
-        program: program.to_string(),
-        source,
-    };
     for p in &pipes {
-        set_nonblocking(p.fd()).map_err(spawn_err)?;
-    }
-
-    let status = loop {
-        let now = Instant::now();
-        if now >= deadline {
+        if let Err(source) = set_nonblocking(p.fd()) {
             abandon(child, group);
-            return Err(CommandError::Timeout {
+            return Err(CommandError::Spawn {
                 program: program.to_string(),
-                seconds: timeout.as_secs_f64(),
+                source,
             });
         }
-        wait_readable(&mut pipes, TICK.min(deadline - now));
+    }
+    Ok(Running {
+        program: program.to_string(),
+        tool: Some((child, pipes)),
+        group,
+        deadline,
+        timeout,
+    })
+}
+
+impl Running {
+    /// Wait for the tool until the deadline (then its whole group is killed) and return what
+    /// it printed.
+    pub fn finish(mut self) -> Result<Output, CommandError> {
+        let (mut child, mut pipes) = self.tool.take().expect("a Running is finished once");
+        let group = self.group;
+        let program = std::mem::take(&mut self.program);
+        let (deadline, timeout) = (self.deadline, self.timeout);
+        let spawn_err = |source| CommandError::Spawn {
+            program: program.clone(),
+            source,
+        };
+        let status = loop {
+            let now = Instant::now();
+            if now >= deadline {
+                abandon(child, group);
+                return Err(CommandError::Timeout {
+                    program,
+                    seconds: timeout.as_secs_f64(),
+                });
+            }
+            wait_readable(&mut pipes, TICK.min(deadline - now));
+            for p in pipes.iter_mut() {
+                p.drain();
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(source) => {
+                    abandon(child, group);
+                    return Err(spawn_err(source));
+                }
+            }
+        };
+        // The tool has exited: everything it wrote is in the pipes. Drain it; a pipe that is
+        // not at end of file is held by something the tool left running, which goes with the
+        // group.
         for p in pipes.iter_mut() {
             p.drain();
         }
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(source) => {
-                abandon(child, group);
-                return Err(spawn_err(source));
-            }
+        if pipes.iter().any(|p| !p.eof) {
+            let _ = killpg(group, Signal::SIGKILL);
         }
-    };
-    // The tool has exited: everything it wrote is in the pipes. Drain it; a pipe that is not
-    // at end of file is held by something the tool left running, which goes with the group.
-    for p in pipes.iter_mut() {
-        p.drain();
+        let [out, err] = pipes;
+        if out.dropped {
+            return Err(CommandError::TooMuchOutput {
+                program,
+                limit: MAX_OUTPUT,
+            });
+        }
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&out.data).into_owned(),
+            stderr: String::from_utf8_lossy(&err.data).into_owned(),
+            status: status.code().unwrap_or(-1),
+        })
     }
-    if pipes.iter().any(|p| !p.eof) {
-        let _ = killpg(group, Signal::SIGKILL);
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some((child, _)) = self.tool.take() {
+            abandon(child, self.group);
+        }
     }
-    let [out, err] = pipes;
-    if out.dropped {
-        return Err(CommandError::TooMuchOutput {
-            program: program.to_string(),
-            limit: MAX_OUTPUT,
-        });
-    }
-    Ok(Output {
-        stdout: String::from_utf8_lossy(&out.data).into_owned(),
-        stderr: String::from_utf8_lossy(&err.data).into_owned(),
-        status: status.code().unwrap_or(-1),
-    })
 }
 
 /// One of the tool's output pipes, read without blocking.
@@ -311,6 +360,37 @@ mod tests {
                     .is_ok_and(|s| s.contains(") Z "))
         });
         assert!(gone, "the child holding stdout is still alive");
+    }
+
+    #[test]
+    fn a_started_tool_runs_meanwhile_and_one_given_up_on_is_killed_with_its_group() {
+        // Collected after other work: its output is all there.
+        let t = start("sh", &["-c", "echo listed"], Duration::from_secs(5)).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(t.finish().unwrap().stdout, "listed\n");
+        // Dropped unfinished (the caller returned early): the tool and its children go.
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+        let t = start("sh", &["-c", &script], Duration::from_secs(60)).unwrap();
+        let pid = (0..500)
+            .find_map(|_| {
+                thread::sleep(Duration::from_millis(10));
+                std::fs::read_to_string(&pidfile)
+                    .ok()?
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+            })
+            .expect("the tool started its child");
+        drop(t);
+        let gone = (0..200).any(|_| {
+            thread::sleep(Duration::from_millis(10));
+            nix::sys::signal::kill(Pid::from_raw(pid), None).is_err()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        });
+        assert!(gone, "a tool given up on outlived its caller's interest");
     }
 
     #[test]

@@ -98,7 +98,23 @@ pub fn parse(text: &str) -> Result<Vec<Tapdisk>, String> {
 
 /// Run `tap-ctl list`.
 pub fn list(program: &str, timeout: Duration) -> TapdiskView {
-    match external_tool::run(program, &["list"], timeout).and_then(|o| o.success(program)) {
+    collect(program, start(program, timeout))
+}
+
+/// `tap-ctl list` started, to run while other layers are read (`collect` it after).
+pub fn start(program: &str, timeout: Duration) -> Result<external_tool::Running, CommandError> {
+    external_tool::start(program, &["list"], timeout)
+}
+
+/// What a started `tap-ctl list` says.
+pub fn collect(
+    program: &str,
+    started: Result<external_tool::Running, CommandError>,
+) -> TapdiskView {
+    match started
+        .and_then(external_tool::Running::finish)
+        .and_then(|o| o.success(program))
+    {
         Ok(out) => match parse(&out.stdout) {
             Ok(tapdisks) => TapdiskView::Listed { tapdisks },
             Err(why) => TapdiskView::Failed {

@@ -240,6 +240,8 @@ pub fn prepare<'a>(
         }
         f
     });
+    // tap-ctl runs while LVM is read (each is a process of its own; neither waits on the other).
+    let tap_ctl = tapdisk::start(&config.tap_ctl, config.within(config.tool_timeout));
     let report = lvm::source::read(
         config.lvm_reader,
         &config.pv_reader(),
@@ -277,7 +279,7 @@ pub fn prepare<'a>(
             .collect()
     });
     // tapdisk.
-    let taps = tapdisk::list(&config.tap_ctl, config.within(config.tool_timeout));
+    let taps = tapdisk::collect(&config.tap_ctl, tap_ctl);
     phase("tap-ctl");
     Ok(Gathered {
         config,

@@ -361,18 +361,18 @@ mod tests {
     #[test]
     fn only_disks_partitions_and_multipath_maps_hold_an_srs_pv() {
         for ok in [
-            (8, None),                                   // sda
-            (259, None),                                 // nvme
-            (9, None),                                   // md
+            (8, None),   // sda
+            (259, None), // nvme
+            (9, None),   // md
             (254, Some("mpath-3600a098038303053453f463045727a41")),
             (254, Some("part3-mpath-3600a098038303053453f463045727a41")), // boot from SAN
         ] {
             assert_eq!(sr_pv_kind(ok.0, ok.1), Ok(()), "{ok:?}");
         }
         for bad in [
-            (7, None),                                   // a loop device
-            (254, Some("")),                             // a uuid-less stacked map
-            (254, Some("LVM-abc")),                      // an LV
+            (7, None),              // a loop device
+            (254, Some("")),        // a uuid-less stacked map
+            (254, Some("LVM-abc")), // an LV
             (254, Some("CRYPT-LUKS2-x")),
             (254, Some("part-mpath-x")),
             (254, Some("partx-mpath-x")),
