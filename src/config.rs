@@ -108,6 +108,7 @@ impl Config {
                 .unwrap_or_else(|| xapi::INVENTORY.into())
                 .into(),
             timeout: tool_timeout.min(Duration::from_secs(10)),
+            deadline,
         };
         let lvm_reader = match o.lvm_reader {
             Some(r) => r,

@@ -61,7 +61,7 @@ pub fn heal(host: &Host, target: &Target, apply: bool, record: bool) -> Result<H
     if record && o.journal_id.is_none() && o.action != Action::NothingToDo {
         let mut o = o;
         let id = Journal::new(&host.config.journal)
-            .writer(host.config.lock_timeout)?
+            .writer(host.config.within(host.config.lock_timeout))?
             .append(Event::Decision {
                 target: target.to_string(),
                 dm_name: o.inspection.dm_name.clone(),

@@ -201,6 +201,22 @@ pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
         })?;
     check_table(&metadata, lv.as_str(), &pvs, &table).map_err(refused)?;
     check_uuid(&metadata, lv.as_str(), &uuid).map_err(refused)?;
+    // And they must be the PVs LVM itself uses for the VG today: a copy of the PV (a clone
+    // LUN, an old disk, a PV the VG has dropped) carries the same label, and a mapping onto
+    // it would take the VM's writes.
+    let lvm_pvs = cfg
+        .lvs()
+        .pv_devices()
+        .map_err(|why| refused(format!("the PVs LVM uses could not be listed (pvs): {why}")))?;
+    if let Some(d) = devices
+        .iter()
+        .find(|d| !lvm_pvs.get(vg.as_str()).is_some_and(|s| s.contains(d)))
+    {
+        return Err(refused(format!(
+            "the entry maps {d}, which LVM does not use as a PV of VG {vg} today (pvs): a copy \
+             of the PV, or a PV the VG has dropped"
+        )));
+    }
 
     // Journalled before the kernel is touched: a mapping dmheal made is never unrecorded.
     let started = writer.append(Event::Restore {

@@ -121,6 +121,9 @@ def test_only_a_mapping_of_the_vg_is_its_lvs_ghost_and_only_its_own_identity_com
 
 # Round two of the adversary: identities that are not LVM's, and copies of the PV.
 COPIES = r"""
+# LVM uses the SR's disk (as a host's filter and duplicate handling would): the second disk
+# will hold a copy of the PV, as a clone LUN or an old disk does.
+sed -i 's#"a|^/dev/ubd|"#"a|^/dev/ubda$|"#' "$WORK/lvm/lvm.conf"
 make_sr_vg
 add_lv "$VG" "VHD-%(sib)s"
 SIBN=$(dm_name_of "$VG" "VHD-%(sib)s")
@@ -171,6 +174,11 @@ add_lv "$VG" "$C"
 CU=$(dmsetup info -c --noheadings -o uuid "$(dm_name_of "$VG" "$C")")
 lvchange -q -an "$VG/$C"
 heal_as stale_copy "$CU" "0 $LEN linear $(devnum "$LOOP") $OFF"
+# The same on a whole disk holding the old copy (a clone LUN): a disk is the kind of device a
+# PV is on, so only LVM, asked because the copy's metadata calls a live identity nobody's, can
+# tell the copy from the PV.
+dd if=/run/pvcopy.img of=/dev/ubdb bs=1M status=none conv=fsync
+heal_as disk_copy "$CU" "0 $LEN linear 98:16 $OFF"
 
 # 4. restore of an entry whose table maps the copy, with the LV's own identity.
 lvchange -q -ay "$VG/$LV"; OWN=$(dmsetup info -c --noheadings -o uuid "$DM_NAME"); lvchange -q -an "$VG/$LV"
@@ -189,6 +197,16 @@ chmod 600 $J
 capture onto_copy "$DMHEAL" --json restore 1
 dm_state "$DM_NAME" > "$OUT/onto_copy.after"
 lv_attr "$VG" "$LV" > "$OUT/onto_copy.attr"
+# ... and onto the disk copy, which carries the PV's label as the SR's disk does.
+"$SIMPY" - $J "$OFF" <<'PY'
+import json, sys
+path, off = sys.argv[1], sys.argv[2]
+lines = [json.loads(l) for l in open(path)]
+lines[0]["table"][0]["params"] = "98:16 " + off
+open(path, "w").write("".join(json.dumps(l) + "\n" for l in lines[:2]))
+PY
+capture onto_disk_copy "$DMHEAL" --json restore 1
+dm_state "$DM_NAME" > "$OUT/onto_disk_copy.after"
 """
 
 
@@ -215,11 +233,15 @@ def test_only_no_identity_or_an_lvm_one_of_the_vg_on_the_vgs_own_disk_is_a_ghost
     assert r.file("stale_restore.after").split()[1].endswith("0123456789abcdefghijABCDEFGHIJkl")
 
     # 2. and 3. A copy of the PV is not the PV, whatever its label says.
-    for case in ("loop", "stacked", "sibling_content", "stale_copy"):
+    for case in ("loop", "stacked", "sibling_content", "stale_copy", "disk_copy"):
         refused(case, "lvm_table_elsewhere")
     refused("stale_copy", "lvm_other_lv")
+    refused("disk_copy", "lvm_other_lv")
 
     # 4. Nothing is given back onto a copy: LVM's LV stays inactive, its data on the SR's PV.
     assert int(r.file("onto_copy.rc")) == 1, r.file("onto_copy.out")
     assert r.file("onto_copy.after").strip() == "absent"
     assert r.file("onto_copy.attr").strip()[4] != "a"
+    assert int(r.file("onto_disk_copy.rc")) == 1, r.file("onto_disk_copy.out")
+    assert "LVM does not use as a PV" in r.file("onto_disk_copy.err") + r.file("onto_disk_copy.out")
+    assert r.file("onto_disk_copy.after").strip() == "absent"

@@ -78,6 +78,25 @@ heal future
 sleep 0.5
 again; rm -f $S
 DMHEAL_XAPI=/run/xapi/drip heal drip
+# (g) the SM hook on both backends, xapi answering the message and the logout a byte at a
+#     time: the heal's result still reaches SM within budget_seconds.
+"$PYTHON" "%(sim)s/drip_proxy.py" /run/xapi/drip2 /run/xapi/xapi message.create,session.logout &
+sleep 0.5
+printf 'mode = heal\nbudget_seconds = 4\n' > /run/conf/dmheal.conf
+for backend in binary native; do
+    again; rm -f $S
+    DMHEAL_XAPI=/run/xapi/drip2 DMHEAL_CONF=/run/conf/dmheal.conf DMHEAL_BACKEND=$backend \
+        "$PYTHON" - "/dev/$VG/$LV" > "$OUT/hook_$backend.out" <<'PY'
+import json, sys, time
+from dmheal import sm_hook
+sm_hook.smlog = lambda m: None
+t = time.monotonic()
+retry = sm_hook.after_busy_failure(sys.argv[1], Exception("lvchange -ay failed: Device or resource busy"))
+print(json.dumps({"retry": retry, "seconds": time.monotonic() - t}))
+PY
+    echo $? > "$OUT/hook_$backend.rc"
+    dm_state "$DM_NAME" > "$OUT/hook_$backend.after"
+done
 """
 
 
@@ -113,3 +132,11 @@ def test_a_message_that_cannot_be_sent_quickly_and_safely_is_not_sent(kernel, dm
     # arrive in xapi (its side completes), the heal has long returned.
     healed("drip")
     assert "did not answer within" in r.file("drip.err"), r.file("drip.err")
+    # The hook: the message and the logout keep to the operation's deadline, so the heal's
+    # result reaches SM in time, and the SM process exits cleanly (no thread of the core left
+    # to meet a finalizing interpreter).
+    for backend in ("binary", "native"):
+        assert int(r.file("hook_%s.rc" % backend)) == 0, backend
+        hook = json.loads(r.file("hook_%s.out" % backend))
+        assert hook["retry"] is True and hook["seconds"] < 4.0, (backend, hook)
+        assert r.file("hook_%s.after" % backend).strip() == "absent", backend

@@ -12,6 +12,7 @@ When the in-process core refuses a request that only a separate process may carr
 ``needs_own_process``: SM's fcntl lock on an 8.2-style host), the binary carries it out.
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -109,6 +110,24 @@ def _via_binary(text, timeout):
     return envelope
 
 
+# In-process calls given up on, still running. The interpreter must not finalize under one:
+# a thread inside the Rust core that comes back to a finalizing interpreter is ended by
+# pthread_exit, which unwinds through Rust frames and kills the process (SIGSEGV/SIGILL) — SM's
+# process, on a VM start. The core bounds its own waits, so waiting for them at exit (bounded)
+# costs little.
+_ABANDONED = []
+EXIT_WAIT = 10.0
+
+
+def _wait_for_abandoned():
+    deadline = time.monotonic() + EXIT_WAIT
+    for t in _ABANDONED:
+        t.join(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_wait_for_abandoned)
+
+
 def _via_native(core, text, timeout):
     """The envelope `_core.call` returns for request `text`; with a timeout, the call runs on
     a thread that is abandoned if it does not return in time (the core bounds its own waits;
@@ -128,6 +147,7 @@ def _via_native(core, text, timeout):
     t.start()
     t.join(timeout)
     if t.is_alive():
+        _ABANDONED.append(t)
         raise _timed_out("the in-process core", timeout)
     if "raised" in box:
         raise DmhealError("internal", "the native module failed: %r" % (box["raised"],))

@@ -63,7 +63,7 @@ pub fn one(config: &Config, xapi: &Xapi, f: &Finding) -> Result<Applied> {
         }
     }
     let undo = undo_record(&snap, &action);
-    let mut journal = Journal::new(&config.journal).writer(config.lock_timeout)?;
+    let mut journal = Journal::new(&config.journal).writer(config.within(config.lock_timeout))?;
     let (name, subject) = (action_name(&action).to_string(), f.subject.clone());
     let entry = if matches!(action, SafeAction::ResetRefcount { .. }) {
         Event::LocalAction {

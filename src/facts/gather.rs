@@ -212,16 +212,19 @@ pub fn prepare<'a>(
     }
 
     // LVM: each VG read from the devices its mappings are built on.
-    let mut vgs: BTreeMap<VgName, Vec<DevNum>> = BTreeMap::new();
+    let mut vgs: BTreeMap<VgName, lvm::source::VgMappings> = BTreeMap::new();
     for i in &wanted {
         let (Some(n), Some(d)) = (all[*i].sr_volume(), &all[*i].device) else {
             continue;
         };
-        let devices = vgs.entry(n.vg).or_default();
+        let m = vgs.entry(n.vg).or_default();
         for dev in lvm::table_devices(d.table.as_deref().unwrap_or_default()) {
-            if !devices.contains(&dev) {
-                devices.push(dev);
+            if !m.devices.contains(&dev) {
+                m.devices.push(dev);
             }
+        }
+        if d.uuid.starts_with("LVM-") {
+            m.lvm_uuids.push(d.uuid.to_string());
         }
     }
     // Inspect and heal ask about a few volumes: only their LVs are read out of the metadata

@@ -78,6 +78,14 @@ pub fn parse(json: &str) -> Result<Vec<LvRecord>, String> {
         serde_json::from_str(json).map_err(|e| format!("unexpected lvs JSON: {e}"))?;
     let mut lvs: Vec<LvRecord> = report.report.into_iter().flat_map(|s| s.lv).collect();
     for lv in lvs.iter_mut() {
+        // `lvs -a` shows a hidden LV's name in brackets; its name is without them.
+        if let Some(inner) = lv
+            .lv_name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+        {
+            lv.lv_name = inner.to_string();
+        }
         // LVM calls an LV active when the 5th attribute character is `a`.
         lv.active = lv.lv_attr.as_deref().and_then(|a| a.chars().nth(4)) == Some('a');
         lv.read_from = ReadFrom::Lvs;
@@ -185,7 +193,9 @@ impl Lvs {
     }
 
     fn run(&self, vgs: &[&str]) -> Result<external_tool::Output, CommandError> {
-        let mut args = vec!["--reportformat", "json", "--units", "b", "-o", FIELDS];
+        // -a: hidden LVs too (mirror legs, pool metadata), so that their uuids are somebody's
+        // and never taken for a removed LV's.
+        let mut args = vec!["-a", "--reportformat", "json", "--units", "b", "-o", FIELDS];
         args.extend_from_slice(vgs);
         external_tool::run(&self.program, &args, self.left())
     }
@@ -533,6 +543,23 @@ mod tests {
         assert_eq!(
             report.other_owner("LVM-K2BweQUkrIGONE", &vg, &lv("VHD-cc")),
             None
+        );
+    }
+
+    #[test]
+    fn a_hidden_lv_from_lvs_a_is_somebody_and_named_without_brackets() {
+        let json = r#"{"report":[{"lv":[
+          {"vg_name":"VG_XenStorage-aaaa", "lv_name":"[R_mimage_0]", "lv_uuid":"HIDD-EN", "vg_uuid":"K2BweQ-UkrI", "lv_attr":"iwi-a-----"}
+        ]}]}"#;
+        let records = parse(json).unwrap();
+        assert_eq!(records[0].lv_name, "R_mimage_0");
+        let report = VgReport::new(records, 0, String::new(), None);
+        let vg = VgName::new("VG_XenStorage-aaaa").unwrap();
+        assert_eq!(
+            report
+                .other_owner("LVM-K2BweQUkrIHIDDEN", &vg, &LvName::new("VHD-cc").unwrap())
+                .as_deref(),
+            Some("LV VG_XenStorage-aaaa/R_mimage_0")
         );
     }
 

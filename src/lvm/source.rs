@@ -1,6 +1,6 @@
 //! LVM's view of the VGs some mappings belong to: read from the PVs' metadata (fast, no LVM
 //! process), or from `lvs` — for the VGs whose metadata could not be read, or everywhere when
-//! configured so.
+//! configured so, and for a VG whose metadata alone would call an LVM uuid nobody's.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::dm::DevNum;
 use crate::ids::VgName;
 
-use super::metadata_text::LvFilter;
+use super::metadata_text::{LvFilter, VgMetadata};
 use super::pv_metadata::PvReader;
 use super::report::{Lvs, VgReport};
 
@@ -35,14 +35,41 @@ impl std::str::FromStr for LvmReader {
     }
 }
 
-/// The report for `vgs`, each with the devices its mappings are built on (`lvs`: the `lvs`
-/// front end for what the metadata cannot answer, made when needed); `filter`: only those
-/// LVs from the metadata (what `lvs` reports is not filtered).
+/// What the mappings of one VG show: the devices their tables are built on, and the LVM uuids
+/// they carry.
+#[derive(Clone, Debug, Default)]
+pub struct VgMappings {
+    pub devices: Vec<DevNum>,
+    pub lvm_uuids: Vec<String>,
+}
+
+/// An LVM uuid of `metadata`'s VG that no LV in it has (not a layer's: those carry a suffix):
+/// what makes a mapping look like a removed LV's. Read from the PVs' labels alone, that claim
+/// could rest on an old copy of the PV, where a live LV did not exist yet.
+fn stale_looking<'a>(metadata: &VgMetadata, uuids: &'a [String]) -> Option<&'a str> {
+    let vg_id = metadata.id.replace('-', "");
+    uuids
+        .iter()
+        .find(|u| {
+            u.strip_prefix("LVM-")
+                .and_then(|u| u.strip_prefix(vg_id.as_str()))
+                .is_some_and(|lv| {
+                    !lv.is_empty()
+                        && !lv.contains('-')
+                        && !metadata.lvs.iter().any(|l| l.id.replace('-', "") == lv)
+                })
+        })
+        .map(String::as_str)
+}
+
+/// The report for `vgs`, each with what its mappings show (`lvs`: the `lvs` front end for what
+/// the metadata cannot answer, made when needed); `filter`: only those LVs from the metadata
+/// (what `lvs` reports is not filtered).
 pub fn read(
     how: LvmReader,
     pvs: &PvReader,
     lvs: &dyn Fn() -> Lvs,
-    vgs: &BTreeMap<VgName, Vec<DevNum>>,
+    vgs: &BTreeMap<VgName, VgMappings>,
     filter: Option<&LvFilter>,
 ) -> VgReport {
     let mut from_metadata = Vec::new();
@@ -50,7 +77,8 @@ pub fn read(
     let mut failures = HashMap::new();
     let mut pv_devices: HashMap<String, HashSet<DevNum>> = HashMap::new();
     let mut not_pv: HashMap<DevNum, String> = HashMap::new();
-    for (vg, devices) in vgs {
+    for (vg, mappings) in vgs {
+        let devices = &mappings.devices;
         if how == LvmReader::Lvs {
             need_lvs.push(vg);
             continue;
@@ -58,14 +86,35 @@ pub fn read(
         // Every device under the VG's mappings is read: which of them are its PVs is what
         // tells a mapping of this VG from one that only has an SR LV's name.
         let survey = pvs.survey(vg.as_str(), devices, filter);
-        pv_devices
-            .entry(vg.to_string())
-            .or_default()
-            .extend(survey.pvs.iter().map(|(d, _)| *d));
+        let labelled = survey.pvs.iter().map(|(d, _)| *d);
         not_pv.extend(survey.why.iter().cloned());
         match survey.best {
-            Some(metadata) => from_metadata.push(metadata),
+            Some(metadata) => match stale_looking(&metadata, &mappings.lvm_uuids) {
+                // Whose identity a mapping carries is LVM's to say when the PVs' labels are
+                // all that says "nobody's": LVM reads every PV of the VG, newest metadata
+                // first, and ignores copies and PVs the VG has dropped.
+                // (Which devices are its PVs too: LVM's `pvs`, not the labels.)
+                Some(uuid) => {
+                    tracing::info!(
+                        vg = vg.as_str(),
+                        uuid,
+                        "a mapping carries an LVM uuid no LV has in the metadata read; asking lvs"
+                    );
+                    need_lvs.push(vg);
+                }
+                None => {
+                    pv_devices
+                        .entry(vg.to_string())
+                        .or_default()
+                        .extend(labelled);
+                    from_metadata.push(metadata);
+                }
+            },
             None => {
+                pv_devices
+                    .entry(vg.to_string())
+                    .or_default()
+                    .extend(labelled);
                 let why = if devices.is_empty() {
                     "no device under the VG's mappings to read".to_string()
                 } else {
@@ -113,4 +162,43 @@ pub fn read(
     report.not_pv = not_pv;
     report.pvs_unknown = pvs_unknown;
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::metadata_text::LvMetadata;
+
+    #[test]
+    fn only_an_lvm_uuid_of_the_vg_that_no_lv_has_looks_stale() {
+        let lv = |name: &str, id: &str| LvMetadata {
+            name: name.into(),
+            id: id.into(),
+            visible: true,
+            segments: Vec::new(),
+        };
+        let m = VgMetadata {
+            name: "VG_XenStorage-x".into(),
+            id: "vg-1".into(),
+            seqno: 1,
+            pv_ids: Vec::new(),
+            pvs: Vec::new(),
+            extent_size: 8192,
+            lvs: vec![lv("VHD-a", "a-1"), lv("VHD-c", "c-1")],
+        };
+        let ask = |u: &[&str]| {
+            stale_looking(&m, &u.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .map(str::to_string)
+        };
+        // An LV's own, its layer, another VG's, another subsystem's: not a stale claim.
+        assert_eq!(
+            ask(&["LVM-vg1a1", "LVM-vg1c1-real", "LVM-other9", "CRYPT-x"]),
+            None
+        );
+        // No LV of the VG has it: lvs must confirm.
+        assert_eq!(
+            ask(&["LVM-vg1a1", "LVM-vg1gone"]).as_deref(),
+            Some("LVM-vg1gone")
+        );
+    }
 }

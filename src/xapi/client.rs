@@ -1,7 +1,7 @@
 //! A XenAPI client speaking JSON-RPC (`POST /jsonrpc`), which xapi serves on the same HTTP
 //! server as XML-RPC. It can log in, or reuse a session handed to it (the plugin's).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -31,7 +31,10 @@ impl XapiError {
 
 pub struct Xapi {
     pub endpoint: Endpoint,
+    /// Each call's bound, cut to what is left before `deadline`.
     pub timeout: Duration,
+    /// The operation's deadline: no call, nor the logout, outlasts it.
+    deadline: Option<Instant>,
     session: Option<String>,
     /// The session was made by `login` (and is logged out when this client goes); a session
     /// handed over (the plugin's) belongs to whoever made it.
@@ -43,9 +46,26 @@ impl Xapi {
         Xapi {
             endpoint,
             timeout,
+            deadline: None,
             session: None,
             owned: false,
         }
+    }
+
+    /// Keep every call, and the logout, within `deadline`.
+    pub fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// This call's bound: the client's timeout, or less when the deadline is nearer; None when
+    /// the deadline has passed.
+    fn bound(&self, timeout: Duration) -> Option<Duration> {
+        let t = match self.deadline {
+            Some(d) => timeout.min(d.saturating_duration_since(Instant::now())),
+            None => timeout,
+        };
+        (!t.is_zero()).then_some(t)
     }
 
     /// Use a session someone else opened (xapi hands plugins one).
@@ -115,6 +135,7 @@ impl Xapi {
         let bounded = Xapi {
             endpoint: self.endpoint.clone(),
             timeout,
+            deadline: self.deadline,
             session: self.session.clone(),
             owned: false,
         };
@@ -123,12 +144,18 @@ impl Xapi {
 
     fn raw_call(&self, method: &str, params: Vec<Value>) -> Result<Value, XapiError> {
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+        let timeout = self.bound(self.timeout).ok_or_else(|| {
+            XapiError::Unreachable(transport::TransportError::Timeout {
+                endpoint: self.endpoint.to_string(),
+                seconds: 0.0,
+            })
+        })?;
         let raw = transport::post(
             &self.endpoint,
             "/jsonrpc",
             "application/json",
             body.to_string().as_bytes(),
-            self.timeout,
+            timeout,
         )
         .map_err(XapiError::Unreachable)?;
         decode_response(method, &raw)
@@ -140,9 +167,16 @@ impl Drop for Xapi {
     /// expire, and a host running the hook at every VM start would pile them up.
     fn drop(&mut self) {
         if let (true, Some(session)) = (self.owned, self.session.take()) {
+            // Within what is left of the operation's time: a VM start waits on the hook, and
+            // xapi expires a session it was not told to end.
+            let Some(timeout) = self.bound(self.timeout.min(Duration::from_secs(2))) else {
+                tracing::debug!("xapi session not logged out: out of time");
+                return;
+            };
             let quick = Xapi {
                 endpoint: self.endpoint.clone(),
-                timeout: self.timeout.min(Duration::from_secs(2)),
+                timeout,
+                deadline: self.deadline,
                 session: None,
                 owned: false,
             };
@@ -223,5 +257,45 @@ mod tests {
         .unwrap_err();
         assert_eq!(v1.code(), Some("SESSION_INVALID"));
         assert!(decode_response("m", b"<html>").is_err());
+    }
+
+    #[test]
+    fn no_call_outlasts_the_operations_deadline() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        // A xapi that takes connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in listener.incoming() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        let endpoint = Endpoint::Http {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let start = Instant::now();
+        let x = Xapi::new(endpoint, Duration::from_secs(10))
+            .with_deadline(Some(start + Duration::from_millis(300)))
+            .with_session("OpaqueRef:s".into());
+        let r: Result<String, _> = x.call("VDI.get_record", vec![]);
+        assert!(matches!(r, Err(XapiError::Unreachable(_))), "{r:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        // Past the deadline a call fails at once, without asking xapi.
+        let asked = accepted.load(Ordering::SeqCst);
+        let again = Instant::now();
+        let r: Result<String, _> = x.call("VDI.get_record", vec![]);
+        assert!(r.is_err());
+        assert!(again.elapsed() < Duration::from_millis(100));
+        assert_eq!(accepted.load(Ordering::SeqCst), asked);
     }
 }

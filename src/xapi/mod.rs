@@ -10,7 +10,7 @@ pub mod transport;
 pub mod view;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use client::{Xapi, XapiError};
 pub use session::Session;
@@ -33,6 +33,8 @@ pub struct XapiConfig {
     pub host_uuid: Option<String>,
     pub inventory: PathBuf,
     pub timeout: Duration,
+    /// The operation's deadline (its budget), which every call and the logout keep to.
+    pub deadline: Option<Instant>,
 }
 
 impl XapiConfig {
@@ -41,7 +43,7 @@ impl XapiConfig {
         let Some(endpoint) = self.endpoint.clone() else {
             return Ok(None);
         };
-        let mut xapi = Xapi::new(endpoint, self.timeout);
+        let mut xapi = Xapi::new(endpoint, self.timeout).with_deadline(self.deadline);
         match &self.session {
             Some(s) => xapi = xapi.with_session(s.clone()),
             None => xapi.login(&self.user, &self.password)?,

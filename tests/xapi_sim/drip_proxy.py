@@ -1,7 +1,8 @@
-"""A xapi that answers one method a byte at a time: `drip_proxy.py LISTEN UPSTREAM METHOD`
+"""A xapi that answers some methods a byte at a time: `drip_proxy.py LISTEN UPSTREAM METHODS`
 forwards every request on unix socket LISTEN to the simulator at UPSTREAM and sends the answer
-back, except that answers to METHOD come one byte every half second — each read returns well
-within any per-read timeout, so only a deadline on the whole exchange stops a client."""
+back, except that answers to METHODS (comma-separated) come one byte every half second — each
+read returns well within any per-read timeout, so only a deadline on the whole exchange stops
+a client."""
 
 import os
 import socket
@@ -27,7 +28,7 @@ def read_request(c):
     return head + b"\r\n\r\n" + body, body
 
 
-def handle(c, upstream, method):
+def handle(c, upstream, methods):
     try:
         got = read_request(c)
         if got is None:
@@ -42,7 +43,7 @@ def handle(c, upstream, method):
             if not chunk:
                 break
             answer += chunk
-        if method.encode() in body:
+        if any(('"%s"' % m).encode() in body for m in methods):
             for i in range(len(answer)):
                 c.sendall(answer[i:i + 1])
                 time.sleep(0.5)
@@ -55,7 +56,7 @@ def handle(c, upstream, method):
 
 
 def main():
-    listen, upstream, method = sys.argv[1], sys.argv[2], sys.argv[3]
+    listen, upstream, methods = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
     if os.path.exists(listen):
         os.unlink(listen)
     srv = socket.socket(socket.AF_UNIX)
@@ -63,7 +64,7 @@ def main():
     srv.listen(64)
     while True:
         c, _ = srv.accept()
-        threading.Thread(target=handle, args=(c, upstream, method), daemon=True).start()
+        threading.Thread(target=handle, args=(c, upstream, methods), daemon=True).start()
 
 
 if __name__ == "__main__":
