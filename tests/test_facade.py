@@ -135,3 +135,32 @@ dm_state "$DM_NAME" > "$OUT/state.after"
 def uml_dm_name():
     import uml
     return uml.DM_NAME
+
+
+def test_an_in_process_call_given_up_on_is_waited_for_at_exit(tmp_path):
+    """The facade abandons an in-process call at its timeout; the interpreter must not then
+    finalize under that thread (it would come back into a finalizing interpreter, be ended by
+    pthread_exit through Rust frames, and take the process down). At exit the facade waits
+    for it: here a core stand-in that finishes after the caller gave up."""
+    done = tmp_path / "finished"
+    code = r"""
+import sys, time
+from dmheal import _backend
+from dmheal.errors import DmhealError
+
+class SlowCore:
+    def call(self, text):
+        time.sleep(1.0)
+        open(sys.argv[1], "w").write("yes")
+        return '{"result": null}'
+
+try:
+    _backend._via_native(SlowCore(), "{}", 0.1)
+except DmhealError as e:
+    print(e.kind)
+"""
+    p = subprocess.run([sys.executable, "-c", code, str(done)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "timeout"
+    assert done.read_text() == "yes", "the interpreter exited under the abandoned call"
