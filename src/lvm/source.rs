@@ -48,18 +48,18 @@ pub struct VgMappings {
 /// could rest on an old copy of the PV, where a live LV did not exist yet.
 fn stale_looking<'a>(metadata: &VgMetadata, uuids: &'a [String]) -> Option<&'a str> {
     let vg_id = metadata.id.replace('-', "");
-    uuids
-        .iter()
-        .find(|u| {
-            u.strip_prefix("LVM-")
-                .and_then(|u| u.strip_prefix(vg_id.as_str()))
-                .is_some_and(|lv| {
-                    !lv.is_empty()
-                        && !lv.contains('-')
-                        && !metadata.lvs.iter().any(|l| l.id.replace('-', "") == lv)
-                })
-        })
-        .map(String::as_str)
+    let mut candidates = uuids.iter().filter_map(|u| {
+        let lv = u.strip_prefix("LVM-")?.strip_prefix(vg_id.as_str())?;
+        (!lv.is_empty() && !lv.contains('-')).then_some((u.as_str(), lv))
+    });
+    let first = candidates.next()?;
+    // A scan passes every mapping's uuid (thousands): one set of the LVs' ids, not a search
+    // per uuid.
+    let ids: HashSet<String> = metadata.lvs.iter().map(|l| l.id.replace('-', "")).collect();
+    std::iter::once(first)
+        .chain(candidates)
+        .find(|(_, lv)| !ids.contains(*lv))
+        .map(|(u, _)| u)
 }
 
 /// The report for `vgs`, each with what its mappings show (`lvs`: the `lvs` front end for what
