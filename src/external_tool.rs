@@ -353,13 +353,18 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        let gone = (0..200).any(|_| {
+        let gone = exits_soon(pid);
+        assert!(gone, "the child holding stdout is still alive");
+    }
+
+    /// Whether process `pid` is gone (or a zombie) within two seconds.
+    fn exits_soon(pid: i32) -> bool {
+        (0..200).any(|_| {
             thread::sleep(Duration::from_millis(10));
             nix::sys::signal::kill(Pid::from_raw(pid), None).is_err()
                 || std::fs::read_to_string(format!("/proc/{pid}/stat"))
                     .is_ok_and(|s| s.contains(") Z "))
-        });
-        assert!(gone, "the child holding stdout is still alive");
+        })
     }
 
     #[test]
@@ -384,12 +389,7 @@ mod tests {
             })
             .expect("the tool started its child");
         drop(t);
-        let gone = (0..200).any(|_| {
-            thread::sleep(Duration::from_millis(10));
-            nix::sys::signal::kill(Pid::from_raw(pid), None).is_err()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| s.contains(") Z "))
-        });
+        let gone = exits_soon(pid);
         assert!(gone, "a tool given up on outlived its caller's interest");
     }
 
@@ -409,12 +409,7 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        let gone = (0..200).any(|_| {
-            thread::sleep(Duration::from_millis(10));
-            nix::sys::signal::kill(Pid::from_raw(pid), None).is_err()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| s.contains(") Z "))
-        });
+        let gone = exits_soon(pid);
         assert!(gone, "the grandchild survived the deadline");
     }
 
