@@ -129,6 +129,28 @@ struct PvRow {
 }
 
 /// Parse `pvs --reportformat json -o pv_major,pv_minor,vg_name`: each VG's PV devices.
+/// LVM's word that a PV's label is on more than one device (a clone LUN, an old copy): which
+/// of them LVM uses is then its guess — it prefers the device a mapping already uses, so a
+/// mapping onto the copy makes LVM read the copy — and nothing is proven from it.
+pub fn duplicate_pvs(stderr: &str) -> Option<String> {
+    let said: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.contains("Not using device")
+                || (l.contains("prefers device") && l.contains("PV"))
+                || l.contains("uplicate PV")
+        })
+        .collect();
+    (!said.is_empty()).then(|| {
+        format!(
+            "LVM sees a PV's label on more than one device, so which one is the PV is not \
+             certain ({})",
+            said.join("; ")
+        )
+    })
+}
+
 pub fn parse_pvs(json: &str) -> Result<HashMap<String, HashSet<DevNum>>, String> {
     let report: PvReport =
         serde_json::from_str(json).map_err(|e| format!("unexpected pvs JSON: {e}"))?;
@@ -189,6 +211,9 @@ impl Lvs {
         let out = external_tool::run(&program, &args, self.left())
             .and_then(|o| o.success(&program))
             .map_err(|e| e.to_string())?;
+        if let Some(why) = duplicate_pvs(&out.stderr) {
+            return Err(why);
+        }
         parse_pvs(&out.stdout)
     }
 
@@ -544,6 +569,21 @@ mod tests {
             report.other_owner("LVM-K2BweQUkrIGONE", &vg, &lv("VHD-cc")),
             None
         );
+    }
+
+    #[test]
+    fn duplicate_pvs_make_lvms_device_choice_unproven() {
+        let stderr = "  WARNING: Not using device /dev/ubda for PV jhIr3H-g7mq.\n  WARNING: PV jhIr3H-g7mq prefers device /dev/ubdb because device is used by LV.\n";
+        let why = duplicate_pvs(stderr).unwrap();
+        assert!(
+            why.contains("/dev/ubdb because device is used by LV"),
+            "{why}"
+        );
+        assert_eq!(
+            duplicate_pvs("  WARNING: This metadata update is NOT backed up.\n"),
+            None
+        );
+        assert_eq!(duplicate_pvs(""), None);
     }
 
     #[test]
