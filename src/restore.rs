@@ -284,17 +284,13 @@ pub fn check_uuid(metadata: &VgMetadata, lv: &str, uuid: &str) -> Result<(), Str
     if uuid.is_empty() || crate::dm::is_dmheal_stamp(uuid) {
         return Ok(());
     }
-    let vg_id = metadata.id.replace('-', "");
-    let Some(rest) = uuid
-        .strip_prefix("LVM-")
-        .and_then(|u| u.strip_prefix(vg_id.as_str()))
-    else {
+    let Some((rest, layer)) = crate::lvm::names::lv_of_dm_uuid(uuid, &metadata.id) else {
         return Err(format!(
             "the entry's uuid {uuid} is not an LVM uuid of VG {}",
             metadata.name
         ));
     };
-    if rest.contains('-') {
+    if layer.is_some() {
         return Err(format!(
             "the entry's uuid {uuid} is an LVM layer's (an LV's uuid plus a suffix), which LVM \
              would take for that LV's: not given back"

@@ -67,6 +67,22 @@ pub fn lvm_dm_uuid(vg_uuid: &str, lv_uuid: &str) -> String {
     )
 }
 
+/// An LVM DM uuid of the VG whose uuid is `vg_uuid`, split into its LV part (dashes removed)
+/// and, for one of LVM's internal layers, the layer's suffix (`real` for `…-real`). None: not
+/// an LVM uuid of that VG. The one reading of the rule heal, restore and the reports share.
+pub fn lv_of_dm_uuid<'a>(dm_uuid: &'a str, vg_uuid: &str) -> Option<(&'a str, Option<&'a str>)> {
+    let rest = dm_uuid
+        .strip_prefix("LVM-")?
+        .strip_prefix(vg_uuid.replace('-', "").as_str())?;
+    if rest.is_empty() {
+        return None;
+    }
+    Some(match rest.split_once('-') {
+        Some((lv, layer)) => (lv, Some(layer)),
+        None => (rest, None),
+    })
+}
+
 /// The SR a volume group belongs to, if it is an SR's VG at all.
 pub fn sr_of_vg(vg: &VgName) -> Option<Uuid> {
     let s = vg.as_str();

@@ -400,29 +400,32 @@ impl VgReport {
         if let Some(r) = self.by_dm_uuid(dm_uuid) {
             return not_this_lv(r).then(|| format!("LV {}/{}", r.vg_name, r.lv_name));
         }
-        let lv_part = dm_uuid.strip_prefix("LVM-")?;
-        let ours = self.vg_uuids.get(vg.as_str()).map(|u| u.replace('-', ""));
-        match ours {
-            Some(u) if lv_part.len() > u.len() && lv_part.starts_with(&u) => {
-                // LVM's internal layers carry their LV's uuid plus a suffix ("-real", "-cow",
-                // "-pool"): a layer belongs to its LV, never to another LV's activation.
-                let (base, suffix) = lv_part[u.len()..].split_once('-')?;
-                match self.by_dm_uuid(&format!("LVM-{u}{base}")) {
-                    Some(r) if !not_this_lv(r) => None, // this LV's own layer: the verdict says so
-                    Some(r) => Some(format!(
-                        "the -{suffix} layer of LV {}/{}",
-                        r.vg_name, r.lv_name
-                    )),
-                    None => Some(format!(
-                        "a -{suffix} layer of an LV that {vg} no longer lists"
-                    )),
-                }
-            }
-            Some(u) => Some(format!(
-                "an LV of another volume group (the uuid's VG part is not {vg}'s {u})"
+        if !dm_uuid.starts_with("LVM-") {
+            return None;
+        }
+        let Some(ours) = self.vg_uuids.get(vg.as_str()) else {
+            return Some(format!(
+                "an LV LVM cannot place ({vg}'s own uuid is not known)"
+            ));
+        };
+        let Some((base, layer)) = super::names::lv_of_dm_uuid(dm_uuid, ours) else {
+            return Some(format!(
+                "an LV of another volume group (the uuid's VG part is not {vg}'s {})",
+                ours.replace('-', "")
+            ));
+        };
+        // A removed LV's plain uuid is nobody's. LVM's internal layers carry their LV's uuid
+        // plus a suffix ("-real", "-cow", "-pool"): a layer belongs to its LV, never to another
+        // LV's activation.
+        let suffix = layer?;
+        match self.by_dm_uuid(&super::names::lvm_dm_uuid(ours, base)) {
+            Some(r) if !not_this_lv(r) => None, // this LV's own layer: the verdict says so
+            Some(r) => Some(format!(
+                "the -{suffix} layer of LV {}/{}",
+                r.vg_name, r.lv_name
             )),
             None => Some(format!(
-                "an LV LVM cannot place ({vg}'s own uuid is not known)"
+                "a -{suffix} layer of an LV that {vg} no longer lists"
             )),
         }
     }

@@ -10,6 +10,7 @@ use crate::dm::DevNum;
 use crate::ids::VgName;
 
 use super::metadata_text::{LvFilter, VgMetadata};
+use super::names::lv_of_dm_uuid;
 use super::pv_metadata::PvReader;
 use super::report::{Lvs, VgReport};
 
@@ -47,11 +48,12 @@ pub struct VgMappings {
 /// what makes a mapping look like a removed LV's. Read from the PVs' labels alone, that claim
 /// could rest on an old copy of the PV, where a live LV did not exist yet.
 fn stale_looking<'a>(metadata: &VgMetadata, uuids: &'a [String]) -> Option<&'a str> {
-    let vg_id = metadata.id.replace('-', "");
-    let mut candidates = uuids.iter().filter_map(|u| {
-        let lv = u.strip_prefix("LVM-")?.strip_prefix(vg_id.as_str())?;
-        (!lv.is_empty() && !lv.contains('-')).then_some((u.as_str(), lv))
-    });
+    let mut candidates = uuids
+        .iter()
+        .filter_map(|u| match lv_of_dm_uuid(u, &metadata.id)? {
+            (lv, None) => Some((u.as_str(), lv)),
+            (_, Some(_layer)) => None,
+        });
     let first = candidates.next()?;
     // A scan passes every mapping's uuid (thousands): one set of the LVs' ids, not a search
     // per uuid.
