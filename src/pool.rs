@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::results::ScanAnswer;
 use crate::verdict::Verdict;
-use crate::xapi::fanout::{self, Reply};
+use crate::xapi::fanout::{self, Decoded};
 use crate::xapi::records::{Vbd, Vdi, Vm};
 use crate::xapi::{view::error_chain, Xapi};
 
@@ -99,19 +99,10 @@ pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
         .into_iter()
         .zip(replies)
         .map(|(h, reply)| {
-            let (status, error, scan) = match reply {
-                Reply::Skipped(why) => (HostStatus::Skipped, Some(why.to_string()), None),
-                Reply::Failed { why, .. } => (HostStatus::Failed, Some(why), None),
-                Reply::Answered(v) => match serde_json::from_value::<ScanAnswer>(v) {
-                    Ok(s) => (HostStatus::Scanned, None, Some(s)),
-                    Err(e) => (
-                        HostStatus::Failed,
-                        Some(format!(
-                            "the plugin answered something that is not a scan: {e}"
-                        )),
-                        None,
-                    ),
-                },
+            let (status, error, scan) = match reply.decode::<ScanAnswer>("a scan") {
+                Decoded::Answered(s) => (HostStatus::Scanned, None, Some(s)),
+                Decoded::Skipped(why) => (HostStatus::Skipped, Some(why), None),
+                Decoded::Failed(why) => (HostStatus::Failed, Some(why), None),
             };
             HostScan {
                 host_uuid: h.host_uuid,

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
 use crate::ids::Uuid;
-use crate::xapi::fanout::{self, PoolHost, Reply};
+use crate::xapi::fanout::{self, Decoded, PoolHost, Reply};
 use crate::xapi::records::{Sr, Vbd, Vdi, Vm, NULL_REF};
 use crate::xapi::{view::error_chain, Xapi, XapiError};
 
@@ -331,17 +331,10 @@ fn ask_hosts(
         .into_iter()
         .zip(replies)
         .map(|(h, reply)| {
-            let (status, error, view) = match reply {
-                Reply::Skipped(why) => (HostStatus::Skipped, Some(why.to_string()), None),
-                Reply::Failed { why, .. } => (HostStatus::Failed, Some(why), None),
-                Reply::Answered(v) => match serde_json::from_value::<LocalView>(v) {
-                    Ok(view) => (HostStatus::Asked, None, Some(only_asked(view, &vdis, vm))),
-                    Err(e) => (
-                        HostStatus::Failed,
-                        Some(format!("the plugin's answer is not a volumes view: {e}")),
-                        None,
-                    ),
-                },
+            let (status, error, view) = match reply.decode::<LocalView>("a volumes view") {
+                Decoded::Answered(v) => (HostStatus::Asked, None, Some(only_asked(v, &vdis, vm))),
+                Decoded::Skipped(why) => (HostStatus::Skipped, Some(why), None),
+                Decoded::Failed(why) => (HostStatus::Failed, Some(why), None),
             };
             HostView {
                 host_uuid: h.host_uuid,

@@ -69,6 +69,30 @@ pub enum Reply {
     Failed { code: Option<String>, why: String },
 }
 
+/// A reply read as the answer one plugin function gives.
+pub enum Decoded<T> {
+    Answered(T),
+    /// Not asked (why).
+    Skipped(String),
+    /// Asked, and it failed, or answered something else (said).
+    Failed(String),
+}
+
+impl Reply {
+    /// This reply as a `T` (`what`: what the function answers, for the message when the
+    /// answer is something else).
+    pub fn decode<T: serde::de::DeserializeOwned>(self, what: &str) -> Decoded<T> {
+        match self {
+            Reply::Skipped(why) => Decoded::Skipped(why.to_string()),
+            Reply::Failed { why, .. } => Decoded::Failed(why),
+            Reply::Answered(v) => match serde_json::from_value(v) {
+                Ok(t) => Decoded::Answered(t),
+                Err(e) => Decoded::Failed(format!("the plugin's answer is not {what}: {e}")),
+            },
+        }
+    }
+}
+
 /// Call `function` of the dmheal plugin on each host with `args(i, host)` (string values, as
 /// xapi's plugin map), all at once, each bounded by `per_host`. Replies in the hosts' order (a
 /// host may be listed more than once: one call each).
