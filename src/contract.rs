@@ -118,7 +118,7 @@ impl Operation {
 
 const TARGET: Param = pos("target", Kind::Target, "the volume");
 
-pub const OPERATIONS: [Operation; 8] = [
+pub const OPERATIONS: [Operation; 9] = [
     Operation {
         name: "inspect",
         doc: "every layer's view of one volume, and the verdict",
@@ -165,12 +165,24 @@ pub const OPERATIONS: [Operation; 8] = [
     },
     Operation {
         name: "doctor",
-        doc: "cross-layer findings; apply carries out the safe subset",
-        params: &[opt(
-            "apply",
-            Kind::Bool,
-            "carry out the safe actions, each re-checked and journalled",
-        )],
+        doc: "cross-layer findings, pool-wide; apply carries out what restore undoes exactly",
+        params: &[
+            opt(
+                "apply",
+                Kind::Bool,
+                "carry out the actions restore undoes exactly, each re-checked and journalled",
+            ),
+            opt(
+                "host_timeout",
+                Kind::Seconds,
+                "how long each other host may take to answer its survey (default 30)",
+            ),
+        ],
+    },
+    Operation {
+        name: "survey",
+        doc: "what this host's storage says about SRs, its domains and its tapdisks (what doctor asks each host)",
+        params: &[],
     },
     Operation {
         name: "vm",
@@ -270,7 +282,9 @@ pub enum Call {
     },
     Doctor {
         apply: bool,
+        host_timeout: Option<Duration>,
     },
+    Survey,
     Vm {
         vm: String,
         apply: bool,
@@ -547,7 +561,9 @@ impl Request {
             "restore" => Call::Restore { id: v.entry_id()? },
             "doctor" => Call::Doctor {
                 apply: v.flag("apply")?,
+                host_timeout: v.seconds("host_timeout")?,
             },
+            "survey" => Call::Survey,
             "vm" => Call::Vm {
                 vm: v.vm()?,
                 apply: v.flag("apply")?,

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, Overrides};
 use crate::contract::{Call, Request};
-use crate::doctor::Report;
+use crate::doctor::{survey::Survey, Report};
 use crate::error::{Error, Result};
 use crate::exit_codes::Exit;
 use crate::heal::{self, HealOutcome};
@@ -32,6 +32,7 @@ pub enum Answer {
     Doctor(Report),
     Vm(VmReport),
     Volumes(LocalView),
+    Survey(Survey),
 }
 
 impl Answer {
@@ -43,7 +44,7 @@ impl Answer {
             Answer::Journal(_) | Answer::Restore(_) => Exit::Ok,
             Answer::Doctor(r) => Exit::of_doctor(r),
             Answer::Vm(r) => Exit::of_vm(r),
-            Answer::Volumes(_) => Exit::Ok,
+            Answer::Volumes(_) | Answer::Survey(_) => Exit::Ok,
         }
     }
 
@@ -58,6 +59,7 @@ impl Answer {
             Answer::Doctor(r) => render::doctor(r),
             Answer::Vm(r) => render::vm(r),
             Answer::Volumes(v) => render::volumes(v),
+            Answer::Survey(s) => render::survey(s),
         }
     }
 }
@@ -93,7 +95,15 @@ pub fn execute(req: &Request, base: Overrides, in_process: bool) -> Result<Answe
             record,
         } => Answer::Heal(heal::heal(&Host::open(config)?, target, *apply, *record)?),
         Call::Restore { id } => Answer::Restore(restore::restore(config, *id)?),
-        Call::Doctor { apply } => Answer::Doctor(crate::doctor::doctor(&config, *apply)?),
+        Call::Doctor {
+            apply,
+            host_timeout,
+        } => Answer::Doctor(crate::doctor::doctor(
+            &config,
+            *apply,
+            host_timeout.unwrap_or(DEFAULT_HOST_TIMEOUT),
+        )?),
+        Call::Survey => Answer::Survey(crate::doctor::survey::survey(&config)),
         Call::Vm {
             vm,
             apply,

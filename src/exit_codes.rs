@@ -75,7 +75,7 @@ impl Exit {
             Exit::GhostFound
         } else if c.suspicious > 0 {
             Exit::Suspicious
-        } else if c.failed > 0 {
+        } else if c.hosts.failed > 0 {
             Exit::Error
         } else {
             Exit::Ok

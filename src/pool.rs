@@ -1,5 +1,5 @@
 //! Pool-wide scan, run on the master (or any host: a member forwards to it): xapi's own
-//! fan-out (`xapi::fanout`). Every enabled, live host runs the dmheal plugin's `scan`; the
+//! fan-out (`xapi::fanout`). Every host that is not down runs the dmheal plugin's `scan`; the
 //! answers are merged into one report that names each ghost and suspicious mapping with its
 //! host, SR, VDI and the VMs whose disks it is. A host that is down, fails or times out is
 //! listed as such — never fatal.
@@ -13,33 +13,14 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::results::ScanAnswer;
 use crate::verdict::Verdict;
-use crate::xapi::fanout::{self, Decoded};
+use crate::xapi::fanout::{self, AskCounts, HostAnswer};
 use crate::xapi::records::{Vbd, Vdi, Vm};
 use crate::xapi::{view::error_chain, Xapi};
 
 pub use crate::xapi::fanout::PLUGIN;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HostStatus {
-    Scanned,
-    /// Disabled in xapi, or not live: not asked.
-    Skipped,
-    /// Asked, and the plugin or the host failed (the error says how).
-    Failed,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct HostScan {
-    pub host_uuid: String,
-    pub name_label: String,
-    pub status: HostStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The host's own `dmheal scan` result.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scan: Option<ScanAnswer>,
-}
+/// One host's part: its state, version, and its own `dmheal scan` answer.
+pub type HostScan = HostAnswer<ScanAnswer>;
 
 /// A VM whose VBD uses a VDI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -67,10 +48,8 @@ pub struct PoolFinding {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PoolCounts {
-    pub hosts: usize,
-    pub scanned: usize,
-    pub skipped: usize,
-    pub failed: usize,
+    #[serde(flatten)]
+    pub hosts: AskCounts,
     pub ghost: usize,
     pub in_use: usize,
     pub suspicious: usize,
@@ -98,33 +77,15 @@ pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
     let results: Vec<HostScan> = hosts
         .into_iter()
         .zip(replies)
-        .map(|(h, reply)| {
-            let (status, error, scan) = match reply.decode::<ScanAnswer>("a scan") {
-                Decoded::Answered(s) => (HostStatus::Scanned, None, Some(s)),
-                Decoded::Skipped(why) => (HostStatus::Skipped, Some(why), None),
-                Decoded::Failed(why) => (HostStatus::Failed, Some(why), None),
-            };
-            HostScan {
-                host_uuid: h.host_uuid,
-                name_label: h.name_label,
-                status,
-                error,
-                scan,
-            }
-        })
+        .map(|(h, reply)| HostAnswer::of(h, reply, "a scan"))
         .collect();
 
     let mut counts = PoolCounts {
-        hosts: results.len(),
+        hosts: AskCounts::of(&results),
         ..Default::default()
     };
     for h in &results {
-        match h.status {
-            HostStatus::Scanned => counts.scanned += 1,
-            HostStatus::Skipped => counts.skipped += 1,
-            HostStatus::Failed => counts.failed += 1,
-        }
-        if let Some(s) = &h.scan {
+        if let Some(s) = &h.answer {
             counts.ghost += s.counts.ghost;
             counts.in_use += s.counts.in_use;
             counts.suspicious += s.counts.suspicious;
@@ -144,7 +105,7 @@ pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
 fn name_findings(client: &Xapi, results: &[HostScan]) -> Vec<PoolFinding> {
     let mut findings: Vec<PoolFinding> = results
         .iter()
-        .filter_map(|h| h.scan.as_ref().map(|s| (h, s)))
+        .filter_map(|h| h.answer.as_ref().map(|s| (h, s)))
         .flat_map(|(h, s)| {
             s.mappings
                 .iter()

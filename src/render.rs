@@ -235,14 +235,9 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
         }
         out.push('\n');
     }
-    let mut rows = vec![[
-        "HOST".to_string(),
-        "STATUS".to_string(),
-        "FINDINGS".to_string(),
-    ]];
+    let mut rows = vec![host_header("FINDINGS")];
     for h in &p.hosts {
-        let status = format!("{:?}", h.status).to_lowercase();
-        let findings = match (&h.scan, &h.error) {
+        let findings = match (&h.answer, &h.error) {
             (Some(s), _) => format!(
                 "{} mappings: {} ghost, {} in use, {} suspicious",
                 s.counts.mappings, s.counts.ghost, s.counts.in_use, s.counts.suspicious
@@ -250,17 +245,19 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
             (None, Some(e)) => e.clone(),
             (None, None) => String::new(),
         };
-        rows.push([
-            format!("{} ({})", h.name_label, h.host_uuid),
-            status,
-            findings,
-        ]);
+        rows.push(host_row(h, findings));
     }
     out.push_str(&table(&rows));
     let _ = writeln!(
         out,
-        "\n{} hosts: {} scanned, {} skipped, {} failed; {} ghost, {} in use, {} suspicious",
-        c.hosts, c.scanned, c.skipped, c.failed, c.ghost, c.in_use, c.suspicious
+        "\n{} hosts: {} asked, {} skipped, {} failed; {} ghost, {} in use, {} suspicious",
+        c.hosts.hosts,
+        c.hosts.asked,
+        c.hosts.skipped,
+        c.hosts.failed,
+        c.ghost,
+        c.in_use,
+        c.suspicious
     );
     out
 }
@@ -381,13 +378,9 @@ pub fn vm(r: &crate::vm::VmReport) -> String {
         }
     }
     out.push('\n');
-    let mut rows = vec![[
-        "HOST".to_string(),
-        "STATUS".to_string(),
-        "WHAT IT SAYS".to_string(),
-    ]];
+    let mut rows = vec![host_header("WHAT IT SAYS")];
     for h in &r.hosts {
-        let says = match (&h.view, &h.error) {
+        let says = match (&h.answer, &h.error) {
             (Some(view), _) => {
                 let mut parts: Vec<String> = view
                     .volumes
@@ -411,14 +404,34 @@ pub fn vm(r: &crate::vm::VmReport) -> String {
             (None, Some(e)) => e.clone(),
             (None, None) => String::new(),
         };
-        rows.push([
-            format!("{} ({})", h.name_label, h.host_uuid),
-            format!("{:?}", h.status).to_lowercase(),
-            says,
-        ]);
+        rows.push(host_row(h, says));
     }
     out.push_str(&table(&rows));
     out
+}
+
+/// The header of a table of hosts asked through the plugin.
+fn host_header(last: &str) -> [String; 3] {
+    ["HOST".into(), "STATUS".into(), last.into()]
+}
+
+/// One host of a pool-wide answer: name, uuid, version; asked/skipped/failed and its state
+/// when that is not plain "live"; what it said.
+fn host_row<T>(h: &crate::xapi::fanout::HostAnswer<T>, says: String) -> [String; 3] {
+    use crate::xapi::fanout::HostState;
+    let mut who = if h.name_label.contains(&h.host_uuid) {
+        h.name_label.clone()
+    } else {
+        format!("{} ({})", h.name_label, h.host_uuid)
+    };
+    if let Some(v) = &h.version {
+        let _ = write!(who, " {v}");
+    }
+    let mut status = format!("{:?}", h.status).to_lowercase();
+    if h.state != HostState::Live {
+        let _ = write!(status, ", {}", h.state.said());
+    }
+    [who, status, says]
 }
 
 pub fn volumes(v: &crate::vm::local::LocalView) -> String {
@@ -449,6 +462,66 @@ pub fn volumes(v: &crate::vm::local::LocalView) -> String {
         );
     }
     out
+}
+
+/// A host's survey: its SR volume groups and where they are, SR mounts, udev locations,
+/// domains and tapdisks.
+pub fn survey(v: &crate::doctor::survey::Survey) -> String {
+    use crate::storage::PvsView;
+    let mut out = String::new();
+    match &v.storage.lvm {
+        PvsView::Read { pvs } => {
+            let mut rows = vec![["PV".to_string(), "VG".to_string(), "NAMES".to_string()]];
+            for pv in pvs {
+                let mut names: Vec<String> = pv.names.iter().cloned().collect();
+                names.extend(pv.scsi_ids.iter().map(|i| format!("SCSIid {i}")));
+                rows.push([pv.device.clone(), pv.vg_name.clone(), names.join(" ")]);
+            }
+            if pvs.is_empty() {
+                out.push_str("no PV on this host\n");
+            } else {
+                out.push_str(&table(&rows));
+            }
+        }
+        PvsView::Unreadable { why } => {
+            let _ = writeln!(out, "LVM could not be read: {why}");
+        }
+    }
+    for m in &v.storage.mounts {
+        let _ = writeln!(
+            out,
+            "SR {} mounted from {} ({})",
+            m.sr_uuid, m.source, m.fstype
+        );
+    }
+    for u in &v.storage.udev {
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            u.location,
+            if u.present {
+                format!("{} devices", u.devices.len())
+            } else {
+                "absent".into()
+            }
+        );
+    }
+    match &v.domains {
+        crate::domains::Domains::Known { domids, source, .. } => {
+            let ids: Vec<String> = domids.iter().map(u32::to_string).collect();
+            let _ = writeln!(out, "domains: {} ({source})", ids.join(" "));
+        }
+        crate::domains::Domains::Unknown { why } => {
+            let _ = writeln!(out, "domains unknown: {why}");
+        }
+    }
+    match &v.tapdisk_paths {
+        Some(p) => {
+            let _ = writeln!(out, "tapdisks serve {} images", p.len());
+        }
+        None => out.push_str("tap-ctl failed\n"),
+    }
+    terminal_safe(&out)
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
-"""The cross-layer doctor on simulator scenarios (issues 5 and 16): the seed incident's pool
-gives exactly the expected findings and plan; real pools' shapes (a second live host, a second
-disk, a host down, a PBD that failed to plug, a halted VM's disk in a duplicate) are judged by
-storage identity per host; --apply leaves the simulator as xapi would be left, journals what
-undoes each action, and `dmheal restore` undoes it; for every check a near miss where it must
-not fire."""
+"""The cross-layer doctor on simulator scenarios (issues 5, 16 and 20): the seed incident's pool
+gives exactly the expected findings and plan; SRs are judged by what is on their storage —
+each host's survey, here each simulated host's own `pvs` answer (tests/doubles/pvs; the real
+thing on the real kernel is tests/test_doctor_kernel.py) — so real pools' shapes (two NFS SRs
+on one export, an in-use SR with a member down or a PBD that failed to plug, a phantom record
+unplugged on three hosts, an SR whose only host is gone holding a halted VM's disk, a member in
+maintenance mode with a stuck VM) are judged right; `--apply` does only what `restore` undoes
+exactly, and a round trip over every finding kind leaves xapi as it was; for every check a
+near miss where it must not fire."""
 
 import copy
 import json
@@ -13,6 +16,7 @@ import subprocess
 import pytest
 import XenAPI
 
+from xapi_sim.dump import database
 from xapi_sim.harness import SCENARIOS, Simulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,17 +33,31 @@ XL_LIST = "Name                                        ID   Mem VCPUs\tState\tTi
           "Domain-0                                     0  4096     8     r-----    1234.5\n" \
           "db                                           8  2048     2     -b----      12.0\n"
 
+
+def pvs_report(*pvs):
+    """What `pvs --reportformat json` prints for PVs (device, VG name, SCSI id unused here)."""
+    rows = [{"pv_name": dev, "pv_uuid": "pv%03d" % i, "vg_name": vg, "vg_uuid": "vg%03d" % i,
+             "pv_major": "8", "pv_minor": str(i)} for i, (dev, vg) in enumerate(pvs)]
+    return json.dumps({"report": [{"pv": rows}]})
+
+
+# xcp-a's local disk holds the volume group of "Local storage" SR 10.
+SEED_PVS = [("/dev/sda3", "VG_XenStorage-" + u(10))]
+
 SEED_FINDINGS = {
     ("vm_without_domain", u(51)), ("broken_vhd_chain", WEB_VDI),
-    ("duplicate_sr", u(11)), ("duplicate_sr", u(14)),
-    ("sr_without_pbds", u(12)), ("pbd_host_not_in_database", u(21)), ("stale_host_key", u(31)),
+    ("duplicate_sr", u(11)), ("duplicate_sr", u(14)), ("duplicate_sr", u(16)),
+    ("sr_without_pbds", u(12)), ("stale_host_key", u(31)),
     ("vdi_on_control_domain", u(34)), ("orphaned_vdi", u(35)), ("orphaned_vdi", u(33)),
     ("vdi_to_coalesce", u(31)),
 }
-# What --apply may do by itself on the seed: forget the records nothing refers to, reset the
-# domain-less VM, remove the mark of a host that is not in the database.
-SEED_SAFE = {("duplicate_sr", u(11)), ("duplicate_sr", u(14)), ("sr_without_pbds", u(12)),
-             ("vm_without_domain", u(51)), ("stale_host_key", u(31))}
+# What --apply may do by itself on the seed: only what restore undoes exactly — forget the
+# duplicate udev records (their storage is another record's, nothing refers to them, their
+# PBDs can be made again) and remove the mark of a host not in the database. Not the old
+# Local storage record (its PBD's host is gone: restore could not make that PBD again), not
+# the SR without PBDs (nothing proves its storage is another's), not the power-state reset
+# (xapi cannot be told a domain runs again).
+SEED_SAFE = {("duplicate_sr", u(14)), ("duplicate_sr", u(16)), ("stale_host_key", u(31))}
 
 
 def seed():
@@ -48,15 +66,19 @@ def seed():
 
 
 class Run(object):
-    """A simulator for one scenario and the dmheal CLI pointed at it."""
+    """A simulator for one scenario and the dmheal CLI pointed at it, on xcp-a."""
 
-    def __init__(self, tmp_path, dmheal_bin, scenario, xl=XL_LIST, taps="", xenstore=None):
+    def __init__(self, tmp_path, dmheal_bin, scenario, xl=XL_LIST, taps="", xenstore=None,
+                 pvs=SEED_PVS):
+        self.tmp = tmp_path
         path = tmp_path / "scenario.json"
         path.write_text(json.dumps(scenario))
         (tmp_path / "xl").write_text(xl or "")
         (tmp_path / "taps").write_text(taps)
+        (tmp_path / "pvs.json").write_text(pvs_report(*pvs))
         self.env = dict(os.environ, DMHEAL_JOURNAL=str(tmp_path / "journal.jsonl"),
                         TAPCTL_LIST_FILE=str(tmp_path / "taps"), XL_LIST_FILE=str(tmp_path / "xl"),
+                        PVS_REPORT_FILE=str(tmp_path / "pvs.json"),
                         DMHEAL_HOST_UUID=HOST_A, DMHEAL_BIN=dmheal_bin)
         self.env.pop("XENSTORE_DOMAINS_FILE", None)
         if xenstore is not None:
@@ -64,23 +86,86 @@ class Run(object):
             self.env["XENSTORE_DOMAINS_FILE"] = str(tmp_path / "xenstore")
         if xl is not None:
             self.env["PATH"] = DOUBLES + os.pathsep + self.env["PATH"]
-        else:  # no domain facts at all: no xl, no xenstore-list, but tap-ctl still there
+        else:  # no domain facts at all: no xl, no xenstore-list, but tap-ctl and pvs still there
             only = tmp_path / "bin"
             only.mkdir()
-            os.symlink(os.path.join(DOUBLES, "tap-ctl"), str(only / "tap-ctl"))
+            for tool in ("tap-ctl", "pvs"):
+                os.symlink(os.path.join(DOUBLES, tool), str(only / tool))
             self.env["PATH"] = str(only) + os.pathsep + self.env["PATH"]
         self.sim = Simulator(str(path), env=self.env)
         self.bin = dmheal_bin
 
     def doctor(self, *extra):
-        p = subprocess.run([self.bin, "--json", "--xapi", self.sim.socket, "doctor"] + list(extra),
+        p = subprocess.run([self.bin, "--json", "--xapi", self.sim.socket, "doctor",
+                            "--host-timeout", "20"] + list(extra),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                            env=self.env, timeout=120)
-        assert p.returncode in (0, 3), p.stderr
+        assert p.returncode in (0, 3), p.stderr + p.stdout
         return json.loads(p.stdout), p.returncode
 
     def stop(self):
         self.sim.stop()
+
+
+def member(s, tmp, name, n, live=True, enabled=True, pvs=(), xl=None, taps=""):
+    """Another host, xcp-<name>, whose plugin (the real one, run by the simulator as xapi
+    runs it) sees its own disks (`pvs`), domains (`xl`) and tapdisks."""
+    ref = "OpaqueRef:host-%s" % name
+    s["host"][ref] = {"uuid": u(n), "name_label": "xcp-" + name, "hostname": "xcp-" + name,
+                      "enabled": enabled, "metrics": "OpaqueRef:hm-%s" % name, "PBDs": [],
+                      "resident_VMs": [], "address": "192.0.2.%d" % (n % 250),
+                      "software_version": {"product_brand": "XenServer", "product_version": "8.4.0"}}
+    s["host_metrics"]["OpaqueRef:hm-%s" % name] = {"uuid": u(n + 100), "live": live}
+    d = tmp / ("host-" + name)
+    d.mkdir()
+    (d / "pvs.json").write_text(pvs_report(*pvs))
+    (d / "xl").write_text(xl if xl is not None else XL_LIST.splitlines()[0] + "\n" + XL_LIST.splitlines()[1] + "\n")
+    (d / "taps").write_text(taps)
+    s.setdefault("sim", {}).setdefault("plugin_env", {})[ref] = {
+        "DMHEAL_HOST_UUID": u(n), "PVS_REPORT_FILE": str(d / "pvs.json"),
+        "XL_LIST_FILE": str(d / "xl"), "TAPCTL_LIST_FILE": str(d / "taps"),
+        "DMHEAL_JOURNAL": str(d / "journal.jsonl")}
+    return ref
+
+
+def add_sr(s, host, name, kind, config, plugged, n, shared=False):
+    """An SR with one PBD per (host, plugged) in `host` (a ref, or a list of (ref, plugged))."""
+    hosts = host if isinstance(host, list) else [(host, plugged)]
+    sr = "OpaqueRef:sr-%d" % n
+    s["SR"][sr] = {"uuid": u(n), "name_label": name, "type": kind, "content_type": "user",
+                   "shared": shared, "sm_config": {}, "other_config": {}, "PBDs": [], "VDIs": []}
+    for i, (h, p) in enumerate(hosts):
+        pbd = "OpaqueRef:pbd-%d-%d" % (n, i)
+        s["PBD"][pbd] = {"uuid": u(n * 10 + i), "host": h, "SR": sr, "device_config": dict(config),
+                         "other_config": {}, "currently_attached": p}
+        s["SR"][sr]["PBDs"].append(pbd)
+        if h in s["host"]:
+            s["host"][h]["PBDs"].append(pbd)
+    return sr
+
+
+def add_vdi(s, sr, name, n):
+    ref = "OpaqueRef:vdi-%d" % n
+    s["VDI"][ref] = {"uuid": u(n), "name_label": name, "SR": sr, "VBDs": [], "type": "user",
+                     "managed": True, "is_a_snapshot": False, "sm_config": {}, "other_config": {},
+                     "virtual_size": "8589934592", "snapshot_of": "OpaqueRef:NULL", "snapshots": []}
+    s["SR"][sr]["VDIs"].append(ref)
+    return ref
+
+
+def add_vm(s, name, n, power, host="OpaqueRef:NULL", domid="-1", vdis=()):
+    ref = "OpaqueRef:vm-%d" % n
+    s["VM"][ref] = {"uuid": u(n), "name_label": name, "power_state": power, "resident_on": host,
+                    "domid": domid, "VBDs": [], "is_control_domain": False, "is_a_template": False,
+                    "is_a_snapshot": False, "suspend_VDI": "OpaqueRef:NULL"}
+    for i, vdi in enumerate(vdis):
+        vbd = "OpaqueRef:vbd-%d-%d" % (n, i)
+        s["VBD"][vbd] = {"uuid": u(n * 10 + i), "VM": ref, "VDI": vdi, "device": "xvd" + "abcd"[i],
+                         "userdevice": str(i), "type": "Disk", "mode": "RW",
+                         "currently_attached": power == "Running"}
+        s["VM"][ref]["VBDs"].append(vbd)
+        s["VDI"][vdi]["VBDs"].append(vbd)
+    return ref
 
 
 @pytest.fixture
@@ -98,59 +183,71 @@ def run(tmp_path, dmheal_bin):
         r.stop()
 
 
-def keys(report):
-    return {(f["check"], f["subject"].split()[1]) for f in report["findings"]}
+def keys(report, where="findings"):
+    return {(f["check"], f["subject"].split()[1]) for f in report[where]}
+
+
+def by_key(report):
+    return {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
+
+
+def plans(report):
+    return "\n".join(step for f in report["findings"] for step in f["plan"])
 
 
 def test_the_seed_pool_gives_exactly_the_expected_findings_and_plan(run):
     report, code = run().doctor()
     assert code == 3
     assert keys(report) == SEED_FINDINGS
-    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
+    by = by_key(report)
     assert report["findings"][0]["severity"] == "critical"
     vm = by[("vm_without_domain", u(51))]
-    assert vm["plan"] == ["xe vm-reset-powerstate uuid=%s --force" % u(51)]
+    assert vm["plan"][-1] == "xe vm-reset-powerstate uuid=%s --force" % u(51)
     assert vm["evidence"]["domains"] == [0, 8] and vm["evidence"]["domid"] == "7"
-    assert by[("duplicate_sr", u(11))]["plan"] == ["xe sr-forget uuid=%s" % u(11), "xe sr-scan uuid=%s" % u(10)]
-    assert by[("duplicate_sr", u(11))]["evidence"]["duplicate"]["pbds"][0]["host"] == "<not in database>"
-    assert by[("duplicate_sr", u(11))]["evidence"]["identity"] == "lvm device=/dev/sda3"
+    # The old Local storage record: xcp-a's disk holds SR 10's volume group, and its only PBD
+    # belongs to a host no longer in the database — one finding, every PBD's state in it.
+    old = by[("duplicate_sr", u(11))]
+    assert old["evidence"]["identity"]["state"] == "duplicate_of"
+    assert old["evidence"]["kept"] == u(10)
+    assert [p["state"] for p in old["evidence"]["pbds"]] == ["host not in database"]
+    assert "VG_XenStorage-%s" % u(10) in old["summary"]
+    assert old["plan"][0] == "xe sr-forget uuid=%s" % u(11)
+    assert "host no longer in the database" in old["plan"][1]
+    # The duplicate DVD and removable-storage records: the plugged ones serve /dev/xapi/*.
+    for dup, kept in ((u(14), u(13)), (u(16), u(15))):
+        assert by[("duplicate_sr", dup)]["evidence"]["kept"] == kept
+        assert by[("duplicate_sr", dup)]["plan"] == ["xe sr-forget uuid=%s" % dup]
     safe = {k for k, f in by.items() if "safe_action" in f}
     assert safe == SEED_SAFE
     # sm-config is read-only to xe: the plan says what works.
     assert by[("stale_host_key", u(31))]["plan"][0].startswith("dmheal doctor --apply")
-    # The duplicate DVD SR has a PBD on a live host: a recommendation, not a safe action, and its
-    # unplugged PBD is not reported twice.
-    assert ("pbd_unplugged", u(23)) not in keys(report)
-    assert any("device-mapper mappings not scanned" in x for x in report["unchecked"]) or \
-        os.path.exists("/dev/mapper/control")
+    # A duplicate's PBD is in its finding, not a finding of its own.
+    assert not {k for k in by if k[0].startswith("pbd_")}
 
 
-def test_apply_does_the_safe_subset_and_leaves_xapi_as_expected(run):
+def test_apply_does_only_what_restore_undoes_exactly(run):
     r = run()
     report, code = r.doctor("--apply")
-    assert code == 3  # findings that are not safe to fix by itself remain (README's exit codes)
-    assert sorted((a["action"], a["result"].split(";")[0]) for a in report["applied"]) == [
-        ("SR.forget", "done"), ("SR.forget", "done"), ("SR.forget", "done"),
-        ("VDI.remove_from_sm_config", "done"), ("VM.power_state_reset", "done")]
+    assert code == 3  # findings that cannot be undone exactly remain (README's exit codes)
+    assert sorted((a["action"], a["subject"].split()[1], a["result"]) for a in report["applied"]) == [
+        ("SR.forget", u(14), "done"), ("SR.forget", u(16), "done"),
+        ("VDI.remove_from_sm_config", u(31), "done")]
     x = r.sim.session().xenapi
     srs = {rec["uuid"] for rec in x.SR.get_all_records().values()}
-    assert not {u(11), u(12), u(14)} & srs
-    assert {u(10), u(13), u(15)} <= srs  # kept: the plugged copies
-    with pytest.raises(XenAPI.Failure):
-        x.VDI.get_by_uuid(u(35))  # forgotten with its SR
+    assert not {u(14), u(16)} & srs
+    assert {u(10), u(11), u(12), u(13), u(15)} <= srs  # kept: the real ones, and what only a plan may touch
     web = x.VM.get_record(x.VM.get_by_uuid(u(51)))
-    assert web["power_state"] == "Halted" and web["domid"] == "-1"
-    assert x.VM.get_record(x.VM.get_by_uuid(u(52)))["power_state"] == "Running"
+    assert web["power_state"] == "Running"  # a power-state reset is a plan, never applied
     db = x.VDI.get_record(x.VDI.get_by_uuid(u(31)))
     assert "host_OpaqueRef:host-gone" not in db["sm_config"]
     # Journalled: an action entry (with what undoes it) before each change, its outcome after.
     journal = [json.loads(l) for l in open(r.env["DMHEAL_JOURNAL"])]
-    assert [e["event"] for e in journal] == ["xapi_action", "outcome"] * 5
+    assert [e["event"] for e in journal] == ["xapi_action", "outcome"] * 3
     assert all(e["undo"] for e in journal if e["event"] == "xapi_action")
     # What remains is reported, and none of what was fixed.
-    remaining = keys({"findings": report["remaining"]})
+    remaining = keys(report, "remaining")
     assert not remaining & SEED_SAFE
-    assert ("broken_vhd_chain", WEB_VDI) in remaining
+    assert ("broken_vhd_chain", WEB_VDI) in remaining and ("vm_without_domain", u(51)) in remaining
     again, _ = r.doctor()
     assert keys(again) == remaining
 
@@ -162,125 +259,192 @@ def restore(r, entry):
     return json.loads(p.stdout), p.returncode
 
 
-def test_apply_then_restore_round_trips(run):
-    """Every action --apply took is undone by `dmheal restore <id>`: SRs introduced again with
-    their uuid, PBDs for the hosts still in the database (plugged where they were), VDIs back
-    from the storage; the sm-config mark put back; a power-state reset refused, with what to do."""
-    r = run()
-    before = r.sim.session().xenapi
-    records = {u: before.SR.get_record(before.SR.get_by_uuid(u)) for u in (u(11), u(12), u(14))}
-    report, _ = r.doctor("--apply")
-    by_subject = {a["subject"].split()[1]: a for a in report["applied"]}
+def every_kind():
+    """The seed, plus one instance of every finding kind --apply may act on that the seed lacks:
+    a phantom iSCSI record unplugged on two hosts, with other-config, tags and PBD other-config
+    that restore must give back exactly; and a member whose stuck VM and PBDs are plans only."""
+    s = seed()
+    s["host"]["OpaqueRef:host-b"] = {"uuid": u(60), "name_label": "xcp-b", "hostname": "xcp-b",
+                                     "enabled": True, "metrics": "OpaqueRef:hm-b", "PBDs": [],
+                                     "resident_VMs": []}
+    s["host_metrics"]["OpaqueRef:hm-b"] = {"uuid": u(160), "live": True}
+    hosts = [("OpaqueRef:host-a", True), ("OpaqueRef:host-b", True)]
+    add_sr(s, hosts, "shared iSCSI", "lvmoiscsi", {"SCSIid": "360a98000"}, True, 70, shared=True)
+    phantom = add_sr(s, [(h, False) for h, _ in hosts], "shared iSCSI", "lvmoiscsi",
+                     {"SCSIid": "360a98000", "target": "192.0.2.50"}, False, 71, shared=True)
+    s["SR"][phantom].update(other_config={"dirty": "", "auto-scan": "true"}, tags=["prod", "old"],
+                            sm_config={"allocation": "thick", "use_vhd": "true"},
+                            name_description="the iSCSI SR, as an upgrade introduced it again")
+    for pbd in s["SR"][phantom]["PBDs"]:
+        s["PBD"][pbd]["other_config"] = {"multipathed": "true", "mpath-3600a098": "[2, 2]"}
+    return s
+
+
+def test_every_applied_change_is_restored_exactly(run, tmp_path):
+    """--apply on a pool holding every kind of finding, then `dmheal restore` of each entry it
+    journalled: xapi's whole database is as it was, field by field."""
+    s = every_kind()
+    lun = ("/dev/disk/by-scsid/360a98000/sdc", "VG_XenStorage-" + u(70))
+    b_dir = tmp_path / "b"
+    b_dir.mkdir()
+    (b_dir / "pvs.json").write_text(pvs_report(lun))
+    (b_dir / "xl").write_text(XL_LIST)
+    s["sim"]["plugin_env"]["OpaqueRef:host-b"] = {
+        "DMHEAL_HOST_UUID": u(60), "PVS_REPORT_FILE": str(b_dir / "pvs.json"),
+        "XL_LIST_FILE": str(b_dir / "xl"), "DMHEAL_JOURNAL": str(b_dir / "journal.jsonl")}
+    r = run(s, pvs=SEED_PVS + [lun])
     x = r.sim.session().xenapi
-    for sr in (u(11), u(12), u(14)):
-        out, code = restore(r, by_subject[sr]["journal_id"])
+    before = database(x)
+    report, _ = r.doctor("--apply")
+    applied = {a["subject"].split()[1]: a for a in report["applied"]}
+    assert set(applied) == {u(14), u(16), u(71), u(31)}, report["applied"]
+    assert all(a["result"] == "done" for a in applied.values()), report["applied"]
+    assert database(x) != before
+    for a in report["applied"]:
+        out, code = restore(r, a["journal_id"])
         assert code == 0, out
-        assert out["undid"] == "SR.forget", out
-        rec = x.SR.get_record(x.SR.get_by_uuid(sr))
-        for field in ("name_label", "type", "content_type", "shared", "sm_config"):
-            assert rec[field] == records[sr][field], (sr, field)
-    # The DVD duplicate's PBD is back on xcp-a, unplugged as it was; the old record's PBD
-    # belonged to a host no longer in the database: not recreated, said so.
-    dvd = x.SR.get_record(x.SR.get_by_uuid(u(14)))
-    assert len(dvd["PBDs"]) == 1 and not x.PBD.get_record(dvd["PBDs"][0])["currently_attached"]
-    assert "not in the database" in restore_message(r, by_subject[u(11)]["journal_id"])
-    # Its VDI came back from the storage.
-    assert x.VDI.get_record(x.VDI.get_by_uuid(u(35)))["SR"] == x.SR.get_by_uuid(u(11))
-    out, _ = restore(r, by_subject[u(31)]["journal_id"])
-    assert out["undid"] == "VDI.remove_from_sm_config"
-    assert x.VDI.get_record(x.VDI.get_by_uuid(u(31)))["sm_config"]["host_OpaqueRef:host-gone"] == "RW"
-    out, code = restore(r, by_subject[u(51)]["journal_id"])
-    assert code == 1 and out["error"]["kind"] == "refused"
-    assert "xe vm-start uuid=%s" % u(51) in out["error"]["message"]
+        assert out["undid"] == a["action"], out
+    after = database(x)
+    assert after == before, [(k, before.get(k), after.get(k)) for k in set(before) | set(after)
+                             if before.get(k) != after.get(k)]
     # Undone once: a second restore of the same entry is refused.
-    out, code = restore(r, by_subject[u(14)]["journal_id"])
+    out, code = restore(r, applied[u(71)]["journal_id"])
     assert code == 1 and "restored it already" in out["error"]["message"]
 
 
-def restore_message(r, entry):
+def test_a_restore_that_cannot_be_exact_changes_nothing(run):
+    """A forget whose PBD's host has left the pool since: restore refuses before it touches
+    xapi (no half-made SR)."""
+    r = run()
+    report, _ = r.doctor("--apply")
+    dvd = [a for a in report["applied"] if u(14) in a["subject"]][0]
     journal = [json.loads(l) for l in open(r.env["DMHEAL_JOURNAL"])]
-    return [e for e in journal if e["event"] == "restore" and e["of"] == entry][0]["detail"]
-
-
-def add_host(s, name, live=True, local=None, plugged=True):
-    """A second host (and its own local storage on /dev/sda3 unless `local` says otherwise)."""
-    ref = "OpaqueRef:host-%s" % name
-    n = 60 + len(s["host"])
-    s["host"][ref] = {"uuid": u(n), "name_label": name, "hostname": name, "enabled": True,
-                      "metrics": "OpaqueRef:hm-%s" % name, "PBDs": [], "resident_VMs": []}
-    s["host_metrics"]["OpaqueRef:hm-%s" % name] = {"uuid": u(n + 100), "live": live}
-    sr = None
-    if local is not False:
-        sr = add_sr(s, ref, "Local storage", local or "/dev/sda3", plugged, n + 200)
-    return ref, sr
-
-
-def add_sr(s, host, name, device, plugged, n):
-    sr, pbd = "OpaqueRef:sr-%d" % n, "OpaqueRef:pbd-%d" % n
-    s["SR"][sr] = {"uuid": u(n), "name_label": name, "type": "lvm", "content_type": "user",
-                   "shared": False, "sm_config": {}, "other_config": {}, "PBDs": [pbd], "VDIs": []}
-    s["PBD"][pbd] = {"uuid": u(n + 1), "host": host, "SR": sr, "device_config": {"device": device},
-                     "currently_attached": plugged}
-    s["host"][host]["PBDs"].append(pbd)
-    return sr
-
-
-@pytest.mark.parametrize("shape", ["second live host", "second local disk"])
-def test_the_seed_duplicates_stay_duplicates_on_real_pools(run, shape):
-    s = seed()
-    if shape == "second live host":
-        add_host(s, "xcp-b")
-    else:
-        add_sr(s, "OpaqueRef:host-a", "Local storage", "/dev/sdb", True, 300)
-    report, _ = run(s).doctor()
-    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
-    assert "safe_action" in by[("duplicate_sr", u(11))]
-    assert "safe_action" in by[("sr_without_pbds", u(12))]
-    dups = {k[1] for k in by if k[0] == "duplicate_sr"}
-    assert dups == {u(11), u(14)}, sorted(by)
-
-
-@pytest.mark.parametrize("shape", ["host down", "failed to plug"])
-def test_a_valid_sr_of_a_host_that_is_down_or_failed_to_plug_is_no_duplicate(run, shape):
-    s = seed()
-    _, sr = add_host(s, "xcp-b", live=(shape != "host down"), plugged=False)
-    report, _ = run(s).doctor()
-    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
-    b_sr = s["SR"][sr]["uuid"]
-    assert ("duplicate_sr", b_sr) not in by
-    assert not any("sr-forget uuid=%s" % b_sr in " ".join(f["plan"]) for f in report["findings"])
-    b_pbd = s["SR"][sr]["PBDs"][0]
-    check = "pbd_host_down" if shape == "host down" else "pbd_unplugged"
-    assert (check, s["PBD"][b_pbd]["uuid"]) in by, sorted(by)
-
-
-def test_a_duplicate_holding_a_halted_vms_disk_is_not_forgotten(run):
-    s = seed()
-    # The old record's VDI is the disk of a halted VM: forgetting the SR would drop its VBD.
-    s["VM"]["OpaqueRef:vm-old"] = {"uuid": u(53), "name_label": "old", "power_state": "Halted",
-                                   "resident_on": "OpaqueRef:NULL", "domid": "-1",
-                                   "VBDs": ["OpaqueRef:vbd-old"], "is_control_domain": False}
-    s["VBD"]["OpaqueRef:vbd-old"] = {"uuid": u(43), "VM": "OpaqueRef:vm-old",
-                                     "VDI": "OpaqueRef:vdi-old", "currently_attached": False,
-                                     "device": "xvda"}
-    s["VDI"]["OpaqueRef:vdi-old"]["VBDs"] = ["OpaqueRef:vbd-old"]
-    r = run(s)
-    report, code = r.doctor("--apply")
-    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
-    dup = by[("duplicate_sr", u(11))]
-    assert "safe_action" not in dup and "Halted" in " ".join(dup["plan"])
-    assert code == 3
+    entry = [e for e in journal if e.get("id") == dvd["journal_id"]][0]
+    assert entry["undo"]["sr"]["other_config"]["i18n-key"] == "local-hotplug-cd"
+    # The host record goes (as if ejected): its uuid is no longer in the database.
+    p = subprocess.run([os.sys.executable, os.path.join(ROOT, "tests", "xapi_sim", "ask.py"),
+                        r.sim.socket, "sim.forget_host", HOST_A], stdout=subprocess.PIPE,
+                       universal_newlines=True)
+    assert p.returncode == 0, p.stdout
     x = r.sim.session().xenapi
-    assert x.SR.get_by_uuid(u(11))
-    assert x.VM.get_record(x.VM.get_by_uuid(u(53)))["VBDs"] == ["OpaqueRef:vbd-old"]
+    before = database(x)
+    out, code = restore(r, dvd["journal_id"])
+    assert code == 1 and "cannot be made again" in out["error"]["message"], out
+    assert database(x) == before
+    with pytest.raises(XenAPI.Failure):
+        x.SR.get_by_uuid(u(14))
+
+
+def test_an_old_entry_of_a_power_state_reset_is_refused_with_what_to_do(run, tmp_path):
+    r = run()
+    with open(r.env["DMHEAL_JOURNAL"], "w") as f:
+        f.write(json.dumps({"id": 1, "time": "2026-11-01T00:00:00Z", "host": "xcp-a", "pid": 1,
+                            "event": "xapi_action",
+                            "action": "VM.power_state_reset", "subject": "VM %s" % u(51),
+                            "evidence": {}, "result": "started",
+                            "undo": {"vm_uuid": u(51), "power_state": "Running"}}) + "\n")
+        f.write(json.dumps({"id": 2, "time": "2026-11-01T00:00:01Z", "host": "xcp-a", "pid": 1,
+                            "event": "outcome", "of": 1,
+                            "result": "done", "detail": "done"}) + "\n")
+    out, code = restore(r, 1)
+    assert code == 1 and out["error"]["kind"] == "refused"
+    assert "xe vm-start uuid=%s" % u(51) in out["error"]["message"]
+
+
+def test_two_nfs_srs_on_one_export_are_two_srs(run):
+    s = seed()
+    for n in (80, 81):
+        sr = add_sr(s, "OpaqueRef:host-a", "NFS %d" % n, "nfs",
+                    {"server": "192.0.2.9", "serverpath": "/export/xen"}, True, n, shared=True)
+        add_vdi(s, sr, "data %d" % n, n + 100)
+    report, _ = run(s).doctor("--apply")
+    assert not {k for k in keys(report) if k[1] in (u(80), u(81))}, sorted(keys(report))
+    assert "sr-forget uuid=%s" % u(80) not in plans(report)
+    assert not [a for a in report["applied"] if u(80) in a["subject"] or u(81) in a["subject"]]
+
+
+@pytest.mark.parametrize("shape", ["member down", "failed to plug", "maintenance and failed"])
+def test_the_pools_in_use_iscsi_sr_is_never_a_duplicate(run, tmp_path, shape):
+    """The default iSCSI SR, used by a running VM, with one member down or its PBD there not
+    plugged: the finding is `xe pbd-plug` there (or wait for the host), never a forget."""
+    s = seed()
+    lun = ("/dev/disk/by-scsid/360a98000/sdc", "VG_XenStorage-" + u(70))
+    b = member(s, tmp_path, "b", 60, live=(shape != "member down"),
+               enabled=(shape != "maintenance and failed"), pvs=[lun])
+    sr = add_sr(s, [("OpaqueRef:host-a", True), (b, False)], "shared iSCSI", "lvmoiscsi",
+                {"SCSIid": "360a98000"}, True, 70, shared=True)
+    vdi = add_vdi(s, sr, "db data", 170)
+    add_vm(s, "db2", 90, "Running", "OpaqueRef:host-a", "8", vdis=[vdi])
+    s["pool"]["OpaqueRef:pool-seed"]["default_SR"] = sr
+    report, _ = run(s, pvs=SEED_PVS + [lun]).doctor("--apply")
+    mine = {k[0] for k in keys(report) if k[1] == u(70)}
+    want = {"host_down"} if shape == "member down" else {"pbd_unplugged"}
+    assert mine == want, sorted(keys(report))
+    f = [f for f in report["findings"] if f["check"] in want][0]
+    assert "xe pbd-plug uuid=%s" % u(701) in " ".join(f["plan"])
+    assert "sr-forget uuid=%s" % u(70) not in plans(report)
+    assert [p["host"] for p in f["evidence"]["pbds"]] == ["xcp-a", "xcp-b"]
+
+
+def test_a_phantom_unplugged_on_three_hosts_is_one_finding(run, tmp_path):
+    s = seed()
+    lun = ("/dev/disk/by-scsid/360a98000/sdc", "VG_XenStorage-" + u(70))
+    b = member(s, tmp_path, "b", 60, pvs=[lun])
+    c = member(s, tmp_path, "c", 61, pvs=[lun])
+    hosts = ["OpaqueRef:host-a", b, c]
+    add_sr(s, [(h, True) for h in hosts], "shared iSCSI", "lvmoiscsi", {"SCSIid": "360a98000"},
+           True, 70, shared=True)
+    add_sr(s, [(h, False) for h in hosts], "shared iSCSI", "lvmoiscsi", {"SCSIid": "360a98000"},
+           False, 71, shared=True)
+    report, _ = run(s, pvs=SEED_PVS + [lun]).doctor()
+    mine = [f for f in report["findings"] if u(71) in f["subject"]]
+    assert [f["check"] for f in mine] == ["duplicate_sr"], mine
+    assert [p["host"] for p in mine[0]["evidence"]["pbds"]] == ["xcp-a", "xcp-b", "xcp-c"]
+    assert mine[0]["evidence"]["kept"] == u(70) and "safe_action" in mine[0]
+    assert not [f for f in report["findings"] if u(70) in f["subject"]]
+
+
+def test_an_sr_whose_only_host_is_gone_holding_a_halted_vms_disk_is_kept(run):
+    s = seed()
+    sr = add_sr(s, "OpaqueRef:host-gone", "Archive", "lvm", {"device": "/dev/sdb"}, False, 72)
+    vdi = add_vdi(s, sr, "archive disk", 172)
+    add_vm(s, "archive", 92, "Halted", vdis=[vdi])
+    report, _ = run(s).doctor("--apply")
+    mine = [f for f in report["findings"] if u(72) in f["subject"]]
+    assert [f["check"] for f in mine] == ["pbd_host_not_in_database"], mine
+    f = mine[0]
+    assert "VM %s (\"archive\", Halted)" % u(92) in f["summary"], f["summary"]
+    steps = " ".join(f["plan"])
+    assert "pbd-destroy" not in steps and "sr-forget" not in steps
+    assert "xe pbd-create" in steps and "device-config:device=/dev/sdb" in steps and "xe pbd-plug" in steps
+    assert not [a for a in report["applied"] if u(72) in a["subject"]]
+
+
+def test_doctor_on_the_master_sees_a_members_stuck_vm_even_in_maintenance(run, tmp_path):
+    """A member in maintenance mode (disabled, live) is surveyed like any other: its VM that
+    xapi calls Running with no domain there is found; a down member is said as not checked."""
+    s = seed()
+    b = member(s, tmp_path, "b", 60, enabled=False)  # its xl lists dom0 only
+    member(s, tmp_path, "c", 61, live=False)
+    add_vm(s, "stuck", 93, "Running", b, "9")
+    report, _ = run(s).doctor()
+    by = by_key(report)
+    stuck = by[("vm_without_domain", u(93))]
+    assert "on xcp-b with domid 9" in stuck["summary"] and stuck["evidence"]["host"] == "xcp-b"
+    assert "safe_action" not in stuck
+    assert any("xcp-c not surveyed" in x for x in report["unchecked"]), report["unchecked"]
+    # Its domain there: no finding.
+    (tmp_path / "host-b" / "xl").write_text(
+        XL_LIST + "stuck                                        9  2048     2     -b----       1.0\n")
+    report, _ = run(s).doctor()
+    assert ("vm_without_domain", u(93)) not in keys(report)
 
 
 def test_xapi_paused_while_the_domain_runs_is_reported_not_acted_on(run):
     s = seed()
     s["VM"]["OpaqueRef:vm-db"]["power_state"] = "Paused"
     report, _ = run(s).doctor()
-    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
-    f = by[("vm_paused_with_domain", u(52))]
+    f = by_key(report)[("vm_paused_with_domain", u(52))]
     assert "is running" in f["summary"] and "safe_action" not in f
 
 
@@ -293,6 +457,7 @@ def without(scenario, cls, *refs):
 @pytest.mark.parametrize("name", [
     "duplicate_sr: the only copy",
     "duplicate_sr: another device",
+    "duplicate_sr: the disk is unreadable",
     "duplicate_sr: two copies plugged",
     "vm_without_domain: domain exists",
     "vm_without_domain: tapdisk serves its disk",
@@ -315,6 +480,9 @@ def test_near_misses_do_not_fire(run, name):
         absent = {("duplicate_sr", u(11)), ("duplicate_sr", u(12))}
     elif name == "duplicate_sr: another device":
         s["PBD"]["OpaqueRef:pbd-local-old"]["device_config"] = {"device": "/dev/sdb"}
+        absent = {("duplicate_sr", u(11))}
+    elif name == "duplicate_sr: the disk is unreadable":
+        kw["pvs"] = []  # pvs sees no PV: nothing proves whose /dev/sda3 is
         absent = {("duplicate_sr", u(11))}
     elif name == "duplicate_sr: two copies plugged":
         s["PBD"]["OpaqueRef:pbd-dvd-dup"]["currently_attached"] = True
@@ -346,7 +514,7 @@ def test_near_misses_do_not_fire(run, name):
     elif name == "pbd_unplugged: host not live":
         s["PBD"]["OpaqueRef:pbd-removable"]["currently_attached"] = False
         s["host_metrics"]["OpaqueRef:hm-a"]["live"] = False
-        absent = {("pbd_unplugged", u(24))}
+        absent = {("pbd_unplugged", u(15))}
     elif name == "sr_without_pbds: has a PBD":
         s["SR"]["OpaqueRef:sr-local-nopbd"]["PBDs"] = ["OpaqueRef:pbd-extra"]
         s["PBD"]["OpaqueRef:pbd-extra"] = {"uuid": u(25), "host": "OpaqueRef:host-gone",
@@ -357,13 +525,16 @@ def test_near_misses_do_not_fire(run, name):
     assert not (absent & keys(report)), (name, sorted(keys(report)))
     if name == "vm_without_domain: domains unknown":
         assert any("running domains unknown" in x for x in report["unchecked"])
+    if name == "duplicate_sr: the disk is unreadable":
+        assert "sr-forget uuid=%s" % u(11) not in plans(report)
 
 
 def test_an_unplugged_pbd_on_a_live_host_fires(run):
     s = seed()
     s["PBD"]["OpaqueRef:pbd-removable"]["currently_attached"] = False
     report, _ = run(s).doctor()
-    assert ("pbd_unplugged", u(24)) in keys(report)
+    f = by_key(report)[("pbd_unplugged", u(15))]
+    assert f["plan"][0].startswith("xe pbd-plug uuid=%s" % u(24))
 
 
 def test_orphan_false_positives_stay_quiet_and_snapshot_orphans_do_not(run):
@@ -375,7 +546,7 @@ def test_orphan_false_positives_stay_quiet_and_snapshot_orphans_do_not(run):
     assert snap and "snapshot VDI" in snap[0]["summary"]
 
 
-def test_the_plugin_runs_the_doctor(run):
+def test_the_plugin_runs_the_doctor_and_the_survey(run):
     r = run()
     x = r.sim.session().xenapi
     host = x.host.get_by_uuid(HOST_A)
@@ -384,3 +555,7 @@ def test_the_plugin_runs_the_doctor(run):
     with pytest.raises(XenAPI.Failure) as e:
         x.host.call_plugin(host, "dmheal", "doctor", {"apply": "perhaps"})
     assert e.value.details[0] == "DMHEAL_BAD_ARGS"
+    survey = json.loads(x.host.call_plugin(host, "dmheal", "survey", {}))
+    assert survey["host_uuid"] == HOST_A
+    assert survey["storage"]["lvm"]["pvs"][0]["vg_name"] == "VG_XenStorage-" + u(10)
+    assert survey["domains"]["domids"] == [0, 8]

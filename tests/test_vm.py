@@ -164,11 +164,49 @@ def test_pool_scan_names_each_ghost_with_its_host_sr_vdi_and_vms(tmp_path, dmhea
         assert [v["name_label"] for v in g["vms"]] == ["S-Domino"]
         # Each host's whole answer is kept.
         b = [h for h in r["hosts"] if h["name_label"] == "xcp-b"][0]
-        assert b["scan"]["mappings"][0]["reasons"] == [] and b["scan"]["inactive_lvs"] == []
+        assert b["answer"]["mappings"][0]["reasons"] == [] and b["answer"]["inactive_lvs"] == []
         text = dmheal(dmheal_bin, sim, "pool", "scan", "--host-timeout", "3").stdout
         assert "disk of VM S-Domino (%s, Halted)" % pools.VM_UUID in text
         assert "host-uuid=%s plugin=dmheal fn=heal args:vdi_uuid=%s" % (pools.host_uuid(B), pools.VDI_SYSTEM) in text
         # Counts at the bottom.
-        assert text.rstrip().splitlines()[-1].startswith("3 hosts: 2 scanned, 0 skipped, 1 failed; 1 ghost")
+        assert text.rstrip().splitlines()[-1].startswith("3 hosts: 2 asked, 0 skipped, 1 failed; 1 ghost")
+    finally:
+        sim.stop()
+
+
+def test_a_member_in_maintenance_mode_is_asked_and_every_hosts_state_is_said(tmp_path, dmheal_bin):
+    """A disabled but live host (maintenance mode, evacuating) runs VMs' storage as much as any:
+    `vm` and `pool scan` ask it, and say its state; a host record with fields missing is said
+    as such, never as "disabled" or "()" — and asked, since nothing says it is down."""
+    p = pools.migration_failed(hosts=4, down=(A,), hanging=())
+    p["host"][ref(B)]["enabled"] = False
+    p["host"][ref(B)]["software_version"] = {"product_brand": "Citrix Hypervisor",
+                                             "product_version": "8.2.1"}
+    for field in ("enabled", "name_label", "metrics"):
+        p["host"][ref(D)].pop(field)
+    clean = {"counts": {"mappings": 0, "ghost": 0, "in_use": 0, "suspicious": 0, "healthy": 0,
+                        "inactive_lvs": 0}, "mappings": [], "inactive_lvs": []}
+    replies = p["sim"]["plugin_replies"]
+    replies[ref(B)] = {"volumes": [pools.volumes_reply(B, "ghost")], "scan": [{"value": clean}]}
+    replies[ref(C)] = {"volumes": [pools.volumes_reply(C, "absent")], "scan": [{"value": clean}]}
+    replies[ref(D)] = {"volumes": [pools.volumes_reply(D, "absent")], "scan": [{"value": clean}]}
+    sim = Simulator(pools.write(p, str(tmp_path / "pool.json")))
+    try:
+        vm = json.loads(dmheal(dmheal_bin, sim, "--json", "vm", pools.VM_NAME, "--host-timeout", "5").stdout)
+        hosts = {h["host_uuid"]: h for h in vm["hosts"]}
+        b, d = hosts[pools.host_uuid(B)], hosts[pools.host_uuid(D)]
+        assert (b["status"], b["state"], b["version"]) == ("asked", "disabled", "Citrix Hypervisor 8.2.1")
+        assert vm["findings"][0]["code"] == "ghost" and vm["findings"][0]["host"] == "xcp-b"
+        assert (d["status"], d["state"]) == ("asked", "unknown")
+        assert d["name_label"] == "(no name-label) %s" % pools.host_uuid(D)
+        assert hosts[pools.host_uuid(A)]["state"] == "down"
+        scan = dmheal(dmheal_bin, sim, "--json", "pool", "scan", "--host-timeout", "5")
+        hosts = {h["host_uuid"]: h for h in json.loads(scan.stdout)["hosts"]}
+        assert (hosts[pools.host_uuid(B)]["status"], hosts[pools.host_uuid(B)]["state"]) == ("asked", "disabled")
+        assert hosts[pools.host_uuid(D)]["status"] == "asked"
+        text = dmheal(dmheal_bin, sim, "pool", "scan", "--host-timeout", "5").stdout
+        line = [l for l in text.splitlines() if l.strip().startswith("xcp-b")][0]
+        assert "Citrix Hypervisor 8.2.1" in line and "asked, disabled (maintenance mode) but live" in line
+        assert "()" not in text and " disabled " not in [l for l in text.splitlines() if "(no name-label)" in l][0]
     finally:
         sim.stop()

@@ -74,7 +74,7 @@ def test_the_ghost_on_the_destination_is_found_from_the_vm_and_healed_there(kern
     codes = {f["code"]: f for f in vm["findings"]}
     assert "xcp-c" in codes["host_unanswered"]["summary"]
     assert codes["host_skipped"]["host"] == "xcp-a"
-    b_view = [h for h in vm["hosts"] if h["name_label"] == "xcp-b"][0]["view"]
+    b_view = [h for h in vm["hosts"] if h["name_label"] == "xcp-b"][0]["answer"]
     (vol,) = b_view["volumes"]
     assert vol["dm_name"] == uml.DM_NAME and vol["verdict"] == "ghost"
     assert any(x["code"] == "xapi_free_here" or x["layer"] == "xapi" for x in vol["reasons"])

@@ -97,18 +97,18 @@ def test_plugin_heals_a_free_vdi_refuses_an_attached_one_and_pool_scan_merges(ke
     pool = json.loads(r.file("pool.out"))
     hosts = {h["host_uuid"]: h for h in pool["hosts"]}
     a = hosts[HOST_A]
-    assert a["status"] == "scanned"
-    assert a["scan"]["counts"]["in_use"] == 1 and a["scan"]["counts"]["ghost"] == 0
+    assert a["status"] == "asked"
+    assert a["answer"]["counts"]["in_use"] == 1 and a["answer"]["counts"]["ghost"] == 0
     # Host B shares this kernel in the simulation: to B the web VDI is attached on another
     # host, so B's copy of the mapping is a ghost — the right answer from B's side.
-    b = hosts[HOST_B]["scan"]
+    b = hosts[HOST_B]["answer"]
     assert b["counts"]["ghost"] == 1
     web_on_b = [m for m in b["mappings"] if m["dm_name"] == WEB_DM][0]
     assert any(x["code"] == "xapi_free_here" and "attached elsewhere" in x["state"]
                for x in web_on_b["reasons"])
     assert int(r.file("pool.rc")) == 3, r.file("pool.err")  # a ghost somewhere in the pool
     assert hosts[HOST_C]["status"] == "failed" and "did not answer" in hosts[HOST_C]["error"]
-    assert pool["counts"]["failed"] == 1 and pool["counts"]["scanned"] == 2
+    assert pool["counts"]["failed"] == 1 and pool["counts"]["asked"] == 2
 
     # xapi dead: reported, and the local layers still decide (the web ghost is locally unused).
     dead = json.loads(r.file("dead.out"))

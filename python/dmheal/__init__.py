@@ -29,6 +29,7 @@ __all__ = [
     "journal",
     "restore",
     "scan",
+    "survey",
     "vm",
     "volumes",
 ]
@@ -96,10 +97,22 @@ def restore(id, journal=None, lock_timeout=None, tool_timeout=None, xapi_session
                  force, timeout)
 
 
-def doctor(apply=False, journal=None, lock_timeout=None, tool_timeout=None, xapi_session=None,
+def doctor(apply=False, host_timeout=None, journal=None, lock_timeout=None, tool_timeout=None,
+           xapi_session=None, force=None, timeout=None):
+    """Cross-layer findings, pool-wide (SRs judged by their storage, PBDs, VMs, VDIs,
+    mappings); ``apply``: only what ``restore`` undoes exactly; ``host_timeout``: seconds each
+    other host may take to answer its survey."""
+    return _call("doctor", dict(apply=apply, host_timeout=host_timeout, journal=journal,
+                                lock_timeout=lock_timeout, tool_timeout=tool_timeout,
+                                xapi_session=xapi_session),
+                 force, timeout)
+
+
+def survey(journal=None, lock_timeout=None, tool_timeout=None, xapi_session=None,
            force=None, timeout=None):
-    """Cross-layer findings (SRs, PBDs, VMs, VDIs, mappings); ``apply``: the safe subset."""
-    return _call("doctor", dict(apply=apply, journal=journal, lock_timeout=lock_timeout,
+    """What this host's storage says about SRs (LVM's PVs and VGs, SR mounts, udev
+    locations), its domains and its tapdisks: what ``doctor`` asks each host."""
+    return _call("survey", dict(journal=journal, lock_timeout=lock_timeout,
                                 tool_timeout=tool_timeout, xapi_session=xapi_session),
                  force, timeout)
 

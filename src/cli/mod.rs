@@ -93,14 +93,22 @@ pub enum Command {
     },
     /// List the journal.
     Journal,
-    /// Cross-layer doctor: duplicate and orphaned SRs, VMs running without a domain, VDIs
-    /// wedged between layers, ghost mappings; with --apply, the safe subset only.
+    /// Cross-layer doctor, pool-wide: SRs judged by what is on their storage (duplicates,
+    /// orphans, unplugged PBDs), VMs running without a domain on any host, VDIs wedged between
+    /// layers, ghost mappings; with --apply, only what `restore` undoes exactly.
     Doctor {
-        /// Carry out the safe actions (SR.forget of a proven duplicate, VM.power_state_reset
-        /// of a VM whose domain provably does not exist), each re-checked and journalled.
+        /// Carry out the actions `dmheal restore` undoes exactly (SR.forget of a proven
+        /// phantom duplicate, a stale host mark, a stale refcount), each re-checked and
+        /// journalled; everything else stays a printed plan.
         #[arg(long)]
         apply: bool,
+        /// Seconds each other host may take to answer its survey (default 30).
+        #[arg(long, value_name = "SECONDS")]
+        host_timeout: Option<f64>,
     },
+    /// What this host's storage says about SRs (LVM's PVs and VGs, SR mounts, udev
+    /// locations), its domains and its tapdisks: what `doctor` asks each host.
+    Survey,
     /// Why won't this VM start? Its disks, every host's mappings of them (asked through
     /// xapi, in parallel), its domain; the blocking finding first, with the next step.
     Vm {

@@ -51,7 +51,17 @@ pub fn request_of(cli: &Cli) -> Result<Option<Request>> {
         ),
         Command::Journal => ("journal", vec![]),
         Command::Restore { id } => ("restore", vec![("id", json!(id))]),
-        Command::Doctor { apply } => ("doctor", vec![("apply", json!(apply))]),
+        Command::Doctor {
+            apply,
+            host_timeout,
+        } => (
+            "doctor",
+            vec![
+                ("apply", json!(apply)),
+                ("host_timeout", seconds("host-timeout", *host_timeout)?),
+            ],
+        ),
+        Command::Survey => ("survey", vec![]),
         Command::Vm {
             vm,
             apply,

@@ -1,6 +1,9 @@
-//! `doctor --apply`: one safe action at a time, each re-checked on a fresh read of the pool and
-//! this host just before it runs, confirmed by the host it concerns where that is another
-//! host, journalled — with what it takes to undo it — before anything changes.
+//! `doctor --apply`: one action at a time — only those `dmheal restore` undoes exactly — each
+//! re-checked on a fresh read of the pool and every host just before it runs, confirmed by the
+//! host it concerns where that is another host, journalled — with every field it takes to undo
+//! it — before anything changes.
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -17,7 +20,6 @@ use crate::xapi::{view::error_chain, Xapi, XapiError};
 pub fn action_name(a: &SafeAction) -> &'static str {
     match a {
         SafeAction::SrForget { .. } => "SR.forget",
-        SafeAction::VmPowerStateReset { .. } => "VM.power_state_reset",
         SafeAction::RemoveHostKey { .. } => "VDI.remove_from_sm_config",
         SafeAction::ResetRefcount { .. } => "refcount.reset",
     }
@@ -33,12 +35,12 @@ fn applied(f: &Finding, a: &SafeAction, result: String, journal_id: Option<Journ
 }
 
 /// Carry out `f`'s safe action if it still stands.
-pub fn one(config: &Config, xapi: &Xapi, f: &Finding) -> Result<Applied> {
+pub fn one(config: &Config, xapi: &Xapi, f: &Finding, per_host: Duration) -> Result<Applied> {
     let action = f
         .safe_action
         .clone()
         .expect("only safe findings are applied");
-    let (snap, fresh, _) = super::diagnose(config, xapi)?;
+    let (snap, fresh, _) = super::diagnose(config, xapi, per_host)?;
     let still = fresh
         .iter()
         .any(|g| g.check == f.check && g.safe_action.as_ref() == Some(&action));
@@ -163,33 +165,32 @@ fn host_uuid(snap: &Snapshot, r: &str) -> Value {
     snap.hosts.get(r).map_or(Value::Null, |h| json!(h.uuid))
 }
 
+/// An SR record and its PBDs, every field `restore` gives back (and checks), as journalled.
+pub fn sr_record(snap: &Snapshot, sr_ref: &str) -> Value {
+    let Some(r) = snap.srs.get(sr_ref) else {
+        return Value::Null;
+    };
+    let pbds: Vec<Value> = r
+        .pbds
+        .iter()
+        .filter_map(|p| snap.pbds.get(p))
+        .map(|p| {
+            json!({"host_ref": p.host, "host_uuid": host_uuid(snap, &p.host),
+                   "device_config": p.device_config, "other_config": p.other_config,
+                   "plugged": p.currently_attached})
+        })
+        .collect();
+    json!({"sr": {"uuid": r.uuid, "name_label": r.name_label,
+                  "name_description": r.name_description, "type": r.kind,
+                  "content_type": r.content_type, "shared": r.shared,
+                  "sm_config": r.sm_config, "other_config": r.other_config, "tags": r.tags},
+           "pbds": pbds})
+}
+
 /// What `dmheal restore` needs to undo `action`, read before it runs.
 fn undo_record(snap: &Snapshot, action: &SafeAction) -> Value {
     match action {
-        SafeAction::SrForget { sr, .. } => {
-            let Some(r) = snap.srs.get(sr) else {
-                return Value::Null;
-            };
-            let pbds: Vec<Value> = r
-                .pbds
-                .iter()
-                .filter_map(|p| snap.pbds.get(p))
-                .map(|p| {
-                    json!({"host_ref": p.host, "host_uuid": host_uuid(snap, &p.host),
-                           "device_config": p.device_config, "plugged": p.currently_attached})
-                })
-                .collect();
-            json!({"sr": {"uuid": r.uuid, "name_label": r.name_label,
-                          "name_description": r.name_description, "type": r.kind,
-                          "content_type": r.content_type, "shared": r.shared,
-                          "sm_config": r.sm_config},
-                   "pbds": pbds,
-                   "vdis": r.vdis.iter().filter_map(|v| snap.vdis.get(v)).map(|v| &v.uuid).collect::<Vec<_>>()})
-        }
-        SafeAction::VmPowerStateReset { vm } => snap.vms.get(vm).map_or(Value::Null, |v| {
-            json!({"vm_uuid": v.uuid, "power_state": v.power_state, "domid": v.domid,
-                   "resident_on": host_uuid(snap, &v.resident_on)})
-        }),
+        SafeAction::SrForget { sr } => sr_record(snap, sr),
         SafeAction::RemoveHostKey { vdi, key, .. } => snap.vdis.get(vdi).map_or(
             Value::Null,
             |v| json!({"vdi_uuid": v.uuid, "key": key, "value": v.sm_config.get(key)}),
@@ -214,19 +215,7 @@ fn act(config: &Config, xapi: &Xapi, action: &SafeAction) -> Result<String, Stri
             .map_err(|e: XapiError| error_chain(&e))
     };
     match action {
-        SafeAction::SrForget { sr, rescan } => {
-            call("SR.forget", vec![json!(sr)])?;
-            Ok(match rescan {
-                Some(k) => match call("SR.scan", vec![json!(k)]) {
-                    Ok(()) => "; the copy that stays was rescanned".into(),
-                    Err(e) => format!("; rescanning the copy that stays failed: {e}"),
-                },
-                None => String::new(),
-            })
-        }
-        SafeAction::VmPowerStateReset { vm } => {
-            call("VM.power_state_reset", vec![json!(vm)]).map(|_| String::new())
-        }
+        SafeAction::SrForget { sr } => call("SR.forget", vec![json!(sr)]).map(|_| String::new()),
         SafeAction::RemoveHostKey { vdi, key, .. } => {
             call("VDI.remove_from_sm_config", vec![json!(vdi), json!(key)]).map(|_| String::new())
         }

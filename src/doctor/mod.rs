@@ -1,15 +1,19 @@
-//! The cross-layer doctor: duplicate and orphaned SRs, PBDs of vanished hosts, VMs whose power
-//! state and domain disagree, VDIs wedged between layers, stale SM refcounts, chains, ghost
-//! mappings — each with the evidence and the commands that work. `--apply` does the safe
-//! subset only (`apply`), each action re-checked on a fresh read, journalled with what it takes
-//! to undo it, and undone by `dmheal restore <id>` (`undo`).
+//! The cross-layer doctor, pool-wide: SRs judged by what is on their storage (`identity`, from
+//! every host's `survey`), PBDs of vanished hosts, VMs whose power state and domain disagree on
+//! any host, VDIs wedged between layers, stale SM refcounts, chains, ghost mappings — each
+//! with the evidence and the commands that work. `--apply` does only what `dmheal restore
+//! <id>` undoes exactly (`apply`, `undo`), each action re-checked on a fresh read and
+//! journalled with what it takes to undo it; everything else is a printed plan.
 
 pub mod apply;
 pub mod checks;
+pub mod identity;
 pub mod snapshot;
+pub mod survey;
 pub mod undo;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
@@ -50,19 +54,16 @@ fn xapi_err(what: &'static str) -> impl Fn(crate::xapi::XapiError) -> Error {
     }
 }
 
-/// The pool's records, this host's local facts, and every check's findings.
+/// The pool's records, every host's survey, this host's local facts, and every check's
+/// findings. `per_host`: how long each other host may take to answer its survey.
 pub fn diagnose(
     config: &Config,
     xapi: &Xapi,
+    per_host: Duration,
 ) -> Result<(snapshot::Snapshot, Vec<Finding>, Vec<String>)> {
     let host_uuid = config.xapi.this_host();
-    let mut snap = snapshot::gather(
-        xapi,
-        host_uuid.as_deref(),
-        &config.tap_ctl,
-        config.tool_timeout,
-    )
-    .map_err(xapi_err("reading the pool"))?;
+    let mut snap = snapshot::gather(xapi, host_uuid.as_deref(), survey::survey(config), per_host)
+        .map_err(xapi_err("reading the pool"))?;
     snap.refcounts = crate::sm::refcount::all(&config.refcount_dir)
         .into_iter()
         .map(|(sr, vdi, c)| (sr.to_string(), vdi.to_string(), c))
@@ -74,10 +75,34 @@ pub fn diagnose(
                 .into(),
         );
     }
-    if let Some(snapshot::Domains::Unknown { why }) = &snap.domains {
+    if let Some(crate::domains::Domains::Unknown { why }) = &snap.domains {
         unchecked.push(format!(
-            "running domains unknown ({why}): no VM called domain-less"
+            "this host's running domains unknown ({why}): no VM here called domain-less"
         ));
+    }
+    for (h, answer) in &snap.surveys {
+        if Some(h) == snap.this_host.as_ref() {
+            continue;
+        }
+        let name = snap.host_name(h);
+        match answer {
+            snapshot::HostSurvey::Answered(sv) => {
+                if let crate::domains::Domains::Unknown { why } = &sv.domains {
+                    unchecked.push(format!(
+                        "{name}: running domains unknown ({why}): no VM there called domain-less"
+                    ));
+                }
+                if let crate::storage::PvsView::Unreadable { why } = &sv.storage.lvm {
+                    unchecked.push(format!(
+                        "{name}: LVM could not be read ({why}): no SR's identity proven from its storage there"
+                    ));
+                }
+            }
+            other => unchecked.push(format!(
+                "{name} not surveyed ({}): its VMs' domains and its storage not checked",
+                other.why_not().unwrap_or("")
+            )),
+        }
     }
     if snap.tapdisk_paths.is_none() {
         unchecked.push("tap-ctl failed: nothing called unserved by tapdisk".into());
@@ -122,16 +147,17 @@ pub fn diagnose(
     Ok((snap, findings, unchecked))
 }
 
-/// Diagnose, and with `apply` carry out the safe actions and diagnose again.
-pub fn doctor(config: &Config, apply: bool) -> Result<Report> {
+/// Diagnose, and with `apply` carry out what restore undoes exactly and diagnose again.
+/// `per_host`: how long each other host may take to answer its survey.
+pub fn doctor(config: &Config, apply: bool, per_host: Duration) -> Result<Report> {
     let xapi = config.xapi.require("doctor")?;
-    let (snap, findings, unchecked) = diagnose(config, &xapi)?;
+    let (snap, findings, unchecked) = diagnose(config, &xapi, per_host)?;
     let mut applied = Vec::new();
     let remaining = if apply {
         for f in findings.iter().filter(|f| f.safe_action.is_some()) {
-            applied.push(apply::one(config, &xapi, f)?);
+            applied.push(apply::one(config, &xapi, f, per_host)?);
         }
-        diagnose(config, &xapi)?.1
+        diagnose(config, &xapi, per_host)?.1
     } else {
         findings.clone()
     };

@@ -1,31 +1,47 @@
-//! Everything the doctor decides on, gathered once: every xapi record it reads, this host's
-//! running domains (xenstore / xl) and their states, what tapdisk serves, SM's refcounts and the
-//! volumes mapped here. Checks are pure functions of this.
+//! Everything the doctor decides on, gathered once: every xapi record it reads; from every
+//! host that is not down, its survey (what its storage says about SRs, its domains, what its
+//! tapdisks serve: this host's read directly, the others' through the plugin); SM's refcounts
+//! and the volumes mapped here. Checks are pure functions of this.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::external_tool;
+use super::survey::Survey;
+use crate::domains::Domains;
 use crate::sm::Refcount;
-use crate::tapdisk::{self, TapdiskView};
+use crate::xapi::fanout::{self, HostState, PoolHost, Reply};
 use crate::xapi::records::{Host, HostMetrics, Pbd, Pool, Ref, Sr, Vbd, Vdi, Vm};
 use crate::xapi::{Xapi, XapiError};
 
-/// The domains running on this host, or why that is unknown.
+/// What one host told the doctor about itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Domains {
-    Known {
-        domids: BTreeSet<u32>,
-        /// `xl list`'s state column per domain (r running, b blocked, p paused, ...), where
-        /// xl answered.
-        states: BTreeMap<u32, String>,
-        source: String,
-    },
-    /// Neither xenstore nor xl could be asked: no VM may be called domain-less.
-    Unknown { why: String },
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HostSurvey {
+    /// Its survey (this host's, read directly).
+    Answered(Survey),
+    /// Not asked: the host is down.
+    Skipped { why: String },
+    /// Asked, and it, xapi or the plugin failed, or it did not answer in time.
+    Failed { why: String },
+}
+
+impl HostSurvey {
+    pub fn survey(&self) -> Option<&Survey> {
+        match self {
+            HostSurvey::Answered(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Why there is no survey, if there is none.
+    pub fn why_not(&self) -> Option<&str> {
+        match self {
+            HostSurvey::Answered(_) => None,
+            HostSurvey::Skipped { why } | HostSurvey::Failed { why } => Some(why),
+        }
+    }
 }
 
 /// A volume mapped on this host, as the scan saw it.
@@ -42,16 +58,22 @@ pub struct Snapshot {
     pub pools: BTreeMap<Ref, Pool>,
     pub hosts: BTreeMap<Ref, Host>,
     pub live: BTreeMap<Ref, bool>,
+    /// Each host's state (live, disabled but live, down, unknown).
+    pub states: BTreeMap<Ref, HostState>,
     pub srs: BTreeMap<Ref, Sr>,
     pub pbds: BTreeMap<Ref, Pbd>,
     pub vdis: BTreeMap<Ref, Vdi>,
     pub vbds: BTreeMap<Ref, Vbd>,
     pub vms: BTreeMap<Ref, Vm>,
+    /// This host's domains; None when this host is unknown to xapi.
     #[serde(skip)]
     pub domains: Option<Domains>,
-    /// Image paths tapdisk serves; None when tapdisk could not be asked.
+    /// Image paths this host's tapdisks serve; None when tapdisk could not be asked.
     #[serde(skip)]
     pub tapdisk_paths: Option<Vec<String>>,
+    /// Every other host's survey, and this host's, by host ref.
+    #[serde(skip)]
+    pub surveys: BTreeMap<Ref, HostSurvey>,
     /// SM's refcounts on this host: (SR, VDI, count).
     #[serde(skip)]
     pub refcounts: Vec<(String, String, Refcount)>,
@@ -65,11 +87,41 @@ impl Snapshot {
         self.live.get(host).copied().unwrap_or(false)
     }
 
-    /// Whether any tapdisk serves this VDI (its uuid in an image path). None: unknown.
+    /// Whether any tapdisk on this host serves this VDI (its uuid in an image path). None:
+    /// unknown.
     pub fn tapdisk_serves(&self, vdi_uuid: &str) -> Option<bool> {
         self.tapdisk_paths
             .as_ref()
             .map(|paths| paths.iter().any(|p| p.contains(vdi_uuid)))
+    }
+
+    /// Whether any tapdisk on `host` serves this VDI. None: unknown.
+    pub fn tapdisk_serves_on(&self, host: &str, vdi_uuid: &str) -> Option<bool> {
+        if Some(host) == self.this_host.as_deref() {
+            return self.tapdisk_serves(vdi_uuid);
+        }
+        let paths = self.surveys.get(host)?.survey()?.tapdisk_paths.as_ref()?;
+        Some(paths.iter().any(|p| p.contains(vdi_uuid)))
+    }
+
+    /// `host`'s domains, when they are known.
+    pub fn domains_on(&self, host: &str) -> Option<&Domains> {
+        if Some(host) == self.this_host.as_deref() {
+            return self.domains.as_ref();
+        }
+        self.surveys.get(host)?.survey().map(|s| &s.domains)
+    }
+
+    /// A host's name as it is shown.
+    pub fn host_name(&self, host: &str) -> String {
+        self.hosts
+            .get(host)
+            .map(Host::display_name)
+            .unwrap_or_else(|| "<not in database>".into())
+    }
+
+    pub fn state(&self, host: &str) -> Option<HostState> {
+        self.states.get(host).copied()
     }
 
     /// Whether a mapping of this VDI's volume is open on this host. None: not scanned.
@@ -91,18 +143,28 @@ impl Snapshot {
     }
 }
 
-/// Read the pool from xapi and this host's local facts.
+/// Read the pool from xapi; this host's survey (`local`, read directly), and every other host's
+/// that is not down, through the plugin, each bounded by `per_host`.
 pub fn gather(
     xapi: &Xapi,
     this_host_uuid: Option<&str>,
-    tap_ctl: &str,
-    tool_timeout: Duration,
+    local: Survey,
+    per_host: Duration,
 ) -> Result<Snapshot, XapiError> {
     let hosts: BTreeMap<Ref, Host> = xapi.call("host.get_all_records", vec![])?;
     let metrics: BTreeMap<Ref, HostMetrics> = xapi.call("host_metrics.get_all_records", vec![])?;
-    let live = hosts
+    let states: BTreeMap<Ref, HostState> = hosts
         .iter()
-        .map(|(r, h)| (r.clone(), metrics.get(&h.metrics).is_some_and(|m| m.live)))
+        .map(|(r, h)| (r.clone(), HostState::of(h, &metrics)))
+        .collect();
+    let live = states
+        .iter()
+        .map(|(r, s)| {
+            (
+                r.clone(),
+                matches!(s, HostState::Live | HostState::Disabled),
+            )
+        })
         .collect();
     let this_host = this_host_uuid.and_then(|u| {
         hosts
@@ -110,120 +172,55 @@ pub fn gather(
             .find(|(_, h)| h.uuid == u)
             .map(|(r, _)| r.clone())
     });
+    let others: Vec<PoolHost> = hosts
+        .iter()
+        .filter(|(r, _)| Some(*r) != this_host.as_ref())
+        .map(|(r, h)| PoolHost {
+            host_ref: r.clone(),
+            host_uuid: h.uuid.clone(),
+            name_label: h.display_name(),
+            state: states[r],
+            version: h.product_version(),
+        })
+        .collect();
+    let replies = fanout::call_each(xapi, &others, "survey", &|_, _| BTreeMap::new(), per_host);
+    let mut surveys: BTreeMap<Ref, HostSurvey> = others
+        .into_iter()
+        .zip(replies)
+        .map(|(h, reply)| {
+            let answer = match reply {
+                Reply::Skipped(why) => HostSurvey::Skipped { why: why.into() },
+                other => match other.decode::<Survey>("a survey") {
+                    fanout::Decoded::Answered(s) => HostSurvey::Answered(s),
+                    fanout::Decoded::Skipped(why) => HostSurvey::Skipped { why },
+                    fanout::Decoded::Failed(why) => HostSurvey::Failed { why },
+                },
+            };
+            (h.host_ref, answer)
+        })
+        .collect();
+    let (domains, tapdisk_paths) = match &this_host {
+        Some(r) => {
+            surveys.insert(r.clone(), HostSurvey::Answered(local.clone()));
+            (Some(local.domains), local.tapdisk_paths)
+        }
+        None => (Some(local.domains), local.tapdisk_paths),
+    };
     Ok(Snapshot {
         this_host,
         pools: xapi.call("pool.get_all_records", vec![])?,
         hosts,
         live,
+        states,
         srs: xapi.call("SR.get_all_records", vec![])?,
         pbds: xapi.call("PBD.get_all_records", vec![])?,
         vdis: xapi.call("VDI.get_all_records", vec![])?,
         vbds: xapi.call("VBD.get_all_records", vec![])?,
         vms: xapi.call("VM.get_all_records", vec![])?,
-        domains: Some(domains(tool_timeout)),
-        tapdisk_paths: match tapdisk::list(tap_ctl, tool_timeout) {
-            TapdiskView::Listed { tapdisks } => {
-                Some(tapdisks.into_iter().filter_map(|t| t.path).collect())
-            }
-            // No tap-ctl: not a dom0, so no tapdisk serves anything here.
-            TapdiskView::NotInstalled => Some(Vec::new()),
-            TapdiskView::Failed { .. } => None,
-        },
+        domains,
+        tapdisk_paths,
+        surveys,
         refcounts: Vec::new(),
         mappings: None,
     })
-}
-
-/// This host's domains from xenstore's /local/domain and from the toolstack (`xl list`). A
-/// domain either source lists exists: a VM is called domain-less only when every source that
-/// answered lacks it.
-pub fn domains(timeout: Duration) -> Domains {
-    let xenstore = external_tool::run("xenstore-list", &["/local/domain"], timeout)
-        .and_then(|o| o.success("xenstore-list"))
-        .map(|o| {
-            o.stdout
-                .split_whitespace()
-                .filter_map(|d| d.parse().ok())
-                .collect()
-        });
-    let xl = external_tool::run("xl", &["list"], timeout)
-        .and_then(|o| o.success("xl"))
-        .map(|o| parse_xl_states(&o.stdout));
-    merge_domains(xenstore, xl)
-}
-
-fn merge_domains(
-    xenstore: Result<BTreeSet<u32>, external_tool::CommandError>,
-    xl: Result<BTreeMap<u32, String>, external_tool::CommandError>,
-) -> Domains {
-    match (xenstore, xl) {
-        (Ok(a), Ok(b)) => Domains::Known {
-            domids: a.union(&b.keys().copied().collect()).copied().collect(),
-            states: b,
-            source: "xenstore /local/domain and xl list".into(),
-        },
-        (Ok(a), Err(_)) => Domains::Known {
-            domids: a,
-            states: BTreeMap::new(),
-            source: "xenstore /local/domain (xl unavailable)".into(),
-        },
-        (Err(_), Ok(b)) => Domains::Known {
-            domids: b.keys().copied().collect(),
-            states: b,
-            source: "xl list (xenstore unavailable)".into(),
-        },
-        (Err(e1), Err(e2)) => Domains::Unknown {
-            why: format!("{e1}; {e2}"),
-        },
-    }
-}
-
-/// Domain ids and states from `xl list` (header, then `Name ID Mem VCPUs State Time(s)`;
-/// names may contain spaces, so the id is the fifth field from the end, the state the second).
-pub fn parse_xl_states(text: &str) -> BTreeMap<u32, String> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let id = f.len().checked_sub(5).and_then(|i| f[i].parse().ok())?;
-            Some((id, f[f.len() - 2].to_string()))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_domain_either_source_lists_exists() {
-        fn none<T>() -> Result<T, external_tool::CommandError> {
-            Err(external_tool::CommandError::NotFound {
-                program: "x".into(),
-            })
-        }
-        let xl = |ids: &[u32]| -> Result<BTreeMap<u32, String>, external_tool::CommandError> {
-            Ok(ids.iter().map(|i| (*i, "r-----".to_string())).collect())
-        };
-        let d = merge_domains(Ok([0, 7].into()), xl(&[0, 8]));
-        assert!(matches!(d, Domains::Known { ref domids, .. } if *domids == [0, 7, 8].into()));
-        assert!(matches!(
-            merge_domains(none(), xl(&[0])),
-            Domains::Known { .. }
-        ));
-        assert!(matches!(
-            merge_domains(none(), none()),
-            Domains::Unknown { .. }
-        ));
-    }
-
-    #[test]
-    fn xl_list_gives_domids_and_states() {
-        let text = "Name                                        ID   Mem VCPUs\tState\tTime(s)\n\
-                    Domain-0                                     0  4096     8     r-----    1234.5\n\
-                    my web vm                                    7  2048     2     --p---      12.0\n";
-        let states = parse_xl_states(text);
-        assert_eq!(states.keys().copied().collect::<Vec<_>>(), vec![0, 7]);
-        assert_eq!(states[&7], "--p---");
-    }
 }

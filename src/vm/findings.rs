@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
-use super::{Disk, HostStatus, HostView, VmInfo};
+use super::{Disk, HostView, VmInfo};
 use crate::verdict::Verdict;
+use crate::xapi::fanout::AskStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,8 +56,8 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                 next,
             };
         let is_resident = resident.is_some_and(|r| r.uuid == h.host_uuid);
-        match (&h.status, &h.view) {
-            (HostStatus::Skipped, _) => {
+        match (&h.status, &h.answer) {
+            (AskStatus::Skipped, _) => {
                 if is_resident && running(vm) {
                     out.push(finding(
                         Severity::Blocking,
@@ -85,13 +86,13 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                         format!(
                             "{} was not asked ({})",
                             h.name_label,
-                            h.error.as_deref().unwrap_or("not live")
+                            h.error.as_deref().unwrap_or("down")
                         ),
                         Vec::new(),
                     ));
                 }
             }
-            (HostStatus::Failed, _) | (HostStatus::Asked, None) => {
+            (AskStatus::Failed, _) | (AskStatus::Asked, None) => {
                 if lvm_disks.is_empty() && !is_resident {
                     continue;
                 }
@@ -115,7 +116,7 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                     next,
                 ));
             }
-            (HostStatus::Asked, Some(view)) => {
+            (AskStatus::Asked, Some(view)) => {
                 for vol in &view.volumes {
                     let disk = disk_of(&vol.vdi);
                     let what = match disk {
@@ -248,6 +249,7 @@ mod tests {
     use super::*;
     use crate::vm::local::{DomainHere, LocalView, LocalVolume};
     use crate::vm::HostName;
+    use crate::xapi::fanout::HostState;
 
     const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
 
@@ -280,9 +282,11 @@ mod tests {
         HostView {
             host_uuid: name.into(),
             name_label: name.into(),
-            status: HostStatus::Asked,
+            state: HostState::Live,
+            version: None,
+            status: AskStatus::Asked,
             error: None,
-            view: Some(LocalView {
+            answer: Some(LocalView {
                 host_uuid: Some(name.into()),
                 volumes: vec![LocalVolume {
                     vdi: VDI.into(),
@@ -305,9 +309,11 @@ mod tests {
         HostView {
             host_uuid: name.into(),
             name_label: name.into(),
-            status: HostStatus::Failed,
+            state: HostState::Live,
+            version: None,
+            status: AskStatus::Failed,
             error: Some("did not answer within 5 s".into()),
-            view: None,
+            answer: None,
         }
     }
 
@@ -368,8 +374,9 @@ mod tests {
     #[test]
     fn a_running_vm_on_a_host_that_is_down_blocks() {
         let mut down = failed("a");
-        down.status = HostStatus::Skipped;
-        down.error = Some("not live".into());
+        down.status = AskStatus::Skipped;
+        down.state = HostState::Down;
+        down.error = Some("down".into());
         let f = derive(&vm("Running", Some("a")), &[disk()], &[down]);
         assert_eq!(codes(&f), vec![("resident_host_down", Some("a"))]);
     }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::doctor::snapshot::{self, Domains};
+use crate::domains::{self, Domains};
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::ids::{Target, Uuid};
@@ -59,7 +59,7 @@ pub fn local_view(host: &Host, vdis: &[Uuid], domid: Option<u32>) -> Result<Loca
     for vdi in vdis {
         volumes.push(volume(host, vdi)?);
     }
-    let domain = domid.map(|d| domain_here(d, snapshot::domains(host.config.tool_timeout)));
+    let domain = domid.map(|d| domain_here(d, domains::read(host.config.tool_timeout)));
     Ok(LocalView {
         host_uuid: host.config.xapi.this_host(),
         volumes,

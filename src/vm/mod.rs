@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
 use crate::ids::Uuid;
-use crate::xapi::fanout::{self, Decoded, PoolHost, Reply};
+use crate::xapi::fanout::{self, HostAnswer, PoolHost, Reply};
 use crate::xapi::records::{Sr, Vbd, Vdi, Vm, NULL_REF};
 use crate::xapi::{view::error_chain, Xapi, XapiError};
 
@@ -66,27 +66,8 @@ pub struct Disk {
     pub lvm: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HostStatus {
-    Asked,
-    /// Disabled or not live: not asked.
-    Skipped,
-    /// Asked, and it, xapi or the plugin failed, or it did not answer in time.
-    Failed,
-}
-
-/// What one host said.
-#[derive(Clone, Debug, Serialize)]
-pub struct HostView {
-    pub host_uuid: String,
-    pub name_label: String,
-    pub status: HostStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub view: Option<LocalView>,
-}
+/// What one host said: its state, version and its `volumes` answer.
+pub type HostView = HostAnswer<LocalView>;
 
 /// A heal `--apply` asked a host for.
 #[derive(Clone, Debug, Serialize)]
@@ -331,18 +312,7 @@ fn ask_hosts(
         .into_iter()
         .zip(replies)
         .map(|(h, reply)| {
-            let (status, error, view) = match reply.decode::<LocalView>("a volumes view") {
-                Decoded::Answered(v) => (HostStatus::Asked, None, Some(only_asked(v, &vdis, vm))),
-                Decoded::Skipped(why) => (HostStatus::Skipped, Some(why), None),
-                Decoded::Failed(why) => (HostStatus::Failed, Some(why), None),
-            };
-            HostView {
-                host_uuid: h.host_uuid,
-                name_label: h.name_label,
-                status,
-                error,
-                view,
-            }
+            HostView::of(h, reply, "a volumes view").map(|v| only_asked(v, &vdis, vm))
         })
         .collect()
 }

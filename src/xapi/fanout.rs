@@ -1,13 +1,15 @@
-//! Asking many hosts at once through xapi's `host.call_plugin`: every enabled, live host on its
-//! own thread and connection, each bounded by the same per-host deadline, so the whole answer
-//! takes about the slowest live host's time (or the bound, for a host that hangs) — never the
-//! sum. A host that is down, fails or times out is reported as such, never fatal.
+//! Asking many hosts at once through xapi's `host.call_plugin`: every host that is not down on
+//! its own thread and connection, each bounded by the same per-host deadline, so the whole
+//! answer takes about the slowest host's time (or the bound, for a host that hangs) — never
+//! the sum. A host in maintenance mode (disabled, but live) is asked like any other: its
+//! mappings and domains are as real as anyone's. A host that is down, fails or times out is
+//! reported as such, never fatal; every answer says the host's state and product version.
 
 use std::collections::BTreeMap;
 use std::thread;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::records::{Host, HostMetrics, NULL_REF};
@@ -17,6 +19,45 @@ use super::{view::error_chain, Xapi, XapiError};
 /// The plugin dmheal installs on every host (/etc/xapi.d/plugins/dmheal).
 pub const PLUGIN: &str = "dmheal";
 
+/// A host's state as xapi records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Enabled and live.
+    Live,
+    /// Disabled (maintenance mode, or being evacuated) but live: asked like any other.
+    Disabled,
+    /// Its metrics say it is not live: not asked.
+    Down,
+    /// Its record does not say whether it is enabled or live (fields missing): asked anyway,
+    /// and the answer says what happened.
+    Unknown,
+}
+
+impl HostState {
+    pub fn of(host: &Host, metrics: &BTreeMap<String, HostMetrics>) -> HostState {
+        let live = (host.metrics != NULL_REF && !host.metrics.is_empty())
+            .then(|| metrics.get(&host.metrics).map(|m| m.live))
+            .flatten();
+        match (live, host.enabled) {
+            (Some(false), _) => HostState::Down,
+            (Some(true), Some(true)) => HostState::Live,
+            (Some(true), Some(false)) => HostState::Disabled,
+            (None, _) | (Some(true), None) => HostState::Unknown,
+        }
+    }
+
+    /// In words, for tables and messages.
+    pub fn said(self) -> &'static str {
+        match self {
+            HostState::Live => "live",
+            HostState::Disabled => "disabled (maintenance mode) but live",
+            HostState::Down => "down",
+            HostState::Unknown => "state unknown (its record lacks enabled or metrics)",
+        }
+    }
+}
+
 /// A host of the pool, as xapi names it.
 #[derive(Clone, Debug, Serialize)]
 pub struct PoolHost {
@@ -24,37 +65,115 @@ pub struct PoolHost {
     pub host_ref: String,
     pub host_uuid: String,
     pub name_label: String,
-    /// Why it is not asked (disabled, not live), if it is not.
-    #[serde(skip)]
-    pub skip: Option<&'static str>,
+    pub state: HostState,
+    /// The product and version it runs ("XCP-ng 8.3.0"), when its record says.
+    pub version: Option<String>,
 }
 
-/// Every host of the pool, sorted by name, each with whether it can be asked.
+impl PoolHost {
+    /// Whether it is asked: every host that is not down.
+    pub fn asked(&self) -> bool {
+        self.state != HostState::Down
+    }
+}
+
+/// Every host of the pool, sorted by name, each with its state.
 pub fn pool_hosts(client: &Xapi) -> Result<Vec<PoolHost>, XapiError> {
     let hosts: BTreeMap<String, Host> = client.call("host.get_all_records", vec![])?;
     let metrics: BTreeMap<String, HostMetrics> =
         client.call("host_metrics.get_all_records", vec![])?;
     let mut all: Vec<PoolHost> = hosts
         .into_iter()
-        .map(|(host_ref, h)| {
-            let live = h.metrics != NULL_REF && metrics.get(&h.metrics).is_some_and(|m| m.live);
-            let skip = if !h.enabled {
-                Some("disabled")
-            } else if !live {
-                Some("not live")
-            } else {
-                None
-            };
-            PoolHost {
-                host_ref,
-                host_uuid: h.uuid,
-                name_label: h.name_label,
-                skip,
-            }
+        .map(|(host_ref, h)| PoolHost {
+            state: HostState::of(&h, &metrics),
+            version: h.product_version(),
+            name_label: h.display_name(),
+            host_uuid: h.uuid,
+            host_ref,
         })
         .collect();
     all.sort_by(|a, b| a.name_label.cmp(&b.name_label));
     Ok(all)
+}
+
+/// Whether a host was asked, and how that went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AskStatus {
+    /// Asked, and it answered.
+    Asked,
+    /// Down: not asked.
+    Skipped,
+    /// Asked, and it, xapi or the plugin failed, or it did not answer in time.
+    Failed,
+}
+
+/// One host's part of a pool-wide answer (pool scan, vm, doctor): the same shape for all.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostAnswer<T> {
+    pub host_uuid: String,
+    pub name_label: String,
+    pub state: HostState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub status: AskStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the host's plugin answered, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<T>,
+}
+
+impl<T: serde::de::DeserializeOwned> HostAnswer<T> {
+    /// `host`'s reply read as a `T` (`what`: what the function answers, for the message when
+    /// the answer is something else).
+    pub fn of(host: PoolHost, reply: Reply, what: &str) -> Self {
+        let (status, error, answer) = match reply.decode::<T>(what) {
+            Decoded::Answered(t) => (AskStatus::Asked, None, Some(t)),
+            Decoded::Skipped(why) => (AskStatus::Skipped, Some(why), None),
+            Decoded::Failed(why) => (AskStatus::Failed, Some(why), None),
+        };
+        HostAnswer {
+            host_uuid: host.host_uuid,
+            name_label: host.name_label,
+            state: host.state,
+            version: host.version,
+            status,
+            error,
+            answer,
+        }
+    }
+}
+
+impl<T> HostAnswer<T> {
+    /// The same host with its answer kept to what the caller asked (`f`).
+    pub fn map(self, f: impl FnOnce(T) -> T) -> Self {
+        HostAnswer {
+            answer: self.answer.map(f),
+            ..self
+        }
+    }
+}
+
+/// How many hosts were asked, skipped and failed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AskCounts {
+    pub hosts: usize,
+    pub asked: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+impl AskCounts {
+    pub fn of<T>(answers: &[HostAnswer<T>]) -> Self {
+        let n = |s: AskStatus| answers.iter().filter(|a| a.status == s).count();
+        AskCounts {
+            hosts: answers.len(),
+            asked: n(AskStatus::Asked),
+            skipped: n(AskStatus::Skipped),
+            failed: n(AskStatus::Failed),
+        }
+    }
 }
 
 /// What one host answered.
@@ -62,7 +181,7 @@ pub fn pool_hosts(client: &Xapi) -> Result<Vec<PoolHost>, XapiError> {
 pub enum Reply {
     /// The plugin's answer (a JSON string), parsed.
     Answered(Value),
-    /// Not asked: disabled or not live.
+    /// Not asked: the host is down.
     Skipped(&'static str),
     /// Asked, and the host, xapi or the plugin failed (said in full), or it did not answer
     /// in time. `code`: the xapi or plugin error code, when there was one (DMHEAL_UNSAFE ...).
@@ -85,10 +204,34 @@ impl Reply {
         match self {
             Reply::Skipped(why) => Decoded::Skipped(why.to_string()),
             Reply::Failed { why, .. } => Decoded::Failed(why),
-            Reply::Answered(v) => match serde_json::from_value(v) {
+            // Through the text, not `from_value`: maps keyed by numbers (domain ids) are
+            // JSON objects with string keys, which only the text deserializer reads back.
+            Reply::Answered(v) => match serde_json::from_str(&v.to_string()) {
                 Ok(t) => Decoded::Answered(t),
                 Err(e) => Decoded::Failed(format!("the plugin's answer is not {what}: {e}")),
             },
+        }
+    }
+}
+
+impl Reply {
+    /// A failure in words an administrator can act on: a host without the plugin is a host
+    /// where dmheal is not installed (say how to install it); a host whose plugin could not
+    /// run dmheal says its version.
+    fn said_for(self, h: &PoolHost) -> Reply {
+        match self {
+            Reply::Failed { code, .. } if code.as_deref() == Some("XENAPI_MISSING_PLUGIN") => {
+                Reply::Failed {
+                    why: format!(
+                        "dmheal is not installed on {} ({}): install it there (yum install ./dmheal-{}-1.x86_64.rpm) and ask again",
+                        h.name_label,
+                        h.version.as_deref().unwrap_or("version unknown"),
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    code,
+                }
+            }
+            other => other,
         }
     }
 }
@@ -108,7 +251,7 @@ pub fn call_each(
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            if h.skip.is_some() {
+            if !h.asked() {
                 return None;
             }
             let c = Xapi::new(client.endpoint.clone(), per_host).with_session(session.clone());
@@ -147,13 +290,15 @@ pub fn call_each(
     hosts
         .iter()
         .zip(jobs)
-        .map(|(h, job)| match (h.skip, job) {
-            (Some(why), _) => Reply::Skipped(why),
-            (None, Some(job)) => job.join().unwrap_or_else(|_| Reply::Failed {
-                code: None,
-                why: "dmheal failed internally asking it".into(),
-            }),
-            (None, None) => unreachable!("a host asked has a job"),
+        .map(|(h, job)| match job {
+            None => Reply::Skipped("down"),
+            Some(job) => job
+                .join()
+                .unwrap_or_else(|_| Reply::Failed {
+                    code: None,
+                    why: "dmheal failed internally asking it".into(),
+                })
+                .said_for(h),
         })
         .collect()
 }

@@ -53,14 +53,46 @@ pub struct Host {
     pub name_label: String,
     pub hostname: String,
     pub address: String,
-    pub enabled: bool,
+    /// None: the record does not say (an older or damaged record): never read as "disabled".
+    pub enabled: Option<bool>,
     pub metrics: Ref,
+    /// product_brand, product_version, platform_version, ... (host.software_version).
+    pub software_version: BTreeMap<String, String>,
     #[serde(rename = "PBDs")]
     pub pbds: Vec<Ref>,
     #[serde(rename = "resident_VMs")]
     pub resident_vms: Vec<Ref>,
     pub suspend_image_sr: Ref,
     pub crash_dump_sr: Ref,
+}
+
+impl Host {
+    /// The name to show: the name-label, or what stands in for a record without one.
+    pub fn display_name(&self) -> String {
+        if self.name_label.trim().is_empty() {
+            if self.uuid.is_empty() {
+                "(host record without a name-label or uuid)".into()
+            } else {
+                format!("(no name-label) {}", self.uuid)
+            }
+        } else {
+            self.name_label.clone()
+        }
+    }
+
+    /// The product and its version as the host reports them ("XCP-ng 8.3.0", "Citrix
+    /// Hypervisor 8.2.1"); None when its record does not say.
+    pub fn product_version(&self) -> Option<String> {
+        let v = &self.software_version;
+        let version = v
+            .get("product_version")
+            .or_else(|| v.get("platform_version"))
+            .filter(|s| !s.is_empty())?;
+        Some(match v.get("product_brand").filter(|b| !b.is_empty()) {
+            Some(brand) => format!("{brand} {version}"),
+            None => version.clone(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -99,6 +131,7 @@ pub struct Sr {
     pub vdis: Vec<Ref>,
     pub other_config: BTreeMap<String, String>,
     pub sm_config: BTreeMap<String, String>,
+    pub tags: Vec<String>,
     #[serde(deserialize_with = "int")]
     pub physical_size: i64,
     #[serde(deserialize_with = "int")]
@@ -113,6 +146,7 @@ pub struct Pbd {
     #[serde(rename = "SR")]
     pub sr: Ref,
     pub device_config: BTreeMap<String, String>,
+    pub other_config: BTreeMap<String, String>,
     pub currently_attached: bool,
 }
 
@@ -169,6 +203,8 @@ pub struct Vm {
     pub vbds: Vec<Ref>,
     #[serde(rename = "suspend_VDI")]
     pub suspend_vdi: Ref,
+    #[serde(rename = "suspend_SR")]
+    pub suspend_sr: Ref,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 """Ask the simulator one of its own `sim.*` questions over its unix socket and print the
-answer as JSON: `ask.py /run/xapi/xapi sim.logins`. (The official client cannot send them:
-they take no session.)"""
+answer as JSON: `ask.py /run/xapi/xapi sim.logins [param...]`. (The official client cannot
+send them: they take no session.)"""
 
 import json
 import socket
@@ -24,9 +24,10 @@ class UnixConnection(httplib.HTTPConnection):
 
 def main():
     path, method = sys.argv[1], sys.argv[2]
+    params = sys.argv[3:] or ["OpaqueRef:none"]
     c = UnixConnection(path)
     c.request("POST", "/jsonrpc", json.dumps(
-        {"jsonrpc": "2.0", "method": method, "params": ["OpaqueRef:none"], "id": 1}))
+        {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}))
     print(json.dumps(json.loads(c.getresponse().read().decode())["result"]))
 
 

@@ -61,6 +61,7 @@ ARITY = {
     "message.create": 5, "message.get_since": 1,
     "SR.forget": 1, "SR.scan": 1, "VM.power_state_reset": 1, "VDI.add_to_sm_config": 3,
     "VDI.remove_from_sm_config": 2, "SR.introduce": 7, "PBD.create": 1, "PBD.plug": 1,
+    "SR.set_other_config": 2, "SR.set_tags": 2, "SR.add_tags": 2, "PBD.set_other_config": 2,
 }
 
 
@@ -83,9 +84,24 @@ class ApiError(Exception):
         self.params = [str(p) for p in params]
 
 
+# Fields every record of these classes has in xapi, with the value a new one gets: a scenario
+# may leave them out, the simulator's database never does (host records are kept as written,
+# so that a damaged record can be played).
+DEFAULTS = {
+    "SR": {"name_description": "", "other_config": {}, "sm_config": {}, "tags": [], "PBDs": [],
+           "VDIs": [], "shared": False, "content_type": "", "physical_size": "0",
+           "physical_utilisation": "0"},
+    "PBD": {"device_config": {}, "other_config": {}, "currently_attached": False},
+}
+
+
 class Pool(object):
     def __init__(self, scenario, plugin_dir):
         self.db = {c: copy.deepcopy(scenario.get(c, {})) for c in CLASSES if c != "session"}
+        for cls, fields in DEFAULTS.items():
+            for rec in self.db[cls].values():
+                for k, v in fields.items():
+                    rec.setdefault(k, copy.deepcopy(v))
         self.sim = scenario.get("sim", {})
         self.plugin_dir = plugin_dir
         self.sessions = set()
@@ -132,6 +148,13 @@ class Pool(object):
             return len(self.sessions)
         if method == "sim.logins":
             return self.logins
+        if method == "sim.forget_host":
+            # A host gone from the database (ejected, or its record lost in an upgrade).
+            with self.lock:
+                for ref, rec in list(self.db["host"].items()):
+                    if rec.get("uuid") == params[0]:
+                        del self.db["host"][ref]
+            return ""
         if method == "sim.member_login":
             # A member writing a session for its local root login into the master's database.
             ref = "OpaqueRef:session-%d" % next(self.counter)
@@ -203,7 +226,27 @@ class Pool(object):
     MUTATORS = {"SR.forget": "sr_forget", "SR.scan": "sr_scan", "VM.power_state_reset": "vm_reset",
                 "VDI.add_to_sm_config": "vdi_add_to_sm_config",
                 "VDI.remove_from_sm_config": "vdi_remove_from_sm_config",
-                "SR.introduce": "sr_introduce", "PBD.create": "pbd_create", "PBD.plug": "pbd_plug"}
+                "SR.introduce": "sr_introduce", "PBD.create": "pbd_create", "PBD.plug": "pbd_plug",
+                "SR.set_other_config": "sr_set_other_config", "SR.set_tags": "sr_set_tags",
+                "SR.add_tags": "sr_add_tags", "PBD.set_other_config": "pbd_set_other_config"}
+
+    def sr_set_other_config(self, sr_ref, value):
+        self._record("SR", sr_ref)["other_config"] = dict(value)
+        return ""
+
+    def sr_set_tags(self, sr_ref, value):
+        self._record("SR", sr_ref)["tags"] = list(value)
+        return ""
+
+    def sr_add_tags(self, sr_ref, tag):
+        tags = self._record("SR", sr_ref).setdefault("tags", [])
+        if tag not in tags:
+            tags.append(tag)
+        return ""
+
+    def pbd_set_other_config(self, pbd_ref, value):
+        self._record("PBD", pbd_ref)["other_config"] = dict(value)
+        return ""
 
     def message_create(self, name, priority, cls, obj_uuid, body):
         if cls not in MESSAGE_CLASSES:
@@ -228,22 +271,29 @@ class Pool(object):
         if any(r.get("uuid") == uuid for r in self.db["SR"].values()):
             raise ApiError("SR_UUID_EXISTS", uuid)
         ref = "OpaqueRef:sr-introduced-%d" % next(self.counter)
+        # xapi's SR.introduce writes a database record only, the type lower-cased.
         self.db["SR"][ref] = {"uuid": uuid, "name_label": name_label,
-                              "name_description": name_description, "type": kind,
+                              "name_description": name_description, "type": kind.lower(),
                               "content_type": content_type, "shared": shared,
-                              "sm_config": sm_config, "other_config": {}, "PBDs": [], "VDIs": []}
+                              "sm_config": sm_config, "other_config": {}, "tags": [],
+                              "PBDs": [], "VDIs": [], "physical_size": "0",
+                              "physical_utilisation": "0"}
         return ref
 
     def pbd_create(self, record):
         host, sr = record.get("host"), record.get("SR")
         self._record("host", host)
         self._record("SR", sr)
+        if any(p.get("host") == host and p.get("SR") == sr for p in self.db["PBD"].values()):
+            raise ApiError("PBD_EXISTS", sr, host)
         n = next(self.counter)
         ref = "OpaqueRef:pbd-created-%d" % n
+        # xapi's PBD.create ignores other_config (the record is made with an empty one):
+        # PBD.set_other_config sets it.
         self.db["PBD"][ref] = {"uuid": "%08d-0000-4000-8000-%012d" % (900 + n, 900 + n),
                                "host": host, "SR": sr,
-                               "device_config": record.get("device_config", {}),
-                               "other_config": record.get("other_config", {}),
+                               "device_config": dict(record.get("device_config", {})),
+                               "other_config": {},
                                "currently_attached": False}
         self.db["SR"][sr]["PBDs"].append(ref)
         self.db["host"][host].setdefault("PBDs", []).append(ref)
@@ -266,6 +316,10 @@ class Pool(object):
 
     def sr_forget(self, sr_ref):
         sr = self._record("SR", sr_ref)
+        # xapi refuses while a PBD is plugged.
+        for pbd_ref in sr.get("PBDs", []):
+            if self.db["PBD"].get(pbd_ref, {}).get("currently_attached"):
+                raise ApiError("SR_HAS_PBD", sr_ref)
         # The data stays on the storage: SR.scan of the SR introduced again finds the VDIs.
         stored = self.sim.setdefault("storage", {}).setdefault(sr["uuid"], {})
         for vdi_ref in sr.get("VDIs", []):

@@ -2,7 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::doctor::snapshot::{Domains, Snapshot};
+use crate::doctor::snapshot::{HostSurvey, Snapshot};
+use crate::doctor::survey::Survey;
+use crate::domains::Domains;
+use crate::storage::{PhysicalVolume, PvsView, StorageSurvey, UdevLocation};
+use crate::xapi::fanout::HostState;
 use crate::xapi::records::{Host, HostMetrics, Pbd, Pool, Ref, Sr, Vbd, Vdi, Vm, NULL_REF};
 
 fn uuid(n: usize) -> String {
@@ -53,7 +57,7 @@ pub fn add_host(s: &mut Snapshot, name: &str, live: bool) -> Ref {
         Host {
             uuid: uuid(n),
             name_label: name.into(),
-            enabled: true,
+            enabled: Some(true),
             metrics: format!("OpaqueRef:hm-{name}"),
             suspend_image_sr: NULL_REF.into(),
             crash_dump_sr: NULL_REF.into(),
@@ -61,8 +65,59 @@ pub fn add_host(s: &mut Snapshot, name: &str, live: bool) -> Ref {
         },
     );
     s.live.insert(r.clone(), live);
+    s.states.insert(
+        r.clone(),
+        if live {
+            HostState::Live
+        } else {
+            HostState::Down
+        },
+    );
     let _ = HostMetrics::default();
     r
+}
+
+/// What `host` answered to its survey: PVs (device, VG name, SCSI id) LVM sees there, nothing
+/// else (no domains but dom0, no tapdisk, /dev/xapi/cd present and empty).
+pub fn surveyed(s: &mut Snapshot, host: &str, pvs: &[(&str, &str, Option<&str>)]) {
+    let pvs = pvs
+        .iter()
+        .map(|(dev, vg, scsi)| PhysicalVolume {
+            device: dev.to_string(),
+            names: BTreeSet::from([dev.to_string()]),
+            scsi_ids: scsi.iter().map(|x| x.to_string()).collect(),
+            pv_uuid: format!("pv-{dev}"),
+            vg_name: vg.to_string(),
+            vg_uuid: format!("vg-{vg}"),
+        })
+        .collect();
+    s.surveys.insert(
+        host.to_string(),
+        HostSurvey::Answered(Survey {
+            host_uuid: s.hosts.get(host).map(|h| h.uuid.clone()),
+            domains: Domains::Known {
+                domids: [0].into(),
+                states: [(0, "r-----".to_string())].into(),
+                source: "fixture".into(),
+            },
+            tapdisk_paths: Some(Vec::new()),
+            storage: StorageSurvey {
+                lvm: PvsView::Read { pvs },
+                mounts: Vec::new(),
+                udev: vec![UdevLocation {
+                    location: "/dev/xapi/cd".into(),
+                    present: true,
+                    devices: Vec::new(),
+                }],
+            },
+        }),
+    );
+}
+
+/// A host that could not be surveyed (`why`).
+pub fn not_surveyed(s: &mut Snapshot, host: &str, why: &str) {
+    s.surveys
+        .insert(host.to_string(), HostSurvey::Failed { why: why.into() });
 }
 
 /// An SR with PBDs (host, "key=value", plugged).
@@ -86,6 +141,7 @@ pub fn add_sr(
                 sr: r.clone(),
                 device_config: [(k.to_string(), v.to_string())].into(),
                 currently_attached: *plugged,
+                ..Default::default()
             },
         );
         refs.push(p);

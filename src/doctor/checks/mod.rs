@@ -22,15 +22,15 @@ pub enum Severity {
 }
 
 /// What `--apply` may do by itself, after re-checking just before, journalled with what it
-/// takes to undo it (`dmheal restore <id>`).
+/// takes to undo it: only what `dmheal restore <id>` undoes exactly. (A power-state reset,
+/// for one, cannot be undone through xapi: it stays a printed plan.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum SafeAction {
-    /// SR.forget a record that nothing references, then SR.scan the copy that stays (when
-    /// there is exactly one).
-    SrForget { sr: Ref, rescan: Option<Ref> },
-    /// VM.power_state_reset a VM whose domain provably does not exist.
-    VmPowerStateReset { vm: Ref },
+    /// SR.forget a proven phantom duplicate: its storage is another record's, nothing refers
+    /// to it, no PBD of it is plugged, and restore gives back every field
+    /// (`srs::forget_restorable`).
+    SrForget { sr: Ref },
     /// VDI.remove_from_sm_config of a stale `host_<ref>` mark; `ask`: the live host that must
     /// first confirm (through the dmheal plugin) that nothing there uses the VDI.
     RemoveHostKey {
@@ -56,7 +56,7 @@ pub struct Finding {
     pub safe_action: Option<SafeAction>,
 }
 
-pub(crate) fn sr_label(s: &Snapshot, r: &str) -> String {
+pub(crate) fn sr_label(s: &Snapshot, r: &Ref) -> String {
     s.srs
         .get(r)
         .map(|sr| format!("SR {} ({:?})", sr.uuid, sr.name_label))
@@ -69,19 +69,10 @@ pub(crate) fn vdi_label(v: &crate::xapi::records::Vdi) -> String {
 
 /// Every check, in order of severity then subject.
 pub fn all(s: &Snapshot) -> Vec<Finding> {
-    let mut out = srs::duplicates(s);
-    let duplicated: std::collections::BTreeSet<Ref> = out
-        .iter()
-        .filter_map(|f| f.evidence["duplicate"]["uuid"].as_str())
-        .filter_map(|u| {
-            s.srs
-                .iter()
-                .find(|(_, sr)| sr.uuid == u)
-                .map(|(r, _)| r.clone())
-        })
-        .collect();
+    let ids = crate::doctor::identity::judge(s);
+    let mut out = srs::identity_findings(s, &ids);
     out.extend(srs::without_pbds(s));
-    out.extend(srs::pbd_problems(s, &duplicated));
+    out.extend(srs::pbd_problems(s, &ids));
     out.extend(srs::nearly_full(s));
     out.extend(vms::without_domain(s));
     out.extend(vms::paused_with_a_domain(s));

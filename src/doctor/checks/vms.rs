@@ -1,11 +1,14 @@
-//! VM power state in xapi against the domains this host runs, in both directions: xapi says
-//! Running or Paused and no domain exists; xapi says Paused and the domain runs (or is paused,
-//! as a failed migration leaves it).
+//! VM power state in xapi against the domains each host runs, in both directions, pool-wide
+//! (this host's domains read here, every other host's from its survey): xapi says Running or
+//! Paused and no domain exists; xapi says Paused and the domain runs (or is paused, as a failed
+//! migration leaves it). Both are printed plans: a power-state reset cannot be undone through
+//! xapi, so `--apply` never does it.
 
 use serde_json::json;
 
-use super::{Finding, SafeAction, Severity};
-use crate::doctor::snapshot::{Domains, Snapshot};
+use super::{Finding, Severity};
+use crate::doctor::snapshot::Snapshot;
+use crate::domains::Domains;
 use crate::xapi::records::Vm;
 
 fn disks(s: &Snapshot, vm: &Vm) -> Vec<String> {
@@ -21,62 +24,86 @@ fn label(vm: &Vm) -> String {
     format!("VM {} ({:?})", vm.uuid, vm.name_label)
 }
 
-/// VMs xapi calls Running or Paused on this host whose domain does not exist, and whose disks
-/// no tapdisk serves: VM.power_state_reset is safe. Must not fire: the domain exists; this
-/// host's domains are unknown; the VM is resident elsewhere; a tapdisk serves one of its
-/// disks, or tapdisk cannot be asked.
+/// The VMs xapi calls Running or Paused, with the host they are resident on.
+fn resident(s: &Snapshot) -> impl Iterator<Item = (&Vm, &str)> {
+    s.vms
+        .values()
+        .filter(|vm| !vm.is_control_domain && !vm.is_a_template && !vm.is_a_snapshot)
+        .filter(|vm| matches!(vm.power_state.as_str(), "Running" | "Paused"))
+        .map(|vm| (vm, vm.resident_on.as_str()))
+}
+
+/// "this host" or the host's name.
+fn on(s: &Snapshot, host: &str) -> String {
+    if Some(host) == s.this_host.as_deref() {
+        "this host".into()
+    } else {
+        s.host_name(host)
+    }
+}
+
+/// VMs xapi calls Running or Paused on a host whose domain does not exist there, and whose
+/// disks no tapdisk there serves. Must not fire: the domain exists; that host's domains are
+/// unknown (down, not answering, no xenstore and no xl); a tapdisk serves one of its disks, or
+/// that host's tapdisks cannot be asked. Hosts that could not be asked are said in the
+/// report's "not checked".
 pub fn without_domain(s: &Snapshot) -> Vec<Finding> {
-    let (Some(this), Some(Domains::Known { domids, source, .. })) = (&s.this_host, &s.domains)
-    else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for (r, vm) in &s.vms {
-        if vm.is_control_domain
-            || vm.resident_on != *this
-            || !matches!(vm.power_state.as_str(), "Running" | "Paused")
-        {
+    for (vm, host) in resident(s) {
+        let Some(Domains::Known { domids, source, .. }) = s.domains_on(host) else {
             continue;
-        }
+        };
         let domid: Option<u32> = vm.domid.parse().ok();
         if domid.is_some_and(|d| domids.contains(&d)) {
             continue;
         }
         let disks = disks(s, vm);
-        if disks.iter().any(|d| s.tapdisk_serves(d) != Some(false)) {
+        if disks
+            .iter()
+            .any(|d| s.tapdisk_serves_on(host, d) != Some(false))
+        {
             continue;
         }
+        let host_uuid = s.hosts.get(host).map(|h| h.uuid.clone());
         out.push(Finding {
             check: "vm_without_domain",
             severity: Severity::Critical,
             subject: label(vm),
             summary: format!(
-                "xapi says {} on this host with domid {}, but no such domain exists and no tapdisk serves its disks",
-                vm.power_state, vm.domid
+                "xapi says {} on {} with domid {}, but no such domain exists there and no tapdisk there serves its disks",
+                vm.power_state,
+                on(s, host),
+                vm.domid
             ),
-            evidence: json!({"power_state": vm.power_state, "domid": vm.domid, "domains": domids,
+            evidence: json!({"power_state": vm.power_state, "domid": vm.domid, "host": s.host_name(host),
+                             "host_uuid": host_uuid, "domains": domids,
                              "domains_from": source, "disks": disks}),
-            plan: vec![format!("xe vm-reset-powerstate uuid={} --force", vm.uuid)],
-            safe_action: Some(SafeAction::VmPowerStateReset { vm: r.clone() }),
+            plan: vec![
+                format!(
+                    "# confirm on {}: xl list; tap-ctl list   (the domain is gone, nothing serves its disks)",
+                    s.host_name(host)
+                ),
+                format!("xe vm-reset-powerstate uuid={} --force", vm.uuid),
+            ],
+            safe_action: None,
         });
     }
     out
 }
 
-/// VMs xapi calls Paused on this host while their domain exists and is not paused in xl's
+/// VMs xapi calls Paused on a host while their domain there exists and is not paused in xl's
 /// eyes, or is paused where xapi's records say a migration left it: the two disagree and a
 /// human must say which is right. Never acted on. Must not fire: xapi says Running; the domain
-/// does not exist (`without_domain`); xl's states are unknown.
+/// does not exist (`without_domain`); xl's states there are unknown.
 pub fn paused_with_a_domain(s: &Snapshot) -> Vec<Finding> {
-    let (Some(this), Some(Domains::Known { states, source, .. })) = (&s.this_host, &s.domains)
-    else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for vm in s.vms.values() {
-        if vm.is_control_domain || vm.resident_on != *this || vm.power_state != "Paused" {
+    for (vm, host) in resident(s) {
+        if vm.power_state != "Paused" {
             continue;
         }
+        let Some(Domains::Known { states, source, .. }) = s.domains_on(host) else {
+            continue;
+        };
         let Some(state) = vm.domid.parse::<u32>().ok().and_then(|d| states.get(&d)) else {
             continue;
         };
@@ -105,10 +132,12 @@ pub fn paused_with_a_domain(s: &Snapshot) -> Vec<Finding> {
             severity: Severity::Warning,
             subject: label(vm),
             summary: format!(
-                "xapi says Paused on this host, but domain {} {what}",
+                "xapi says Paused on {}, but domain {} {what}",
+                on(s, host),
                 vm.domid
             ),
             evidence: json!({"power_state": vm.power_state, "domid": vm.domid, "xl_state": state,
+                             "host": s.host_name(host),
                              "domains_from": source, "disks": disks(s, vm)}),
             plan,
             safe_action: None,
