@@ -7,6 +7,7 @@ pub mod names;
 pub mod ondisk;
 pub mod pv_metadata;
 pub mod report;
+pub mod scan;
 pub mod source;
 
 pub use names::{

@@ -119,6 +119,147 @@ impl PvReader {
         s
     }
 
+    /// The VG read as LVM reads it to activate one of its LVs: every PV of it found by a label
+    /// scan of the devices LVM would scan (`scan::candidates`), the newest metadata among all
+    /// their areas — so that "no LV has this uuid" is the VG's word, not an old copy's (a
+    /// clone LUN, a disk the VG dropped). `first` is what the devices under the mappings gave,
+    /// `known` those devices with their PV uuids (not read again). Err says why LVM's own
+    /// choice is not certain — a PV's label on two devices, a PV of the VG on none, a device
+    /// that could not be read, two copies of one seqno that differ — and the caller asks LVM.
+    pub fn complete(
+        &self,
+        vg: &str,
+        first: &VgMetadata,
+        known: &[(DevNum, String)],
+        filter: Option<&LvFilter>,
+    ) -> Result<(VgMetadata, Vec<(DevNum, String)>), String> {
+        let clock = crate::logging::Stopwatch::start();
+        // Every candidate's label: which PV uuid is on which devices.
+        let mut by_pv: std::collections::HashMap<String, Vec<DevNum>> =
+            std::collections::HashMap::new();
+        let mut open: Vec<(DevNum, IsolatedDevice, ondisk::PvLabel)> = Vec::new();
+        for (dev, pv) in known {
+            by_pv.entry(pv.clone()).or_default().push(*dev);
+        }
+        for dev in super::scan::candidates(&self.sys_root) {
+            if known.iter().any(|(d, _)| *d == dev) {
+                continue;
+            }
+            match self.read_label_of(dev) {
+                Ok(Some((file, label))) => {
+                    by_pv.entry(label.pv_uuid.clone()).or_default().push(dev);
+                    open.push((dev, file, label));
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    return Err(format!(
+                        "{dev} could not be read ({why}): whether it holds a copy of a PV of {vg} is unknown"
+                    ))
+                }
+            }
+        }
+        clock.lap("pv: label scan");
+        let mut newest = first.clone();
+        let mut copies_at: Vec<VgMetadata> = vec![first.clone()];
+        let mut read: std::collections::HashSet<DevNum> = known.iter().map(|(d, _)| *d).collect();
+        // Twice at most: the newest copy may list PVs the first did not.
+        for _ in 0..2 {
+            let mut grew = false;
+            for id in &newest.pv_ids.clone() {
+                let id = id.replace('-', "");
+                let devs = by_pv.get(&id).cloned().unwrap_or_default();
+                match devs.len() {
+                    0 => {
+                        return Err(format!(
+                            "PV {id} of {vg} is on no device here: the VG is incomplete"
+                        ))
+                    }
+                    1 => {}
+                    _ => {
+                        return Err(format!(
+                            "PV {id} of {vg} is on {} devices ({}): which one LVM uses is its guess",
+                            devs.len(),
+                            devs.iter().map(DevNum::to_string).collect::<Vec<_>>().join(", ")
+                        ))
+                    }
+                }
+                let dev = devs[0];
+                if !read.insert(dev) {
+                    continue;
+                }
+                let Some((_, file, label)) = open.iter().find(|(d, _, _)| *d == dev) else {
+                    continue;
+                };
+                for (start, _) in &label.metadata_areas {
+                    let Some(copy) = read_area(file, dev, *start, filter)? else {
+                        continue;
+                    };
+                    if copy.name != vg {
+                        return Err(format!(
+                            "{dev} carries PV {id} of {vg} but metadata of VG {}",
+                            copy.name
+                        ));
+                    }
+                    if copy.seqno > newest.seqno {
+                        newest = copy.clone();
+                        copies_at = vec![copy];
+                        grew = true;
+                    } else if copy.seqno == newest.seqno {
+                        copies_at.push(copy);
+                    }
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        clock.lap("pv: every PV's metadata read");
+        if copies_at.iter().any(|c| *c != newest) {
+            return Err(format!(
+                "two metadata copies of {vg} at seqno {} differ",
+                newest.seqno
+            ));
+        }
+        let pvs: Vec<(DevNum, String)> = newest
+            .pv_ids
+            .iter()
+            .filter_map(|id| {
+                let id = id.replace('-', "");
+                by_pv.get(&id).map(|d| (d[0], id))
+            })
+            .collect();
+        Ok((newest, pvs))
+    }
+
+    /// One candidate device's LVM label, the device kept open to read its metadata next.
+    /// Ok(None): no label, or no medium (an empty drive); Err: it could not be read.
+    fn read_label_of(&self, dev: DevNum) -> Result<Option<(IsolatedDevice, ondisk::PvLabel)>, String> {
+        if self.holds_srs(dev).is_err() {
+            return Ok(None);
+        }
+        let path = self.node_of(dev)?;
+        let file = match IsolatedDevice::open(&path, self.deadline) {
+            Ok(f) => f,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOMEDIUM) | Some(libc::ENXIO) | Some(libc::ENOENT)
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        if file.mode & libc::S_IFMT != libc::S_IFBLK || DevNum::from_rdev(file.rdev) != dev {
+            return Err(format!("{} is not block device {dev}", path.display()));
+        }
+        match ondisk::read_label(&file) {
+            Ok(Some(label)) => Ok(Some((file, label))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Every VG metadata copy on one device whose label names it as a PV of that VG. The
     /// reads happen in a reader process: one stuck on dead storage costs the deadline and no
     /// more, and leaves this process free to exit (see `isolated`).
@@ -283,11 +424,7 @@ fn sr_pv_kind(major: u32, dm_uuid: Option<&str>) -> Result<(), String> {
     let Some(uuid) = dm_uuid else {
         return Ok(());
     };
-    let multipath = uuid.starts_with("mpath-")
-        || uuid.strip_prefix("part").is_some_and(|rest| {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            digits > 0 && rest[digits..].starts_with("-mpath-")
-        });
+    let multipath = uuid.starts_with("mpath-") || super::scan::is_partition_of_multipath(uuid);
     if multipath {
         return Ok(());
     }

@@ -92,18 +92,36 @@ pub fn read(
         not_pv.extend(survey.why.iter().cloned());
         match survey.best {
             Some(metadata) => match stale_looking(&metadata, &mappings.lvm_uuids) {
-                // Whose identity a mapping carries is LVM's to say when the PVs' labels are
-                // all that says "nobody's": LVM reads every PV of the VG, newest metadata
-                // first, and ignores copies and PVs the VG has dropped.
-                // (Which devices are its PVs too: LVM's `pvs`, not the labels.)
-                Some(uuid) => {
-                    tracing::info!(
-                        vg = vg.as_str(),
-                        uuid,
-                        "a mapping carries an LVM uuid no LV has in the metadata read; asking lvs"
-                    );
-                    need_lvs.push(vg);
-                }
+                // Whose identity a mapping carries is the VG's to say, not a copy's: the
+                // devices under the mappings may hold an old copy of a PV (a clone LUN, a PV
+                // the VG dropped) in which a live LV did not exist. So the VG is read as LVM
+                // reads it — every PV found by a label scan, the newest metadata — and where
+                // LVM's own choice would be a guess (a PV's label on two devices, a PV
+                // missing, copies that disagree) LVM itself is asked.
+                Some(uuid) => match pvs.complete(vg.as_str(), &metadata, &survey.pvs, filter) {
+                    Ok((newest, devices)) => {
+                        tracing::info!(
+                            vg = vg.as_str(),
+                            uuid,
+                            seqno = newest.seqno,
+                            "the VG read from every PV decides whose the uuid is"
+                        );
+                        pv_devices
+                            .entry(vg.to_string())
+                            .or_default()
+                            .extend(devices.iter().map(|(d, _)| *d));
+                        from_metadata.push(newest);
+                    }
+                    Err(why) => {
+                        tracing::info!(
+                            vg = vg.as_str(),
+                            uuid,
+                            why,
+                            "a mapping carries an LVM uuid no LV has in the metadata read, and LVM's choice of PVs is not certain; asking lvs"
+                        );
+                        need_lvs.push(vg);
+                    }
+                },
                 None => {
                     pv_devices
                         .entry(vg.to_string())
