@@ -42,6 +42,10 @@ pub struct Config {
     pub deadline: Option<Instant>,
 }
 
+/// Of an operation's time budget, the share xapi may take (its questions come first, before
+/// SM's lock); the rest is the local layers', which decide when xapi did not answer.
+pub const XAPI_SHARE: f64 = 0.35;
+
 /// What a caller may override; everything else is the dom0 default.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -98,6 +102,14 @@ impl Config {
             None => Some(Endpoint::Unix(xapi::LOCAL_SOCKET.into()))
                 .filter(|_| std::path::Path::new(xapi::LOCAL_SOCKET).exists()),
         };
+        // Under a budget (the SM hook's, `heal --budget`), xapi gets a share of it — connect,
+        // login, every read and the logout — and no more: a xapi that accepts and never
+        // answers is then "unreachable" while SM's lock, LVM and the removal still have the
+        // rest. Without a budget, xapi's calls are bounded one by one.
+        let xapi_deadline = o
+            .budget
+            .map(|b| Instant::now() + b.mul_f64(XAPI_SHARE))
+            .or(deadline);
         let xapi = XapiConfig {
             endpoint,
             session: o.xapi_session.or_else(|| env("DMHEAL_XAPI_SESSION")),
@@ -108,7 +120,7 @@ impl Config {
                 .unwrap_or_else(|| xapi::INVENTORY.into())
                 .into(),
             timeout: tool_timeout.min(Duration::from_secs(10)),
-            deadline,
+            deadline: xapi_deadline,
         };
         let lvm_reader = match o.lvm_reader {
             Some(r) => r,

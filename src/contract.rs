@@ -260,7 +260,7 @@ pub fn entry_id(s: &str) -> Result<JournalId, InputError> {
     let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
     match s.parse::<u64>() {
         Ok(id) if plain => Ok(JournalId(id)),
-        _ => Err(InputError::BadJournalId(s.escape_default().to_string())),
+        _ => Err(InputError::BadJournalId(crate::ids::shown(s))),
     }
 }
 
@@ -532,11 +532,11 @@ impl Request {
         };
         let op = operation(name).ok_or_else(|| InputError::BadValue {
             name: "op".into(),
-            why: format!("unknown operation {:?}", name.escape_default().to_string()),
+            why: format!("unknown operation \"{}\"", crate::ids::shown(name)),
         })?;
         if let Some(k) = map.keys().find(|k| *k != "op" && op.param(k).is_none()) {
             return Err(InputError::BadValue {
-                name: format!("{}.{}", op.name, k.escape_default()),
+                name: format!("{}.{}", op.name, crate::ids::shown(k)),
                 why: format!(
                     "unknown parameter (it takes {})",
                     op.all_params()

@@ -29,6 +29,9 @@ pub enum InputError {
     BadLvmReader(String),
     #[error("bad {name}: {why}")]
     BadValue { name: String, why: String },
+    /// A VDI uuid more than one volume carries here (the same VDI in two SRs).
+    #[error("{target} names more than one volume on this host, so nothing was done; name the one meant exactly: {each}")]
+    Ambiguous { target: String, each: String },
 }
 
 /// Everything that can stop an operation. Refusals are not errors: they are verdicts.

@@ -33,7 +33,7 @@ pub enum CommandError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{program} did not finish within {seconds} s and was killed")]
+    #[error("{program} did not finish within {} and was killed", crate::external_tool::time_given(*.seconds))]
     Timeout { program: String, seconds: f64 },
     /// Output past the limit is read and dropped, so what was kept is not the whole answer:
     /// never parsed as if it were (a cut `tap-ctl list` would hide the tapdisks after the cut).
@@ -62,6 +62,18 @@ const MAX_OUTPUT: usize = 64 << 20;
 
 /// Run `program args...` with a deadline. Non-zero exit is returned as `Output`, not an error,
 /// because some tools (lvs) exit non-zero with useful output; use `Output::success` to insist.
+/// The time a wait was given, in words: a wait given almost nothing was cut by the operation's
+/// time budget, spent before it started — not a sign of dead storage or a hung tool.
+pub fn time_given(seconds: f64) -> String {
+    if seconds < 0.25 {
+        format!(
+            "the {seconds:.2} s left of the operation's time budget (the budget was spent before it started)"
+        )
+    } else {
+        format!("{seconds:.1} s")
+    }
+}
+
 pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, CommandError> {
     start(program, args, timeout)?.finish()
 }

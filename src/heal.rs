@@ -110,7 +110,10 @@ fn decide_and_act(host: &Host, target: &Target, apply: bool) -> Result<HealOutco
     let plan = host.inspect_name(target.to_string(), &name)?;
     match plan.verdict {
         Verdict::Absent | Verdict::Healthy => {
-            let msg = plan.summary.clone();
+            let msg = match removed_before(host, &name) {
+                Some(by) if apply => format!("{}; {by}", plan.summary),
+                _ => plan.summary.clone(),
+            };
             return Ok(outcome(Action::NothingToDo, msg, plan));
         }
         Verdict::InUse | Verdict::Suspicious => {
@@ -142,6 +145,12 @@ fn remove_guarded(
     let kind = SmLockKind::detect(&cfg.fairlock_socket, &cfg.legacy_lock);
     let _sm_lock = lock::acquire(&kind, cfg.within(cfg.lock_timeout), cfg.in_sm_process)?;
     clock.lap("heal: SM's lock taken");
+    // The journal's lock too, before deciding: where no SM lock exists (or another heal does
+    // not take the same one), two heals of one ghost then decide one after the other, the
+    // second on what the first left. Taking it writes nothing: a refusal leaves the journal
+    // as it was.
+    let mut journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
+    clock.lap("heal: journal locked");
 
     // Every local layer, under the locks, immediately before acting.
     let now = host.inspect_name_with(target.to_string(), name, Some(xapi))?;
@@ -155,7 +164,11 @@ fn remove_guarded(
     match now.verdict {
         Verdict::Ghost => {}
         Verdict::Absent | Verdict::Healthy => {
-            let mut o = outcome(Action::NothingToDo, now.summary.clone(), now);
+            let message = match removed_before(host, name) {
+                Some(by) => format!("{}; {by}", now.summary),
+                None => now.summary.clone(),
+            };
+            let mut o = outcome(Action::NothingToDo, message, now);
             o.lock = lock_name.clone();
             return Ok(o);
         }
@@ -181,8 +194,6 @@ fn remove_guarded(
         let why = format!("refused: the time budget ran out before {name} could be removed");
         return refused(why, now);
     }
-    // The journal's own lock only now: a refusal leaves the journal as it was.
-    let mut journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
     let inspection_json = serde_json::to_value(&now).unwrap_or(serde_json::Value::Null);
     let id = journal.append(Event::Removal {
         dm_name: name.to_string(),
@@ -255,6 +266,28 @@ fn remove_guarded(
         lock: lock_name,
         inspection: now,
     })
+}
+
+/// The journal entry that removed a mapping of this name and stands (not restored since), in
+/// words: what a heal that finds nothing left says (another heal got there first). Best
+/// effort: a journal that cannot be read says nothing here.
+fn removed_before(host: &Host, name: &DmName) -> Option<String> {
+    let entries = Journal::new(&host.config.journal).entries().ok()?;
+    let removals = entries.iter().filter_map(|e| match &e.event {
+        Event::Removal { dm_name, .. } if dm_name == name.as_str() => Some(e),
+        _ => None,
+    });
+    let undone = |id: JournalId| {
+        entries.iter().any(|e| matches!(&e.event, Event::Restore { of, result, .. } if *of == id && result.starts_with("restored")))
+    };
+    let removed = |id: JournalId| {
+        entries.iter().any(|e| matches!(&e.event, Event::Outcome { of, result, .. } if *of == id && result == "removed"))
+    };
+    let last = removals.filter(|e| removed(e.id) && !undone(e.id)).last()?;
+    Some(format!(
+        "already removed by journal entry {} ({}, pid {} on {})",
+        last.id, last.time, last.pid, last.host
+    ))
 }
 
 /// What became of the removal of one proven ghost.

@@ -73,18 +73,45 @@ impl Host {
         gather::xapi_views(&self.config, &self.xapi, vdis)
     }
 
-    /// The DM name a target stands for.
+    /// The DM name a target stands for. A VDI uuid that more than one volume carries (the same
+    /// VDI in two SRs: a copied LUN) stands for none of them: each is listed, with its verdict
+    /// and the exact target that names it, and nothing is done.
     pub fn resolve(&self, target: &Target) -> Result<DmName> {
+        let mut names = self.resolve_all(target)?;
+        if names.len() == 1 {
+            return Ok(names.remove(0));
+        }
+        let each: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let said = match self.inspect_name(n.to_string(), n) {
+                    Ok(i) => format!("{}: {}", i.verdict.as_str(), i.summary),
+                    Err(e) => format!("not inspected: {}", e.chain()),
+                };
+                format!("dm:{n} — {said}")
+            })
+            .collect();
+        Err(crate::error::InputError::Ambiguous {
+            target: target.to_string(),
+            each: each.join("; "),
+        }
+        .into())
+    }
+
+    /// Every DM name a target stands for: one for a DM name or an LV path; for a VDI uuid,
+    /// every volume named for it — its LV in the SR xapi says it is in, and every mapping in
+    /// the kernel of a VDI volume with that uuid in any SR volume group — or, when neither
+    /// xapi nor the kernel knows one, the LVs LVM knows.
+    pub fn resolve_all(&self, target: &Target) -> Result<Vec<DmName>> {
         match target {
-            Target::DmName(name) => Ok(name.clone()),
-            Target::LvPath(vg, lv) => Ok(lvm::dm_name_for(vg, lv)?),
+            Target::DmName(name) => Ok(vec![name.clone()]),
+            Target::LvPath(vg, lv) => Ok(vec![lvm::dm_name_for(vg, lv)?]),
             Target::Vdi(vdi) => self.resolve_vdi(vdi),
         }
     }
 
-    /// A VDI's LV: through xapi when it is there (its SR and type name the LV), else among the
-    /// kernel's mappings (cheap), then among the SR LVs LVM knows.
-    fn resolve_vdi(&self, vdi: &Uuid) -> Result<DmName> {
+    fn resolve_vdi(&self, vdi: &Uuid) -> Result<Vec<DmName>> {
+        let mut found: Vec<DmName> = Vec::new();
         if let Connection::Up { client, .. } = self.xapi.connection(|t| self.config.within(t)) {
             match crate::xapi::view::vdi_location(client, vdi.as_str()) {
                 Ok((sr_uuid, record)) => {
@@ -96,11 +123,9 @@ impl Host {
                         _ => "VHD-",
                     };
                     let lv = LvName::new(&format!("{prefix}{vdi}"))?;
-                    return Ok(lvm::dm_name_for(&vg, &lv)?);
+                    found.push(lvm::dm_name_for(&vg, &lv)?);
                 }
-                Err(e) if e.code() == Some("UUID_INVALID") => {
-                    return Err(Error::VdiNotFound(vdi.to_string()))
-                }
+                Err(e) if e.code() == Some("UUID_INVALID") => {}
                 Err(_) => {} // xapi not answering: resolve locally
             }
         }
@@ -108,9 +133,14 @@ impl Host {
             let Ok(name) = DmName::new(&listed.name) else {
                 continue;
             };
-            if lvm::sr_volume(&name).is_some_and(|v| v.vdi.as_ref() == Some(vdi)) {
-                return Ok(name);
+            if lvm::sr_volume(&name).is_some_and(|v| v.vdi.as_ref() == Some(vdi))
+                && !found.contains(&name)
+            {
+                found.push(name);
             }
+        }
+        if !found.is_empty() {
+            return Ok(found);
         }
         let records = self.config.lvs().all().map_err(|source| Error::Command {
             what: "listing logical volumes (lvs)",
@@ -124,11 +154,16 @@ impl Host {
             let Ok(name) = lvm::dm_name_for(&vg, &lv) else {
                 continue;
             };
-            if lvm::sr_volume(&name).is_some_and(|v| v.vdi.as_ref() == Some(vdi)) {
-                return Ok(name);
+            if lvm::sr_volume(&name).is_some_and(|v| v.vdi.as_ref() == Some(vdi))
+                && !found.contains(&name)
+            {
+                found.push(name);
             }
         }
-        Err(Error::VdiNotFound(vdi.to_string()))
+        if found.is_empty() {
+            return Err(Error::VdiNotFound(vdi.to_string()));
+        }
+        Ok(found)
     }
 
     /// Facts and verdict for one name.

@@ -18,10 +18,22 @@ fn is_lvm_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-')
 }
 
+/// Input as an error message shows it: escaped (no control or terminal characters), and cut
+/// when it is long — a hostile target of thousands of characters is said, not echoed.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 120;
+    let n = value.chars().count();
+    if n <= MAX {
+        return value.escape_default().to_string();
+    }
+    let head: String = value.chars().take(MAX).collect();
+    format!("{}… ({n} characters in all)", head.escape_default())
+}
+
 fn check_name(kind: &'static str, value: &str, max: usize) -> Result<(), InputError> {
     let bad = |why: &str| InputError::BadName {
         kind,
-        value: value.escape_default().to_string(),
+        value: shown(value),
         why: why.to_string(),
     };
     if value.is_empty() {
@@ -98,7 +110,7 @@ impl Uuid {
         if Self::is_well_formed(value) {
             Ok(Self(value.to_ascii_lowercase()))
         } else {
-            Err(InputError::BadUuid(value.escape_default().to_string()))
+            Err(InputError::BadUuid(shown(value)))
         }
     }
 
@@ -235,7 +247,7 @@ impl Target {
         if let Some(path) = input.strip_prefix("lv:") {
             return match Self::parse_path(path)? {
                 t @ Target::LvPath(..) => Ok(t),
-                _ => Err(InputError::BadPath(path.escape_default().to_string())),
+                _ => Err(InputError::BadPath(shown(path))),
             };
         }
         if let Some(name) = input.strip_prefix("dm:") {
@@ -249,13 +261,13 @@ impl Target {
         }
         if input.len() == 36 && input.chars().filter(|c| *c == '-').count() == 4 {
             // Shaped like a uuid but not one: say so rather than treat it as a DM name.
-            return Err(InputError::BadUuid(input.escape_default().to_string()));
+            return Err(InputError::BadUuid(shown(input)));
         }
         Ok(Target::DmName(DmName::new(input)?))
     }
 
     fn parse_path(input: &str) -> Result<Self, InputError> {
-        let outside = || InputError::BadPath(input.escape_default().to_string());
+        let outside = || InputError::BadPath(shown(input));
         let rest = input.strip_prefix("/dev/").ok_or_else(outside)?;
         let parts: Vec<&str> = rest.split('/').collect();
         match parts.as_slice() {

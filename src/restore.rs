@@ -168,7 +168,7 @@ pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
     let refused = |why: String| Error::RestoreRefused { id, why };
     let name = DmName::new(&dm_name)?;
     let (vg, lv) = match lvm::sr_volume(&name) {
-        Some(v) if v.vdi.is_some() => (v.vg, v.lv),
+        Some(v) if v.known() => (v.vg, v.lv),
         _ => {
             return Err(refused(format!(
                 "{name} is not the DM name of a VDI's LV in an SR volume group"
@@ -325,16 +325,18 @@ pub fn check_table(
     for line in table {
         let mut words = line.params.split_whitespace();
         let (Some(dev), Some(offset), None) = (words.next(), words.next(), words.next()) else {
-            return Err(format!("table line {line:?} is not linear MAJ:MIN OFFSET"));
+            return Err(format!(
+                "table line \"{line}\" is not linear MAJ:MIN OFFSET"
+            ));
         };
         if line.target != "linear" {
-            return Err(format!("table line {line:?} is not linear"));
+            return Err(format!("table line \"{line}\" is not linear"));
         }
         let dev = crate::kernel::holders::parse_devnum(dev)
-            .ok_or_else(|| format!("table line {line:?} names no MAJ:MIN device"))?;
+            .ok_or_else(|| format!("table line \"{line}\" names no MAJ:MIN device"))?;
         let offset: u64 = offset
             .parse()
-            .map_err(|_| format!("table line {line:?} has no sector offset"))?;
+            .map_err(|_| format!("table line \"{line}\" has no sector offset"))?;
         let pv_uuid = pvs
             .iter()
             .find(|(d, _)| *d == dev)
@@ -353,7 +355,7 @@ pub fn check_table(
         let pe_start = metadata.pvs[pv].pe_start;
         let end = offset
             .checked_add(line.length)
-            .ok_or_else(|| format!("table line {line:?} overflows"))?;
+            .ok_or_else(|| format!("table line \"{line}\" overflows"))?;
         let inside = record.segments.iter().any(|s| match s.linear {
             Some((p, pe)) if p == pv => {
                 let from = pe_start + pe * es;
@@ -364,7 +366,7 @@ pub fn check_table(
         });
         if !inside {
             return Err(format!(
-                "table line {line:?} maps sectors {offset}..{end} of {dev}, which LVM does not give LV {lv} today"
+                "table line \"{line}\" maps sectors {offset}..{end} of {dev}, which LVM does not give LV {lv} today"
             ));
         }
     }

@@ -204,4 +204,4 @@ def test_qcow2_volumes_get_every_layer_and_unknown_names_are_never_ghosts(kernel
     for case in ("raw_prefix", "mgt"):
         o = load(case)
         assert o["action"] == "refused" and o["inspection"]["verdict"] == "suspicious", case
-        assert any(x["code"] == "not_a_vdi" for x in o["inspection"]["reasons"]), case
+        assert any(x["code"] == "naming_unknown_volume" for x in o["inspection"]["reasons"]), case

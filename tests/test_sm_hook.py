@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from dmheal import sm_hook
+from dmheal import hook_install, sm_hook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STANDIN = os.path.join(ROOT, "tests", "sm_standin")
@@ -149,7 +149,7 @@ def test_observe_never_applies_and_journals_one_decision_per_activation(hook):
         sm_hook.wrap_activate(fn)(PATH, False)
     assert hook.calls == [(PATH, False), (PATH, False)]
     assert hook.records == [True, False]
-    assert "observe mode, left in place" in hook.logs[0]
+    assert "mode observe; left in place" in hook.logs[0]
 
 
 @pytest.mark.parametrize("text, problem", [
@@ -170,6 +170,19 @@ def test_bad_config_is_logged_and_means_observe(hook, text, problem):
 def test_missing_config_means_observe(hook):
     os.unlink(str(hook.conf))
     assert sm_hook.load_settings().mode == "observe"
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# mode = heal\n  # nothing else\n", "budget_seconds = 5\n"])
+def test_an_empty_or_comment_only_config_means_observe_said_once(hook, text):
+    hook.conf.write_text(text)
+    hook.results = [result("ghost", "would-remove"), result("ghost", "would-remove")]
+    for _ in range(2):
+        fn, _ = sm_function("ok")
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert hook.calls == [(PATH, False), (PATH, False)]  # observe: never applied
+    notes = [l for l in hook.logs if "the default" in l]
+    assert len(notes) == 1 and "observe" in notes[0], hook.logs
+    assert all("mode observe" in l for l in hook.logs if "left in place" in l)
 
 
 def test_while_this_process_holds_fairlock_the_hook_only_looks(hook, monkeypatch):
@@ -203,7 +216,8 @@ import %(cache)s as lvmcache
 from %(pkg)s import lvutil  # noqa
 import %(lvutil)s as lvutil
 print(json.dumps({"wrapped": getattr(lvutil.activateNoRefcount, "_dmheal_original", None) is not None,
-                  "util": lvutil.util.__name__}))
+                  "util": lvutil.util.__name__,
+                  "pread2": getattr(lvutil.util.pread2, "_dmheal_original", None) is not None}))
 """
 
 
@@ -214,26 +228,28 @@ print(json.dumps({"wrapped": getattr(lvutil.activateNoRefcount, "_dmheal_origina
 def test_the_finder_wraps_sm_lvutil_in_both_layouts(layout, lvutil, cache, pkg):
     code = FINDER_PROBE % {"paths": [layout, STANDIN], "lvutil": lvutil, "cache": cache, "pkg": pkg}
     code = code.replace("from importlib import lvutil  # noqa\n", "")
-    out = subprocess.check_output([sys.executable, "-c", code], universal_newlines=True)
-    assert json.loads(out)["wrapped"] is True
+    out = json.loads(subprocess.check_output([sys.executable, "-c", code], universal_newlines=True))
+    assert out["wrapped"] is True and out["pread2"] is True, out
 
 
 def test_install_status_uninstall_are_idempotent_and_the_pth_works(tmp_path, monkeypatch):
     site_dir = str(tmp_path)
     sm_dir = str(tmp_path / "nosm")
-    first = sm_hook.install(site_dir, sm_dir)
-    again = sm_hook.install(site_dir, sm_dir)
+    first = hook_install.install(site_dir, sm_dir)
+    again = hook_install.install(site_dir, sm_dir)
     assert first["installed"] and first["changed"] and not again["changed"]
-    assert sm_hook.sm_layout(LEGACY) == [{
-        "module": "lvutil", "file": os.path.join(LEGACY, "lvutil.py"), "patch_point": True}]
+    assert hook_install.sm_layout(LEGACY) == [
+        {"module": "lvutil", "file": os.path.join(LEGACY, "lvutil.py"), "patch_point": True},
+        {"module": "util", "file": os.path.join(LEGACY, "util.py"), "patch_point": True,
+         "wraps": "pread2 (EXT/XFS/LargeBlock attach)"}]
     # The .pth, processed as the interpreter would at start-up, wraps SM's lvutil on import.
     probe = ("import site, sys; site.addsitedir(%r); sys.path[:0] = [%r, %r]; import lvutil; "
              "print(getattr(lvutil.activateNoRefcount, '_dmheal_original', None) is not None)"
              % (site_dir, LEGACY, STANDIN))
     assert subprocess.check_output([sys.executable, "-c", probe], universal_newlines=True).strip() == "True"
-    gone = sm_hook.uninstall(site_dir, sm_dir)
+    gone = hook_install.uninstall(site_dir, sm_dir)
     assert gone["changed"] and not gone["installed"]
-    assert not sm_hook.uninstall(site_dir, sm_dir)["changed"]
+    assert not hook_install.uninstall(site_dir, sm_dir)["changed"]
     assert os.listdir(site_dir) == []
     assert subprocess.check_output([sys.executable, "-c", probe], universal_newlines=True).strip() == "False"
 
@@ -242,14 +258,14 @@ def test_status_finds_the_real_signature_as_the_patch_point(tmp_path):
     sm_dir = tmp_path / "sm"
     sm_dir.mkdir()
     (sm_dir / "lvutil.py").write_text("def activateNoRefcount(path, refresh):\n    pass\n")
-    assert sm_hook.sm_layout(str(sm_dir))[0]["patch_point"] is True
+    assert hook_install.sm_layout(str(sm_dir))[0]["patch_point"] is True
 
 
 STATUS_PROBE = r"""
 import json, sys
 sys.path[:0] = %(paths)r
-from dmheal import sm_hook
-print(json.dumps(sm_hook.sm_layout(%(sm_dir)r)))
+from dmheal import hook_install
+print(json.dumps([l for l in hook_install.sm_layout(%(sm_dir)r) if l["module"].endswith("lvutil")]))
 """
 
 
@@ -335,3 +351,75 @@ def test_a_refusal_is_journalled_once_per_activation_in_heal_mode(hook):
         sm_hook.wrap_activate(fn)(PATH, False)
     assert hook.calls == [(PATH, True), (PATH, True)]
     assert hook.records == [True, False]
+
+
+LOCAL = "/dev/XSLocalEXT-9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b/9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b"
+
+
+def pread_function(*outcomes):
+    calls = []
+
+    def pread2(cmdlist, quiet=False):
+        calls.append(list(cmdlist))
+        o = outcomes[len(calls) - 1]
+        if isinstance(o, Exception):
+            raise o
+        return o
+    return pread2, calls
+
+
+def test_a_local_srs_attach_activation_is_healed_and_nothing_else_is_touched(hook):
+    """EXTSR/XFSSR/LargeBlockSR.attach run `lvchange -ay /dev/XSLocalEXT-<sr>/<sr>` through
+    util.pread2: that command, and only that, gets the hook; every other command SM runs goes
+    straight through without a word to the core."""
+    pread2, calls = pread_function("ok", "ok", "ok", "ok", "ok", "ok")
+    wrapped = sm_hook.wrap_pread2(pread2)
+    for cmd in (["lvs", "--noheadings"], ["lvchange", "-an", LOCAL], ["lvchange", "-ay", PATH],
+                ["lvchange", "-ay", LOCAL.upper()], ["/sbin/lvchange", "-ay", LOCAL + "x"]):
+        assert wrapped(cmd) == "ok"
+    assert hook.calls == []
+    hook.results = [result("absent", "nothing-to-do"), result("ghost", "removed", "removed ghost L")]
+    pread2, calls = pread_function(busy(), "ok")
+    assert sm_hook.wrap_pread2(pread2)(["lvchange", "-ay", LOCAL], quiet=True) == "ok"
+    assert calls == [["lvchange", "-ay", LOCAL]] * 2
+    assert hook.calls == [(LOCAL, True), (LOCAL, True)]
+    assert "retrying the activation once" in hook.logs[-1]
+    for variant in (["/usr/sbin/lvchange", "-ay", LOCAL],
+                    ["lvchange", "-ay", LOCAL.replace("XSLocalEXT", "XSLocalLargeBlock")]):
+        assert sm_hook.local_sr_activation(variant) == variant[2]
+    assert sm_hook.local_sr_activation(("lvchange", "-ay", LOCAL)) == LOCAL
+    assert sm_hook.local_sr_activation("lvchange -ay " + LOCAL) is None
+
+
+def test_one_deadline_covers_every_step_of_an_activation(hook, monkeypatch):
+    """The check before, the diagnosis after a busy failure: one deadline, from the
+    activation's start (not one budget per step)."""
+    hook.conf.write_text("mode = heal\nbudget_seconds = 4\n")
+    deadlines = []
+    clock = [1000.0]
+    monkeypatch.setattr(sm_hook, "_monotonic", lambda: clock[0])
+
+    def slow_heal(path, settings, apply, record=True, deadline=None):
+        deadlines.append(deadline)
+        clock[0] += 3.0  # a step that takes three of the four seconds
+        return result("in-use", "refused")
+    monkeypatch.setattr(sm_hook, "_heal", slow_heal)
+    fn, calls = sm_function(busy())
+    with pytest.raises(CommandException):
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert deadlines == [1004.0, 1004.0]
+    assert any("budget of 4 s for this activation ran out" in l for l in hook.logs), hook.logs
+    # With nothing left, the second step is not started at all.
+    deadlines[:] = []
+    clock[0] = 2000.0
+
+    def slower_heal(path, settings, apply, record=True, deadline=None):
+        deadlines.append(deadline)
+        clock[0] += 5.0
+        return result("in-use", "refused")
+    monkeypatch.setattr(sm_hook, "_heal", slower_heal)
+    fn, calls = sm_function(busy())
+    with pytest.raises(CommandException):
+        sm_hook.wrap_activate(fn)(PATH, False)
+    assert deadlines == [2004.0]
+    assert "after the busy failure of" in hook.logs[-1] and "ran out" in hook.logs[-1]

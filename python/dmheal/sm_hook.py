@@ -1,74 +1,97 @@
-"""The SM pre-activation hook: LVHD VDI activation heals a ghost mapping by itself.
+"""The SM pre-activation hook: SM's own activation of a volume heals a ghost mapping by itself.
 
-SM activates a VDI's LV through ``lvutil.activateNoRefcount(path, refresh)`` (XCP-ng 8.3 /
-XenServer 8.4: module ``lvutil`` from /opt/xensource/sm; upstream: ``sm.lvutil``), which runs
-``lvchange -ay path``. A ``.pth`` file installs an import finder that wraps that function as
-soon as SM imports the module — SM's files are never edited. The wrapper:
+SM activates a volume's LV in two places, and a ``.pth`` file installs an import finder that
+wraps both as soon as SM imports the module — SM's files are never edited:
 
-* before ``lvchange -ay``: inspects the LV's DM name. No mapping: calls through at once.
-  A proven ghost: heals it (journal + SMlog line), then calls through. Anything else: calls
-  through untouched (and logs what it saw);
+* LVHD VDIs: ``lvutil.activateNoRefcount(path, refresh)`` (8.2, 8.3 / 8.4: module ``lvutil``
+  from /opt/xensource/sm; SM 4.1.1+: ``sm.lvutil``), which runs ``lvchange -ay path``;
+* EXT and XFS local SRs (and XCP-ng's LargeBlock SRs): their ``attach`` (PBD.plug) runs
+  ``util.pread2(["lvchange", "-ay", "/dev/XSLocalEXT-<sr>/<sr>"])`` itself, so ``util.pread2``
+  (``util``, ``sm.core.util``) is wrapped, and acts only on exactly that command.
+
+Around each activation:
+
+* before ``lvchange -ay``: inspects the LV's DM name. No mapping, or LVM's own: calls through at
+  once (one ioctl). A proven ghost: heals it (journal + SMlog line), then calls through.
+  Anything else: calls through untouched (and logs what it saw);
 * after a ``util.CommandException`` carrying "Device or resource busy": diagnoses; a ghost is
   healed and the activation retried exactly once; otherwise the ORIGINAL exception is re-raised
   unchanged, after logging who holds the mapping.
 
+One deadline per activation, ``budget_seconds`` from its start, covers everything the hook does
+in it — the check, the diagnosis after a busy failure, the heal — and the core gives xapi only
+a share of what it is given (a xapi that accepts and never answers is then "unreachable", and
+SM's lock, LVM and the removal decide with the rest). When the budget runs out, SMlog says so
+and what was waited for, and SM's call goes ahead (or its error stands) untouched.
+
 It tells the core it runs as SM's own activation (``activating``): blktap2 writes this host's
 ``host_<ref>`` mark on the VDI, and LVMCache.activate counts SM's reference, before the LV is
-activated, so those are the activation's own. It never raises its own error into SM: any
-internal problem is logged and SM's call goes on. Each of its two steps returns to SM within
-``budget_seconds`` whatever happens below it (the core stops starting work at 80% of it; the
-call is abandoned at 100%). It never opens SM's fcntl lock files (a close() would drop SM's
-own locks: the in-process core refuses, and the facade hands such a request to the binary)
-and takes Fairlock only around its own check and remove, never while this process holds it.
+activated, so those are the activation's own. It never raises its own error into SM. It never
+opens SM's fcntl lock files (a close() would drop SM's own locks) and takes Fairlock only
+around its own check and remove, never while this process holds it.
 
 Configuration: /etc/dmheal/dmheal.conf (``DMHEAL_CONF`` overrides the path), ``key = value``:
-``mode = heal | observe | off`` (observe logs what it would do and changes nothing) and
-``budget_seconds = <1..60>``. A bad file is logged and treated as ``observe``; a missing one
-means ``observe`` too.
+``mode = heal | observe | off`` and ``budget_seconds = <1..60>``. Missing, empty or only
+comments: the defaults, ``observe`` (said once in SMlog); malformed: logged, ``observe``.
 
-Run ``python3 -m dmheal.sm_hook install | uninstall | status`` (also ``dmheal hook ...``).
+Runs on the Pythons SM runs on: 2.7 (Citrix Hypervisor 8.2), 3.6 (XenServer 8.4, XCP-ng 8.3),
+3.12 (XCP-ng 9). ``dmheal hook install | uninstall | status`` is ``dmheal.hook_install``.
 """
 
 import os
+import re
 import sys
 
 CONF_PATH = "/etc/dmheal/dmheal.conf"
-PTH_NAME = "dmheal-sm-hook.pth"
-SM_DIR = "/opt/xensource/sm"
-# The modules whose activateNoRefcount is wrapped: 8.3/8.4 layout and upstream package layout.
-PATCHED_MODULES = ("lvutil", "sm.lvutil")
+# The modules whose functions are wrapped, and which function: SM's layouts of 8.2 to 4.1.1+.
+ACTIVATE_MODULES = ("lvutil", "sm.lvutil")
+UTIL_MODULES = ("util", "sm.core.util")
+PATCHED_MODULES = ACTIVATE_MODULES + UTIL_MODULES
 BUSY = "Device or resource busy"
 MODES = ("heal", "observe", "off")
+DEFAULT_MODE = "observe"
 DEFAULT_BUDGET = 10.0
+# What EXTSR/XFSSR/LargeBlockSR.attach activate: the local SR's one LV, /dev/<prefix><sr>/<sr>.
+LOCAL_SR_LV = re.compile(
+    r"/dev/(XSLocalEXT|XSLocalLargeBlock)-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/\2\Z")
 
 
 # ---------------------------------------------------------------- configuration
 
 class Settings(object):
-    def __init__(self, mode, budget, problem=None):
+    def __init__(self, mode, budget, problem=None, note=None):
         self.mode = mode
         self.budget = budget
         self.problem = problem
+        self.note = note
 
 
 _settings_cache = {}
 
 
-def load_settings():
-    """Read the configuration (cached by the file's identity, size and mtime). Never raises."""
+def load_settings(log=True):
+    """Read the configuration (cached by the file's identity, size and mtime). Never raises.
+    ``log``: say a problem or a note in SMlog (once per process and version of the file)."""
     path = os.environ.get("DMHEAL_CONF", CONF_PATH)
     try:
         st = os.stat(path)
     except OSError:
         # Not configured: look, never touch. (The RPM ships the file with mode = heal.)
-        return Settings("observe", DEFAULT_BUDGET)
+        return Settings(DEFAULT_MODE, DEFAULT_BUDGET)
     # A coarse mtime (one second on some filesystems) alone would miss a quick rewrite.
-    key = (st.st_ino, st.st_size, st.st_mtime_ns if hasattr(st, "st_mtime_ns") else st.st_mtime)
+    key = (st.st_ino, st.st_size, getattr(st, "st_mtime_ns", st.st_mtime))
     cached = _settings_cache.get(path)
     if cached and cached[0] == key:
         return cached[1]
     settings = parse_settings(path)
+    if not log:
+        return settings
     _settings_cache[path] = (key, settings)
+    # Said once per process and version of the file, not at every activation.
+    if settings.problem:
+        smlog("configuration problem, acting as %s: %s" % (settings.mode, settings.problem))
+    elif settings.note:
+        smlog(settings.note)
     return settings
 
 
@@ -77,19 +100,20 @@ def parse_settings(path):
         with open(path) as f:
             text = f.read()
     except (OSError, IOError, UnicodeDecodeError) as e:
-        return Settings("observe", DEFAULT_BUDGET, "cannot read %s: %s" % (path, e))
-    mode, budget = "heal", DEFAULT_BUDGET
+        return Settings(DEFAULT_MODE, DEFAULT_BUDGET, "cannot read %s: %s" % (path, e))
+    mode, budget, given = None, DEFAULT_BUDGET, False
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
+        given = True
         key, sep, value = line.partition("=")
         key, value = key.strip(), value.strip()
         if not sep:
-            return Settings("observe", DEFAULT_BUDGET, "%s:%d: expected key = value" % (path, number))
+            return Settings(DEFAULT_MODE, DEFAULT_BUDGET, "%s:%d: expected key = value" % (path, number))
         if key == "mode":
             if value not in MODES:
-                return Settings("observe", DEFAULT_BUDGET,
+                return Settings(DEFAULT_MODE, DEFAULT_BUDGET,
                                 "%s:%d: mode must be heal, observe or off, not %r" % (path, number, value))
             mode = value
         elif key == "budget_seconds":
@@ -98,10 +122,15 @@ def parse_settings(path):
             except ValueError:
                 budget = -1.0
             if not 1.0 <= budget <= 60.0:
-                return Settings("observe", DEFAULT_BUDGET,
+                return Settings(DEFAULT_MODE, DEFAULT_BUDGET,
                                 "%s:%d: budget_seconds must be a number from 1 to 60" % (path, number))
         else:
-            return Settings("observe", DEFAULT_BUDGET, "%s:%d: unknown key %r" % (path, number, key))
+            return Settings(DEFAULT_MODE, DEFAULT_BUDGET, "%s:%d: unknown key %r" % (path, number, key))
+    if not given:
+        return Settings(DEFAULT_MODE, budget, note="%s sets nothing: mode %s, budget %g s (the defaults)"
+                        % (path, DEFAULT_MODE, budget))
+    if mode is None:
+        return Settings(DEFAULT_MODE, budget, note="%s sets no mode: %s (the default)" % (path, DEFAULT_MODE))
     return Settings(mode, budget)
 
 
@@ -113,6 +142,14 @@ def smlog(message):
     syslog.openlog("SM", 0, syslog.LOG_LOCAL2)
     syslog.syslog(syslog.LOG_INFO, "[%d] dmheal: %s" % (os.getpid(), message))
     syslog.closelog()
+
+
+# ---------------------------------------------------------------- time
+
+def _monotonic():
+    import time
+    clock = getattr(time, "monotonic", None)  # Python 2.7 has none: wall time serves
+    return clock() if clock else time.time()
 
 
 # ---------------------------------------------------------------- decisions
@@ -132,15 +169,19 @@ def _caller_holds_fairlock():
     return False
 
 
-# Of the budget, what the core may spend: the rest covers starting it, killing it at the
-# deadline and logging, so the hook is back in SM within budget_seconds whatever happens.
+# Of what is left of the activation's budget, what the core may spend: the rest covers
+# starting it, killing it at the deadline and logging, so the hook is back in SM within
+# budget_seconds of the activation's start whatever happens.
 CORE_SHARE = 0.8
 # Waits for SM's lock and the journal lock inside a VM start.
 LOCK_WAIT = 5.0
+# Below this much time left, the core is not started at all: it could decide nothing.
+TOO_LITTLE = 0.2
 
 
 def _heal(path, settings, apply, record=True, deadline=None):
-    """The core's decision (and, with `apply`, action) on `path`, as SM's own activation."""
+    """The core's decision (and, with `apply`, action) on `path`, as SM's own activation,
+    within what is left before `deadline` (the activation's)."""
     import dmheal
     deadline = deadline if deadline is not None else _monotonic() + settings.budget
     left = max(0.0, deadline - _monotonic())
@@ -157,18 +198,13 @@ def _heal(path, settings, apply, record=True, deadline=None):
     )
 
 
-def _monotonic():
-    import time
-    return time.monotonic()
-
-
 def _cheap_decision(path):
     """The decisions one ioctl can make, or None to ask the core.
 
     No mapping of the LV's name: lvchange -ay creates it. A mapping carrying an LVM-made uuid
     (no suffix): LVM's own mapping of some LV — SM 8.4 refreshes active LVs through this call —
     and if it is another LV's (a stale mapping after a rename), lvchange itself fails with
-    "Device or resource busy", which `after_busy_failure` then checks in full."""
+    "Device or resource busy", which the step after the failure then checks in full."""
     from .dm_probe import dm_name_of_lv_path, probe
     name = dm_name_of_lv_path(path)
     if name is None:
@@ -181,62 +217,130 @@ def _cheap_decision(path):
     return None
 
 
-def _describe(result):
-    verdict = result["inspection"]["verdict"]
-    if result["action"] == "would-remove":
-        return "observe mode, left in place: a ghost (%s)" % result["inspection"]["summary"]
-    return "%s (verdict %s)" % (result.get("message", ""), verdict)
+def _waited_for(result):
+    """What the core waited for, from its reasons: said when the budget ran out."""
+    waits = []
+    for r in result.get("inspection", {}).get("reasons", []):
+        text = "%s %s" % (r.get("state", ""), r.get("message", ""))
+        if "within" in text or "unreachable" in text or "budget" in text:
+            waits.append("%s: %s" % (r.get("layer", "?"), r.get("state", "")))
+    return "; ".join(waits)
 
 
+class Activation(object):
+    """One activation of one volume by SM, with the hook's one deadline for all of it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.settings = load_settings()
+        self.deadline = _monotonic() + self.settings.budget
+        self.recorded = False
+        self.fairlock_held = False
+
+    def left(self):
+        return max(0.0, self.deadline - _monotonic())
+
+    def apply(self):
+        """Whether this step may remove: mode heal, and Fairlock not held by this process."""
+        if self.settings.mode != "heal":
+            return False
+        self.fairlock_held = _caller_holds_fairlock()
+        return not self.fairlock_held
+
+    def mode_said(self):
+        """The mode, as the SMlog line says it: the actual one, and why it only looked."""
+        if self.settings.mode == "heal" and self.fairlock_held:
+            return ("mode heal, but this process holds Fairlock devicemapper, so it only "
+                    "looked")
+        return "mode %s" % self.settings.mode
+
+    def out_of_time(self, step, waited=""):
+        smlog("%s %s: the hook's budget of %g s for this activation ran out%s; SM's call goes on untouched"
+              % (step, self.path, self.settings.budget, " (waited for: %s)" % waited if waited else ""))
+
+    def describe(self, result):
+        verdict = result["inspection"]["verdict"]
+        if result["action"] == "would-remove":
+            return "%s; left in place: a ghost (%s)" % (self.mode_said(), result["inspection"]["summary"])
+        return "%s (verdict %s; %s)" % (result.get("message", ""), verdict, self.mode_said())
+
+    def before(self):
+        """Runs before ``lvchange -ay``. Never raises."""
+        try:
+            if self.settings.mode == "off":
+                return
+            if _cheap_decision(self.path) is not None:
+                return  # the common cases: one ioctl, nothing logged, nothing journalled
+            if self.left() < TOO_LITTLE:
+                self.out_of_time("before activating")
+                return
+            result = _heal(self.path, self.settings, self.apply(), deadline=self.deadline)
+            self.recorded = result.get("journal_id") is not None
+            if result["inspection"]["verdict"] in ("absent", "healthy"):
+                return  # nothing logged, nothing journalled
+            smlog("before activating %s: %s" % (self.path, self.describe(result)))
+            if self.left() == 0.0:
+                self.out_of_time("before activating", _waited_for(result))
+        except Exception as e:  # the hook must never break SM
+            if self.left() == 0.0:
+                self.out_of_time("before activating", str(e))
+            else:
+                smlog("pre-activation check of %s failed, calling through: %s" % (self.path, e))
+
+    def after_busy(self, exc):
+        """Runs when the activation raised. True: a ghost was removed, retry once. Never
+        raises."""
+        try:
+            text = "%s %s" % (getattr(exc, "reason", ""), exc)
+            if BUSY not in text or self.settings.mode == "off":
+                return False
+            if self.left() < TOO_LITTLE:
+                self.out_of_time("after the busy failure of")
+                return False
+            result = _heal(self.path, self.settings, self.apply(), record=not self.recorded,
+                           deadline=self.deadline)
+            if result["action"] == "removed":
+                smlog("activation of %s failed busy; %s; retrying the activation once"
+                      % (self.path, result["message"]))
+                return True
+            smlog("activation of %s failed busy; diagnosis: %s; the original error stands"
+                  % (self.path, self.describe(result)))
+            if self.left() == 0.0:
+                self.out_of_time("after the busy failure of", _waited_for(result))
+        except Exception as e:
+            if self.left() == 0.0:
+                self.out_of_time("after the busy failure of", str(e))
+            else:
+                smlog("diagnosis of the busy activation of %s failed: %s" % (self.path, e))
+        return False
+
+    def run(self, call):
+        """SM's `call` (the activation), with the hook around it."""
+        self.before()
+        try:
+            return call()
+        except Exception as exc:
+            if not self.after_busy(exc):
+                raise  # the original exception, unchanged
+        return call()
+
+
+# The two steps, for callers that drive them one by one.
 def before_activation(path):
     """Runs before ``lvchange -ay path``. Never raises. True when it journalled a decision."""
-    try:
-        settings = load_settings()
-        if settings.problem:
-            smlog("configuration problem, acting as observe: %s" % settings.problem)
-        if settings.mode == "off":
-            return False
-        if _cheap_decision(path) is not None:
-            return False  # the common cases: one ioctl, nothing logged, nothing journalled
-        deadline = _monotonic() + settings.budget
-        apply = settings.mode == "heal"
-        if apply and _caller_holds_fairlock():
-            smlog("%s: this process holds Fairlock devicemapper; checking only" % path)
-            apply = False
-        result = _heal(path, settings, apply, deadline=deadline)
-        if result["inspection"]["verdict"] in ("absent", "healthy"):
-            return False  # nothing logged, nothing journalled
-        smlog("before activating %s: %s" % (path, _describe(result)))
-        return result.get("journal_id") is not None
-    except Exception as e:  # the hook must never break SM
-        smlog("pre-activation check of %s failed, calling through: %s" % (path, e))
-        return False
+    a = Activation(path)
+    a.before()
+    return a.recorded
 
 
 def after_busy_failure(path, exc, recorded=False):
-    """Runs when the activation raised. True: a ghost was removed, retry once. Never raises.
-    ``recorded``: this activation's decision is already in the journal (not written twice)."""
-    try:
-        text = "%s %s" % (getattr(exc, "reason", ""), exc)
-        if BUSY not in text:
-            return False
-        settings = load_settings()
-        if settings.mode == "off":
-            return False
-        deadline = _monotonic() + settings.budget
-        apply = settings.mode == "heal" and not _caller_holds_fairlock()
-        result = _heal(path, settings, apply, record=not recorded, deadline=deadline)
-        if result["action"] == "removed":
-            smlog("activation of %s failed busy; %s; retrying the activation once" % (path, result["message"]))
-            return True
-        smlog("activation of %s failed busy; diagnosis: %s; the original error stands"
-              % (path, _describe(result)))
-    except Exception as e:
-        smlog("diagnosis of the busy activation of %s failed: %s" % (path, e))
-    return False
+    """Runs when the activation raised. True: a ghost was removed, retry once. Never raises."""
+    a = Activation(path)
+    a.recorded = recorded
+    return a.after_busy(exc)
 
 
-# ---------------------------------------------------------------- the wrapper
+# ---------------------------------------------------------------- the wrappers
 
 def wrap_activate(original):
     """SM's ``activateNoRefcount(path, refresh)``, with the hook around it."""
@@ -244,13 +348,7 @@ def wrap_activate(original):
         return original  # already wrapped
 
     def activateNoRefcount(path, refresh):
-        recorded = before_activation(path)
-        try:
-            return original(path, refresh)
-        except Exception as exc:
-            if not after_busy_failure(path, exc, recorded):
-                raise  # the original exception, unchanged
-        return original(path, refresh)
+        return Activation(path).run(lambda: original(path, refresh))
 
     activateNoRefcount.__doc__ = original.__doc__
     activateNoRefcount.__wrapped__ = original
@@ -258,17 +356,66 @@ def wrap_activate(original):
     return activateNoRefcount
 
 
+def local_sr_activation(cmdlist):
+    """The LV path when `cmdlist` is a local SR's attach activating its LV (``lvchange -ay
+    /dev/XSLocalEXT-<sr>/<sr>``), else None. Cheap: pread2 runs for every command SM runs."""
+    if not isinstance(cmdlist, (list, tuple)) or len(cmdlist) != 3:
+        return None
+    program, flag, path = cmdlist
+    if flag != "-ay" or not isinstance(path, str) or not isinstance(program, str):
+        return None
+    if program != "lvchange" and not program.endswith("/lvchange"):
+        return None
+    return path if LOCAL_SR_LV.match(path) else None
+
+
+def wrap_pread2(original):
+    """SM's ``util.pread2(cmdlist, ...)``, with the hook around a local SR's activation only."""
+    if getattr(original, "_dmheal_original", None) is not None:
+        return original
+
+    def pread2(cmdlist, *args, **kwargs):
+        path = local_sr_activation(cmdlist)
+        if path is None:
+            return original(cmdlist, *args, **kwargs)
+        return Activation(path).run(lambda: original(cmdlist, *args, **kwargs))
+
+    pread2.__doc__ = original.__doc__
+    pread2.__wrapped__ = original
+    pread2._dmheal_original = original
+    return pread2
+
+
 def patch_module(module):
-    """Wrap ``module.activateNoRefcount`` if it is SM's. Returns True when wrapped."""
-    func = getattr(module, "activateNoRefcount", None)
-    util = getattr(module, "util", None)
-    if func is None or util is None or not hasattr(util, "CommandException"):
-        return False
-    module.activateNoRefcount = wrap_activate(func)
-    return True
+    """Wrap SM's function in `module` (lvutil: activateNoRefcount; util: pread2) if it is
+    SM's. Returns True when wrapped."""
+    name = getattr(module, "__name__", "")
+    if name in ACTIVATE_MODULES:
+        func = getattr(module, "activateNoRefcount", None)
+        util = getattr(module, "util", None)
+        if func is None or util is None or not hasattr(util, "CommandException"):
+            return False
+        module.activateNoRefcount = wrap_activate(func)
+        return True
+    if name in UTIL_MODULES:
+        func = getattr(module, "pread2", None)
+        if func is None or not hasattr(module, "CommandException") or not hasattr(module, "SMlog"):
+            return False  # another program's module named `util`
+        module.pread2 = wrap_pread2(func)
+        return True
+    return False
+
+
+def _patch_after_load(module):
+    try:
+        patch_module(module)
+    except Exception as e:
+        smlog("could not wrap %s: %s" % (getattr(module, "__name__", "?"), e))
 
 
 class _PatchingLoader(object):
+    """Python 3: the real loader, then the patch."""
+
     def __init__(self, inner):
         self._inner = inner
 
@@ -278,17 +425,15 @@ class _PatchingLoader(object):
 
     def exec_module(self, module):
         self._inner.exec_module(module)
-        try:
-            patch_module(module)
-        except Exception as e:
-            smlog("could not wrap %s.activateNoRefcount: %s" % (module.__name__, e))
+        _patch_after_load(module)
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
 
 class Finder(object):
-    """A meta-path finder that only acts for SM's lvutil modules."""
+    """A meta-path finder that only acts for SM's modules (PATCHED_MODULES): Python 3's
+    find_spec, and Python 2.7's find_module / load_module."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in PATCHED_MODULES:
@@ -305,6 +450,38 @@ class Finder(object):
             spec.loader = _PatchingLoader(spec.loader)
         return spec
 
+    # Python 2.7 (PEP 302): the interpreter asks find_module, then load_module.
+    def find_module(self, fullname, path=None):
+        if sys.version_info[0] >= 3 or fullname not in PATCHED_MODULES:
+            return None
+        import imp
+        try:
+            found = imp.find_module(fullname.rpartition(".")[2], path)
+        except ImportError:
+            return None
+        return _Py2Loader(found)
+
+    def load_module(self, fullname):  # never reached: find_module returns its own loader
+        raise ImportError(fullname)
+
+
+class _Py2Loader(object):
+    def __init__(self, found):
+        self.found = found
+
+    def load_module(self, fullname):
+        import imp
+        if fullname in sys.modules:
+            return sys.modules[fullname]
+        handle, pathname, description = self.found
+        try:
+            module = imp.load_module(fullname, handle, pathname, description)
+        finally:
+            if handle:
+                handle.close()
+        _patch_after_load(module)
+        return module
+
 
 def install_finder():
     """Called by the .pth at interpreter start: cheap, imports nothing."""
@@ -312,149 +489,4 @@ def install_finder():
         sys.meta_path.insert(0, Finder())
     for name in PATCHED_MODULES:  # already imported (e.g. hook installed mid-process)
         if name in sys.modules:
-            patch_module(sys.modules[name])
-
-
-# ---------------------------------------------------------------- install / status
-
-PTH_LINE = ("import sys; exec('try:\\n import dmheal.sm_hook as h\\n h.install_finder()\\n"
-            "except Exception:\\n pass')\n")
-
-
-def default_site_dir():
-    import site
-    dirs = [d for d in site.getsitepackages() if os.path.isdir(d)]
-    return dirs[0] if dirs else site.getsitepackages()[0]
-
-
-PATCH_POINT = "def activateNoRefcount(path, refresh)"
-# XenServer 8.4 and later SM keep /opt/xensource/sm/lvutil.py as a compatibility module that
-# only re-exports the package module: `from sm.lvutil import *`. SM's own callers import
-# `sm.lvutil`, which is what the finder wraps.
-_REEXPORT = "from sm.lvutil import"
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except (OSError, IOError, UnicodeDecodeError):
-        return ""
-
-
-def _package_lvutil():
-    """Where `sm.lvutil` is, for this Python, or None."""
-    try:
-        import importlib.util
-        spec = importlib.util.find_spec("sm.lvutil")
-    except (ImportError, ValueError, AttributeError):
-        return None
-    return spec.origin if spec is not None and spec.origin else None
-
-
-def sm_layout(sm_dir=SM_DIR):
-    """Where SM's lvutil lives on this host and whether the patch point is there."""
-    layouts = []
-    package = _package_lvutil()
-    package_has_it = bool(package) and PATCH_POINT in _read(package)
-    legacy = os.path.join(sm_dir, "lvutil.py")
-    if os.path.exists(legacy):
-        source = _read(legacy)
-        layout = {"module": "lvutil", "file": legacy, "patch_point": PATCH_POINT in source}
-        if not layout["patch_point"] and _REEXPORT in source:
-            # The compatibility module: the function is sm.lvutil's, wrapped there.
-            layout["reexports"] = "sm.lvutil"
-            layout["patch_point"] = package_has_it
-        layouts.append(layout)
-    if package:
-        layouts.append({"module": "sm.lvutil", "file": package, "patch_point": package_has_it})
-    return layouts
-
-
-def sm_version():
-    import subprocess
-    try:
-        p = subprocess.Popen(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "sm"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-        out, _ = p.communicate()
-        return out.strip() if p.returncode == 0 else None
-    except OSError:
-        return None
-
-
-def status(site_dir, sm_dir=SM_DIR):
-    pth = os.path.join(site_dir, PTH_NAME)
-    settings = load_settings()
-    return {
-        "installed": os.path.exists(pth),
-        "pth": pth,
-        "config": os.environ.get("DMHEAL_CONF", CONF_PATH),
-        "mode": settings.mode,
-        "config_problem": settings.problem,
-        "sm_version": sm_version(),
-        "sm_layouts": sm_layout(sm_dir),
-    }
-
-
-def install(site_dir, sm_dir=SM_DIR):
-    pth = os.path.join(site_dir, PTH_NAME)
-    if not os.path.isdir(site_dir):
-        raise SystemExit("dmheal hook: %s is not a directory" % site_dir)
-    current = None
-    if os.path.exists(pth):
-        with open(pth) as f:
-            current = f.read()
-    changed = current != PTH_LINE
-    if changed:
-        tmp = pth + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(PTH_LINE)
-        os.rename(tmp, pth)
-    result = status(site_dir, sm_dir)
-    result["changed"] = changed
-    return result
-
-
-def uninstall(site_dir, sm_dir=SM_DIR):
-    pth = os.path.join(site_dir, PTH_NAME)
-    changed = os.path.exists(pth)
-    if changed:
-        os.unlink(pth)
-    result = status(site_dir, sm_dir)
-    result["changed"] = changed
-    return result
-
-
-def main(argv=None):
-    import argparse
-    import json
-    parser = argparse.ArgumentParser(prog="dmheal hook", description="Install, remove or show the SM pre-activation hook.")
-    parser.add_argument("action", choices=("install", "uninstall", "status"))
-    parser.add_argument("--site-dir", help="site-packages of the Python that runs SM (default: this Python's)")
-    parser.add_argument("--sm-dir", default=SM_DIR, help="where SM's modules live (default %(default)s)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    site_dir = args.site_dir or default_site_dir()
-    result = {"install": install, "uninstall": uninstall, "status": status}[args.action](site_dir, args.sm_dir)
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        print("hook: %s (%s)" % ("installed" if result["installed"] else "not installed", result["pth"]))
-        if "changed" in result:
-            print("changed: %s" % ("yes" if result["changed"] else "no, already so"))
-        print("mode: %s%s" % (result["mode"], " (%s)" % result["config_problem"] if result["config_problem"] else ""))
-        print("SM version: %s" % (result["sm_version"] or "unknown (no rpm database entry)"))
-        if not result["sm_layouts"]:
-            print("SM: lvutil not found (in %s or as sm.lvutil): nothing to wrap on this host" % args.sm_dir)
-        for layout in result["sm_layouts"]:
-            via = layout.get("reexports")
-            print("SM: %s at %s%s, patch point activateNoRefcount(path, refresh): %s" % (
-                layout["module"], layout["file"],
-                " (compatibility module re-exporting %s)" % via if via else "",
-                ("present (in %s)" % via if via else "present") if layout["patch_point"]
-                else ("MISSING (%s cannot be imported by this Python)" % via if via else "MISSING")))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            _patch_after_load(sys.modules[name])

@@ -238,19 +238,58 @@ pub fn error_json(e: &Error) -> String {
     execute::error_json(e)
 }
 
-/// The hook lives in the Python package (it runs inside SM's Python); this forwards to it with
-/// the Python named by DMHEAL_PYTHON (default python3).
+/// Where the RPM puts the Python package: outside every interpreter's own site-packages, so
+/// that one package serves the Python SM runs on, whichever it is.
+const PACKAGE_DIR: &str = "/usr/lib/dmheal/python";
+/// SM's LVHD driver: its first line names the Python SM runs on.
+const SM_DRIVER: &str = "/opt/xensource/sm/LVMSR";
+
+/// The hook lives in the Python package (it runs inside SM's Python); this runs it with the
+/// Python SM runs on — DMHEAL_PYTHON, else the interpreter SM's driver names (2.7 on Citrix
+/// Hypervisor 8.2, python3 on 8.3 / 8.4), else python3 — with the RPM's package directory on
+/// its path. `-c`, not `-m`: with the hook installed the module is imported at start-up, and
+/// runpy would warn that it is already in sys.modules.
 fn hook(json: bool, args: &[String]) -> Result<Exit> {
-    let python = std::env::var("DMHEAL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = std::env::var("DMHEAL_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .or_else(|| interpreter_of(std::path::Path::new(SM_DRIVER)))
+        .unwrap_or_else(|| "python3".into());
     let mut cmd = std::process::Command::new(&python);
-    cmd.args(["-m", "dmheal.sm_hook"]).args(args);
+    cmd.args([
+        "-c",
+        "import sys; import dmheal.hook_install as h; sys.exit(h.main(sys.argv[1:]))",
+    ])
+    .args(args);
     if json {
         cmd.arg("--json");
     }
+    if std::path::Path::new(PACKAGE_DIR).is_dir() {
+        let path = match std::env::var("PYTHONPATH") {
+            Ok(p) if !p.is_empty() => format!("{PACKAGE_DIR}:{p}"),
+            _ => PACKAGE_DIR.to_string(),
+        };
+        cmd.env("PYTHONPATH", path);
+    }
     let status = cmd
         .status()
-        .map_err(|e| Error::Io(format!("cannot run {python} -m dmheal.sm_hook"), e))?;
+        .map_err(|e| Error::Io(format!("cannot run {python} for dmheal.hook_install"), e))?;
     Ok(Exit::of_hook(status))
+}
+
+/// The interpreter a script's `#!` line names (`/usr/bin/env python3` gives `python3`).
+fn interpreter_of(script: &std::path::Path) -> Option<String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(script).ok()?;
+    let mut first = String::new();
+    std::io::BufReader::new(file).read_line(&mut first).ok()?;
+    let words: Vec<&str> = first.strip_prefix("#!")?.split_whitespace().collect();
+    let python = match words.as_slice() {
+        [env, program, ..] if env.ends_with("/env") => *program,
+        [program, ..] => *program,
+        [] => return None,
+    };
+    python.contains("python").then(|| python.to_string())
 }
 
 #[cfg(test)]
@@ -258,6 +297,23 @@ mod tests {
     //! The CLI and a JSON request reach the same `Request` for every parameter the contract
     //! lists: a flag added to one and not the other fails here.
     use super::*;
+
+    #[test]
+    fn sms_interpreter_is_read_from_its_drivers_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("LVMSR");
+        for (line, want) in [
+            ("#!/usr/bin/python\n", Some("/usr/bin/python")),
+            ("#!/usr/bin/python3\n", Some("/usr/bin/python3")),
+            ("#!/usr/bin/env python3\n", Some("python3")),
+            ("#!/bin/sh\n", None),
+            ("import x\n", None),
+        ] {
+            std::fs::write(&script, line).unwrap();
+            assert_eq!(interpreter_of(&script).as_deref(), want, "{line}");
+        }
+        assert_eq!(interpreter_of(&dir.path().join("none")), None);
+    }
     use clap::Parser;
 
     const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";

@@ -323,12 +323,15 @@ impl Gathered<'_> {
     pub fn complete(&mut self, k: KernelFacts) -> Result<Facts> {
         let lvm_name = lvm::split_dm_name(&k.dm_name);
         let sr = lvm_name.as_ref().and_then(|n| lvm::sr_of_vg(&n.vg));
-        let vdi = lvm_name.as_ref().and_then(|n| lvm::vdi_of_lv(&n.lv));
+        let volume = lvm::sr_volume(&k.dm_name);
+        let vdi = volume.as_ref().and_then(|v| v.vdi.clone());
+        let stores = volume.map(|v| v.stores);
         let mut f = Facts {
             dm_name: k.dm_name,
             lvm_name,
             sr,
             vdi,
+            stores,
             device: k.device,
             users_searched: k.users_searched,
             holders: k.holders,

@@ -41,6 +41,9 @@ pub struct Facts {
     pub lvm_name: Option<LvmDmName>,
     pub sr: Option<Uuid>,
     pub vdi: Option<Uuid>,
+    /// What the volume stores by SM's naming (a VDI, a local file SR's file system, or
+    /// nothing SM makes); None when it is not an SR volume.
+    pub stores: Option<crate::lvm::Stores>,
     /// The mapping in the kernel; None: no mapping of that name.
     pub device: Option<DmDevice>,
     /// What was searched for users (see `KernelSearch`).

@@ -44,11 +44,17 @@ pub struct IsolatedDevice {
 }
 
 fn timed_out(deadline: Instant, started: Instant) -> io::Error {
+    let given = deadline.saturating_duration_since(started).as_secs_f64();
+    let why = if given < 0.25 {
+        "the operation's time budget was spent before it could answer"
+    } else {
+        "dead or hung storage?"
+    };
     io::Error::new(
         io::ErrorKind::TimedOut,
         format!(
-            "no answer from the device within {:.1} s (dead storage?); the reader was abandoned",
-            deadline.saturating_duration_since(started).as_secs_f64()
+            "no answer from the device within {} ({why}); the reader was abandoned",
+            crate::external_tool::time_given(given)
         ),
     )
 }

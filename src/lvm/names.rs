@@ -8,8 +8,29 @@ use crate::ids::{DmName, LvName, Uuid, VgName};
 
 /// Prefix of the VG of an LVM-based SR (LVHD over local disk, iSCSI, HBA).
 pub const SR_VG_PREFIX: &str = "VG_XenStorage-";
-/// Prefix of the VG under a local EXT SR.
+/// Prefix of the VG under a local EXT or XFS SR (SM's `EXT_PREFIX`): one LV, named `<sr>`.
 pub const EXT_SR_VG_PREFIX: &str = "XSLocalEXT-";
+/// Prefix of the VG under an XCP-ng LargeBlock SR: one LV, named `<sr>`.
+pub const LARGE_BLOCK_SR_VG_PREFIX: &str = "XSLocalLargeBlock-";
+
+/// A uuid as SM writes it into a VG or LV name: the 8-4-4-4-12 form in lower case. SM never
+/// writes upper case, so a name with an upper-case uuid is not SM's.
+fn sm_uuid(s: &str) -> Option<Uuid> {
+    (Uuid::is_well_formed(s) && !s.bytes().any(|b| b.is_ascii_uppercase()))
+        .then(|| Uuid::new(s).ok())
+        .flatten()
+}
+
+/// Which kind of SR volume group a VG is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SrVgKind {
+    /// `VG_XenStorage-<sr>`: an LVHD SR, one LV per VDI.
+    Lvhd,
+    /// `XSLocalEXT-<sr>` or `XSLocalLargeBlock-<sr>`: a local file SR's VG, whose only LV
+    /// (`<sr>`) holds the file system SM mounts at PBD.plug.
+    LocalFile,
+}
 
 /// The DM name LVM gives `/dev/<vg>/<lv>`: each `-` doubled, the two joined by one `-`.
 /// Fails only when the mangled name is longer than the kernel allows.
@@ -85,11 +106,19 @@ pub fn lv_of_dm_uuid<'a>(dm_uuid: &'a str, vg_uuid: &str) -> Option<(&'a str, Op
 
 /// The SR a volume group belongs to, if it is an SR's VG at all.
 pub fn sr_of_vg(vg: &VgName) -> Option<Uuid> {
+    sr_vg(vg).map(|(sr, _)| sr)
+}
+
+/// The SR a volume group belongs to, and which kind of SR VG it is.
+pub fn sr_vg(vg: &VgName) -> Option<(Uuid, SrVgKind)> {
     let s = vg.as_str();
-    let uuid = s
-        .strip_prefix(SR_VG_PREFIX)
-        .or_else(|| s.strip_prefix(EXT_SR_VG_PREFIX))?;
-    Uuid::new(uuid).ok()
+    if let Some(u) = s.strip_prefix(SR_VG_PREFIX) {
+        return sm_uuid(u).map(|u| (u, SrVgKind::Lvhd));
+    }
+    let u = s
+        .strip_prefix(EXT_SR_VG_PREFIX)
+        .or_else(|| s.strip_prefix(LARGE_BLOCK_SR_VG_PREFIX))?;
+    sm_uuid(u).map(|u| (u, SrVgKind::LocalFile))
 }
 
 /// How SM names the LV of a VDI in an SR VG: `VHD-<uuid>` (VHD format), `LV-<uuid>` (raw),
@@ -104,29 +133,58 @@ pub fn vdi_of_lv(lv: &LvName) -> Option<Uuid> {
     let uuid = VDI_LV_PREFIXES
         .iter()
         .find_map(|prefix| s.strip_prefix(prefix))?;
-    Uuid::new(uuid).ok()
+    sm_uuid(uuid)
+}
+
+/// What an SR volume stores, by SM's naming: a VDI (an LVHD SR's `VHD-`/`LV-`/`QCOW2-<vdi>`),
+/// a local file SR's file system (its VG's only LV, `<sr>`), or nothing SM makes (MGT, an LV
+/// of another name, a VDI-named LV in a local file SR's VG, which SM never creates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "vdi", rename_all = "snake_case")]
+pub enum Stores {
+    Vdi(Uuid),
+    SrFilesystem,
+    Other,
 }
 
 /// A plain LV (no LVM layer suffix) of an SR's volume group: the only kind of mapping dmheal
-/// considers at all. `vdi`: the VDI it stores, when SM names it as a VDI's volume.
+/// considers at all. `vdi`: the VDI it stores, when SM names it as a VDI's volume;
+/// `stores`: what it holds, by SM's naming.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SrVolume {
     pub vg: VgName,
     pub lv: LvName,
     pub sr: Uuid,
     pub vdi: Option<Uuid>,
+    pub stores: Stores,
+}
+
+impl SrVolume {
+    /// A volume SM activates and dmheal may heal: a VDI's, or a local file SR's own.
+    pub fn known(&self) -> bool {
+        self.stores != Stores::Other
+    }
 }
 
 /// The one rule for "is this DM name an SR volume" (facts, resolving a VDI, restore).
 pub fn sr_volume(name: &DmName) -> Option<SrVolume> {
     let n = split_dm_name(name).filter(|n| n.layer.is_none())?;
-    let sr = sr_of_vg(&n.vg)?;
-    let vdi = vdi_of_lv(&n.lv);
+    let (sr, kind) = sr_vg(&n.vg)?;
+    let stores = match kind {
+        SrVgKind::Lvhd => vdi_of_lv(&n.lv).map_or(Stores::Other, Stores::Vdi),
+        SrVgKind::LocalFile if n.lv.as_str() == sr.as_str() => Stores::SrFilesystem,
+        SrVgKind::LocalFile => Stores::Other,
+    };
+    let vdi = match &stores {
+        Stores::Vdi(v) => Some(v.clone()),
+        _ => None,
+    };
     Some(SrVolume {
         vg: n.vg,
         lv: n.lv,
         sr,
         vdi,
+        stores,
     })
 }
 
@@ -181,6 +239,38 @@ mod tests {
         assert!(vdi_of_lv(&LvName::new("MGT").unwrap()).is_none());
         assert!(vdi_of_lv(&LvName::new(&format!("RAW-{VDI}")).unwrap()).is_none());
         assert!(vdi_of_lv(&LvName::new(&format!("VHD-{VDI}x")).unwrap()).is_none());
+    }
+
+    #[test]
+    fn local_file_srs_own_lv_is_known_and_nothing_else_there_is_a_vdi() {
+        for prefix in [EXT_SR_VG_PREFIX, LARGE_BLOCK_SR_VG_PREFIX] {
+            let vg = VgName::new(&format!("{prefix}{SR}")).unwrap();
+            let own = sr_volume(&dm_name_for(&vg, &LvName::new(SR).unwrap()).unwrap()).unwrap();
+            assert_eq!(
+                (own.stores.clone(), own.vdi.clone()),
+                (Stores::SrFilesystem, None)
+            );
+            assert!(own.known());
+            // SM never makes a VDI LV in such a VG: not called a VDI's.
+            let vhd = LvName::new(&format!("VHD-{VDI}")).unwrap();
+            let v = sr_volume(&dm_name_for(&vg, &vhd).unwrap()).unwrap();
+            assert_eq!((v.stores.clone(), v.vdi.clone()), (Stores::Other, None));
+            assert!(!v.known());
+            let other = LvName::new(VDI).unwrap();
+            assert!(!sr_volume(&dm_name_for(&vg, &other).unwrap())
+                .unwrap()
+                .known());
+        }
+    }
+
+    #[test]
+    fn only_lower_case_uuids_are_sms() {
+        let upper = SR.to_ascii_uppercase();
+        assert!(sr_of_vg(&VgName::new(&format!("VG_XenStorage-{upper}")).unwrap()).is_none());
+        let vg = VgName::new(&format!("VG_XenStorage-{SR}")).unwrap();
+        let lv = LvName::new(&format!("VHD-{}", VDI.to_ascii_uppercase())).unwrap();
+        let v = sr_volume(&dm_name_for(&vg, &lv).unwrap()).unwrap();
+        assert_eq!(v.stores, Stores::Other);
     }
 
     #[test]

@@ -175,13 +175,14 @@ impl PvReader {
                         ))
                     }
                     1 => {}
-                    _ => {
-                        return Err(format!(
-                            "PV {id} of {vg} is on {} devices ({}): which one LVM uses is its guess",
-                            devs.len(),
-                            devs.iter().map(DevNum::to_string).collect::<Vec<_>>().join(", ")
-                        ))
-                    }
+                    _ => return Err(format!(
+                        "PV {id} of {vg} is on {} devices ({}): which one LVM uses is its guess",
+                        devs.len(),
+                        devs.iter()
+                            .map(DevNum::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
                 }
                 let dev = devs[0];
                 if !read.insert(dev) {
@@ -233,7 +234,10 @@ impl PvReader {
 
     /// One candidate device's LVM label, the device kept open to read its metadata next.
     /// Ok(None): no label, or no medium (an empty drive); Err: it could not be read.
-    fn read_label_of(&self, dev: DevNum) -> Result<Option<(IsolatedDevice, ondisk::PvLabel)>, String> {
+    fn read_label_of(
+        &self,
+        dev: DevNum,
+    ) -> Result<Option<(IsolatedDevice, ondisk::PvLabel)>, String> {
         if self.holds_srs(dev).is_err() {
             return Ok(None);
         }

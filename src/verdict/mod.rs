@@ -263,6 +263,7 @@ mod tests {
         f.lvm = Some(LvmView::Lv(lv_record("-wi-ao----")));
         device(&mut f).uuid = "LVM-K2BweQUkrIX4HzXTjZRq".into();
         f.vdi = None;
+        f.stores = Some(crate::lvm::Stores::Other);
         let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Suspicious, "{d:#?}");
     }

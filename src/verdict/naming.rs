@@ -3,6 +3,7 @@
 
 use super::{reason, Layer, Reason, Signal};
 use crate::facts::Facts;
+use crate::lvm::Stores;
 
 /// The naming layer's reason (always one).
 pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
@@ -34,29 +35,34 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
                 n.vg
             ),
         )),
-        Some(n) if f.vdi.is_none() => rs.push(reason(
-            Layer::Naming,
-            Suspicious,
-            "not_a_vdi",
-            format!("LV {}", n.lv),
-            format!(
-                "LV {} of SR volume group {} is not a VDI's volume ({}<vdi uuid>): its SM, xapi and tapdisk layers cannot be asked, so it is never healed",
-                n.lv,
-                n.vg,
-                crate::lvm::names::VDI_LV_PREFIXES.join("<vdi uuid>, ")
-            ),
-        )),
+        Some(n) if !matches!(f.stores, Some(Stores::Vdi(_)) | Some(Stores::SrFilesystem)) => {
+            rs.push(reason(
+                Layer::Naming,
+                Suspicious,
+                "naming_unknown_volume",
+                format!("LV {}", n.lv),
+                format!(
+                    "LV {} of SR volume group {} is not a volume SM activates — a VDI's ({}<vdi uuid>, lower case, in VG_XenStorage-<sr>) or a local SR's own (<sr> in XSLocalEXT-<sr> or XSLocalLargeBlock-<sr>): its SM, xapi and tapdisk layers cannot be asked, so it is never healed",
+                    n.lv,
+                    n.vg,
+                    crate::lvm::names::VDI_LV_PREFIXES.join("<vdi uuid>, ")
+                ),
+            ))
+        }
         Some(n) => rs.push(reason(
             Layer::Naming,
             Clear,
-            "sr_volume",
+            "naming_sr_volume",
             format!(
                 "SR {}",
                 f.sr.as_ref().map(|s| s.as_str()).unwrap_or_default()
             ),
             match &f.vdi {
                 Some(v) => format!("LV {} of SR volume group {} stores VDI {v}", n.lv, n.vg),
-                None => format!("LV {} of SR volume group {}", n.lv, n.vg),
+                None => format!(
+                    "LV {} of VG {} holds the local SR's file system, which SM mounts at PBD.plug (no VDI, SM refcount or tapdisk of its own; a file its tapdisks serve keeps it open)",
+                    n.lv, n.vg
+                ),
             },
         )),
     }
@@ -73,7 +79,7 @@ mod tests {
     #[test]
     fn an_sr_volumes_vdi_lv_is_clear() {
         let d = from_facts(&ghost());
-        assert_eq!(code_of(&d, Layer::Naming), "sr_volume");
+        assert_eq!(code_of(&d, Layer::Naming), "naming_sr_volume");
     }
 
     #[test]
@@ -88,6 +94,7 @@ mod tests {
                 }
                 if !vdi {
                     f.vdi = None;
+                    f.stores = Some(crate::lvm::Stores::Other);
                 }
             })
         };
@@ -106,7 +113,7 @@ mod tests {
                     ),
                 ),
                 (
-                    "not_a_vdi",
+                    "naming_unknown_volume",
                     rename(
                         "VG_XenStorage--9a3c6ed4--8f0e--4f57--a6c2--1b2d3e4f5a6b-MGT",
                         true,

@@ -31,6 +31,7 @@ pub(super) fn ghost() -> Facts {
         lvm_name: split_dm_name(&name),
         sr: Some(crate::ids::Uuid::new(SR).unwrap()),
         vdi: Some(crate::ids::Uuid::new(VDI).unwrap()),
+        stores: Some(crate::lvm::Stores::Vdi(crate::ids::Uuid::new(VDI).unwrap())),
         device: Some(DmDevice {
             name: name.to_string(),
             uuid: Default::default(),

@@ -57,7 +57,7 @@ pub struct DomainHere {
 pub fn local_view(host: &Host, vdis: &[Uuid], domid: Option<u32>) -> Result<LocalView> {
     let mut volumes = Vec::with_capacity(vdis.len());
     for vdi in vdis {
-        volumes.push(volume(host, vdi)?);
+        volumes.extend(volumes_of(host, vdi)?);
     }
     let domain = domid.map(|d| domain_here(d, domains::read(host.config.tool_timeout)));
     Ok(LocalView {
@@ -67,9 +67,27 @@ pub fn local_view(host: &Host, vdis: &[Uuid], domid: Option<u32>) -> Result<Loca
     })
 }
 
-fn volume(host: &Host, vdi: &Uuid) -> Result<LocalVolume> {
-    match host.inspect(&Target::Vdi(vdi.clone())) {
-        Ok(i) => Ok(LocalVolume {
+/// Every volume of `vdi` on this host (more than one when the same VDI uuid is in two SRs: a
+/// copied LUN), each inspected with every layer.
+fn volumes_of(host: &Host, vdi: &Uuid) -> Result<Vec<LocalVolume>> {
+    let names = match host.resolve_all(&Target::Vdi(vdi.clone())) {
+        Ok(n) => n,
+        // Neither xapi, a mapping nor an LV here names it: nothing of it on this host.
+        Err(Error::VdiNotFound(_)) => {
+            return Ok(vec![LocalVolume {
+                vdi: vdi.to_string(),
+                dm_name: None,
+                verdict: Verdict::Absent,
+                summary: "no mapping and no LV of this VDI on this host".into(),
+                reasons: Vec::new(),
+            }])
+        }
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let i = host.inspect_name(vdi.to_string(), &name)?;
+        out.push(LocalVolume {
             vdi: vdi.to_string(),
             dm_name: Some(i.dm_name),
             verdict: i.verdict,
@@ -84,17 +102,9 @@ fn volume(host: &Host, vdi: &Uuid) -> Result<LocalVolume> {
                     message: r.message.into_owned(),
                 })
                 .collect(),
-        }),
-        // Neither xapi, a mapping nor an LV here names it: nothing of it on this host.
-        Err(Error::VdiNotFound(_)) => Ok(LocalVolume {
-            vdi: vdi.to_string(),
-            dm_name: None,
-            verdict: Verdict::Absent,
-            summary: "no mapping and no LV of this VDI on this host".into(),
-            reasons: Vec::new(),
-        }),
-        Err(e) => Err(e),
+        });
     }
+    Ok(out)
 }
 
 fn domain_here(domid: u32, domains: Domains) -> DomainHere {

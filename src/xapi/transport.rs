@@ -123,9 +123,36 @@ impl Stream for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     }
 }
 
+/// `host`'s addresses, by `deadline`. The C library's resolver blocks with no bound of ours
+/// (a dead DNS server costs its own timeouts and retries), so it runs on a thread of its own
+/// that is left behind at the deadline: it touches nothing but its own copy of the name.
+fn resolve(host: &str, port: u16, deadline: Instant) -> std::io::Result<Vec<std::net::SocketAddr>> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![std::net::SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("dmheal-resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+        })?;
+    let left = left_until(deadline)?;
+    match rx.recv_timeout(left) {
+        Ok(answer) => answer,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "resolving the host name {host} did not finish within {}",
+                crate::external_tool::time_given(left.as_secs_f64())
+            ),
+        )),
+    }
+}
+
 fn tcp(host: &str, port: u16, deadline: Instant) -> std::io::Result<TcpStream> {
     let mut last = std::io::Error::other("no address");
-    for addr in (host, port).to_socket_addrs()? {
+    for addr in resolve(host, port, deadline)? {
         let left = left_until(deadline)?;
         match TcpStream::connect_timeout(&addr, left) {
             Ok(s) => return Ok(s),
