@@ -273,17 +273,18 @@ fn remove_guarded(
 /// effort: a journal that cannot be read says nothing here.
 fn removed_before(host: &Host, name: &DmName) -> Option<String> {
     let entries = Journal::new(&host.config.journal).entries().ok()?;
-    let removals = entries.iter().filter_map(|e| match &e.event {
-        Event::Removal { dm_name, .. } if dm_name == name.as_str() => Some(e),
-        _ => None,
-    });
+    let removals = entries
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Removal { dm_name, .. } if dm_name == name.as_str()));
     let undone = |id: JournalId| {
         entries.iter().any(|e| matches!(&e.event, Event::Restore { of, result, .. } if *of == id && result.starts_with("restored")))
     };
     let removed = |id: JournalId| {
         entries.iter().any(|e| matches!(&e.event, Event::Outcome { of, result, .. } if *of == id && result == "removed"))
     };
-    let last = removals.filter(|e| removed(e.id) && !undone(e.id)).last()?;
+    let last = removals
+        .filter(|e| removed(e.id) && !undone(e.id))
+        .next_back()?;
     Some(format!(
         "already removed by journal entry {} ({}, pid {} on {})",
         last.id, last.time, last.pid, last.host

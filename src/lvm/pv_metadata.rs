@@ -175,14 +175,16 @@ impl PvReader {
                         ))
                     }
                     1 => {}
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "PV {id} of {vg} is on {} devices ({}): which one LVM uses is its guess",
                         devs.len(),
                         devs.iter()
                             .map(DevNum::to_string)
                             .collect::<Vec<_>>()
                             .join(", ")
-                    )),
+                    ))
+                    }
                 }
                 let dev = devs[0];
                 if !read.insert(dev) {
