@@ -282,9 +282,7 @@ fn removed_before(host: &Host, name: &DmName) -> Option<String> {
     let removed = |id: JournalId| {
         entries.iter().any(|e| matches!(&e.event, Event::Outcome { of, result, .. } if *of == id && result == "removed"))
     };
-    let last = removals
-        .filter(|e| removed(e.id) && !undone(e.id))
-        .next_back()?;
+    let last = removals.rfind(|e| removed(e.id) && !undone(e.id))?;
     Some(format!(
         "already removed by journal entry {} ({}, pid {} on {})",
         last.id, last.time, last.pid, last.host
