@@ -273,7 +273,7 @@ fn remove_guarded(
 /// effort: a journal that cannot be read says nothing here.
 fn removed_before(host: &Host, name: &DmName) -> Option<String> {
     let entries = Journal::new(&host.config.journal).entries().ok()?;
-    let removals = entries
+    let mut removals = entries
         .iter()
         .filter(|e| matches!(&e.event, Event::Removal { dm_name, .. } if dm_name == name.as_str()));
     let undone = |id: JournalId| {
