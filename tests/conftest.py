@@ -64,20 +64,24 @@ def run_cli(binary, *args, **kw):
                           universal_newlines=True, env=env, timeout=60, **kw)
 
 
-def _find_python36():
-    """dom0's interpreter: a real CPython 3.6 (pyenv's on these machines), or None."""
-    if os.environ.get("DMHEAL_PYTHON36"):
-        return os.environ["DMHEAL_PYTHON36"]
+def _find_python(version, env):
+    """One of dom0's interpreters: a real CPython `version` (pyenv's on these machines), or
+    None."""
+    if os.environ.get(env):
+        return os.environ[env]
     roots = [os.environ.get("PYENV_ROOT") or "", os.path.expanduser("~/.pyenv")]
     for root in roots:
-        found = sorted(glob.glob(os.path.join(root, "versions", "3.6*", "bin", "python3.6")))
+        found = sorted(glob.glob(os.path.join(root, "versions", version + "*", "bin", "python" + version)))
         if found:
             return found[-1]
-    return shutil.which("python3.6")
+    return shutil.which("python" + version)
 
 
-PYTHON36 = _find_python36()
+# XenServer 8.4 / XCP-ng 8.3 run SM and plugins on 3.6; Citrix Hypervisor 8.2 CU1 on 2.7.
+PYTHON36 = _find_python("3.6", "DMHEAL_PYTHON36")
 PYTHON36_MISSING = "no CPython 3.6 on this machine (pyenv install 3.6, or set DMHEAL_PYTHON36)"
+PYTHON27 = _find_python("2.7", "DMHEAL_PYTHON27")
+PYTHON27_MISSING = "no CPython 2.7 on this machine (pyenv install 2.7, or set DMHEAL_PYTHON27)"
 # The package's source, for interpreters that do not have the wheel installed (3.6 never can).
 PACKAGE_SOURCE = os.path.join(ROOT, "python")
 
@@ -89,14 +93,19 @@ def python36():
     return PYTHON36
 
 
+def dom0_pythons():
+    """dom0's Pythons as pytest params: 2.7 (8.2) and 3.6 (8.3 / 8.4), each on the binary;
+    skipped, visibly, only where one is not installed."""
+    return [
+        pytest.param(PYTHON27, id="py27", marks=pytest.mark.skipif(not PYTHON27, reason=PYTHON27_MISSING)),
+        pytest.param(PYTHON36, id="py36", marks=pytest.mark.skipif(not PYTHON36, reason=PYTHON36_MISSING)),
+    ]
+
+
 def interpreters():
     """The Pythons the adapters must run on: this one (3.8+, the native module) and dom0's 3.6
-    (the binary), each a pytest param; 3.6 skipped, visibly, only where none is installed."""
-    return [
-        pytest.param(None, id="py3"),
-        pytest.param(PYTHON36, id="py36",
-                     marks=pytest.mark.skipif(not PYTHON36, reason=PYTHON36_MISSING)),
-    ]
+    and 2.7 (the binary), each a pytest param; skipped, visibly, only where none is installed."""
+    return [pytest.param(None, id="py3")] + dom0_pythons()
 
 
 def guest_env(python):

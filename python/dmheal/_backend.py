@@ -13,9 +13,10 @@ When the in-process core refuses a request that only a separate process may carr
 """
 
 import atexit
+import errno
 import json
 import os
-import shutil
+import select
 import signal
 import subprocess
 import sys
@@ -23,6 +24,20 @@ import threading
 import time
 
 from .errors import DmhealError
+
+
+def _monotonic():
+    clock = getattr(time, "monotonic", None)  # Python 2.7 has none: wall time serves
+    return clock() if clock else time.time()
+
+
+def _which(name):
+    """The first executable `name` on PATH (shutil.which, which Python 2.7 lacks)."""
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        p = os.path.join(d, name)
+        if d and os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
 
 # PyO3's abi3-py38 module: below this, never loaded even if it happens to import.
 NATIVE_MIN = (3, 8)
@@ -61,7 +76,7 @@ def backend_name(force=None):
 
 
 def _binary_path():
-    path = os.environ.get("DMHEAL_BIN") or shutil.which("dmheal") or "/usr/bin/dmheal"
+    path = os.environ.get("DMHEAL_BIN") or _which("dmheal") or "/usr/bin/dmheal"
     if not os.access(path, os.X_OK):
         raise DmhealError("no_backend", "the dmheal binary was not found (set DMHEAL_BIN)")
     return path
@@ -79,16 +94,56 @@ def _reap(proc):
     t.start()
 
 
+def _communicate(proc, text, timeout):
+    """Send `text`, read stdout and stderr to the end, by `timeout` (None: no bound); None at
+    the deadline. One path for every Python (2.7 has no communicate(timeout=))."""
+    deadline = None if timeout is None else _monotonic() + timeout
+    try:
+        proc.stdin.write(text)
+        proc.stdin.close()
+    except (IOError, OSError) as e:  # it exited without reading: its answer says why
+        if e.errno != errno.EPIPE:
+            raise
+    chunks = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    open_fds = list(chunks)
+    while open_fds:
+        wait = None if deadline is None else deadline - _monotonic()
+        if wait is not None and wait <= 0:
+            return None
+        try:
+            ready, _, _ = select.select(open_fds, [], [], wait)
+        except (select.error, OSError) as e:
+            if e.args and e.args[0] == errno.EINTR:
+                continue
+            raise
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                chunks[fd].append(data)
+            else:
+                open_fds.remove(fd)
+    left = None if deadline is None else max(0.0, deadline - _monotonic())
+    if left is None:
+        proc.wait()
+    else:
+        while proc.poll() is None:
+            if _monotonic() >= deadline:
+                return None
+            time.sleep(min(0.01, left))
+    text_of = lambda fd: b"".join(chunks[fd]).decode("utf-8", "replace")
+    return text_of(proc.stdout.fileno()), text_of(proc.stderr.fileno())
+
+
 def _via_binary(text, timeout):
     """The envelope `dmheal call` prints for request `text`."""
+    own_group = {"start_new_session": True} if sys.version_info[0] >= 3 else {"preexec_fn": os.setsid}
     proc = subprocess.Popen(
         [_binary_path(), "call"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, universal_newlines=True,
-        start_new_session=True,  # its own process group: a deadline kills all of it
+        **own_group  # its own process group: a deadline kills all of it
     )
-    try:
-        out, err = proc.communicate(text, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    answer = _communicate(proc, text, timeout)
+    if answer is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except OSError:
@@ -96,10 +151,11 @@ def _via_binary(text, timeout):
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             try:
                 stream.close()
-            except (OSError, ValueError):
+            except (OSError, ValueError, IOError):
                 pass
         _reap(proc)
         raise _timed_out("the dmheal binary", timeout)
+    out, err = answer
     try:
         envelope = json.loads(out)
     except ValueError:
@@ -112,7 +168,7 @@ def _via_binary(text, timeout):
 
 # In-process calls given up on, still running. The interpreter must not finalize under one:
 # a thread inside the Rust core that comes back to a finalizing interpreter is ended by
-# pthread_exit, which unwinds through Rust frames and kills the process (SIGSEGV/SIGILL) — SM's
+# pthread_exit, which unwinds through Rust frames and kills the process (SIGSEGV/SIGILL) - SM's
 # process, on a VM start. The core bounds its own waits, so waiting for them at exit (bounded)
 # costs little.
 _ABANDONED = []
@@ -120,9 +176,9 @@ EXIT_WAIT = 10.0
 
 
 def _wait_for_abandoned():
-    deadline = time.monotonic() + EXIT_WAIT
+    deadline = _monotonic() + EXIT_WAIT
     for t in _ABANDONED:
-        t.join(max(0.0, deadline - time.monotonic()))
+        t.join(max(0.0, deadline - _monotonic()))
 
 
 atexit.register(_wait_for_abandoned)
@@ -157,13 +213,13 @@ def _via_native(core, text, timeout):
 def call(request, force=None, timeout=None):
     """Send `request` (a dict, the contract's) to the core; its result, or DmhealError."""
     text = json.dumps(request)
-    started = time.monotonic()
+    started = _monotonic()
     backend = _choose(force)
     if backend == "native":
         envelope = _via_native(_load_native(), text, timeout)
         error = envelope.get("error") or {}
         if error.get("kind") == "needs_own_process":
-            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            left = None if timeout is None else max(0.0, timeout - (_monotonic() - started))
             envelope = _via_binary(text, left)
     else:
         envelope = _via_binary(text, timeout)

@@ -4,14 +4,16 @@ The SM hook runs before every LVHD activation. Almost always there is no mapping
 activation) or LVM's own (SM 8.4 refreshes already-active LVs through the same call): asking
 this one question in-process keeps both paths free of a process start (the dmheal binary) or
 a JSON round trip (the native module). Everything beyond it is the core's job. Python 3.6
-compatible; any failure answers "cannot tell".
+compatible (and 2.7's, for Citrix Hypervisor 8.2); any failure answers "cannot tell".
 """
 
+import array
 import errno
 import fcntl
 import os
 import re
 import struct
+import sys
 
 CONTROL = "/dev/mapper/control"
 
@@ -21,6 +23,8 @@ _DM_IOCTL = struct.Struct("=3IIIIiIIIQ128s129s7s")
 _DM_VERSION = (4, 0, 0)
 # _IOWR(0xfd, DM_DEV_STATUS_CMD = 7, struct dm_ioctl)
 _DM_DEV_STATUS = (3 << 30) | (_DM_IOCTL.size << 16) | (0xFD << 8) | 7
+if sys.version_info[0] == 2:  # Python 2.7's fcntl.ioctl takes the request as a C int
+    _DM_DEV_STATUS = struct.unpack("i", struct.pack("I", _DM_DEV_STATUS))[0]
 
 # The uuid LVM gives an active LV: "LVM-" + VG uuid + LV uuid, 32 characters each, no dashes
 # (LVM's id alphabet). A suffix ("-real", "-cow", ...) marks an LVM-internal layer instead.
@@ -48,9 +52,11 @@ def probe(name):
         return Mapping(None)
     if not raw or len(raw) > 127 or b"\0" in raw:
         return Mapping(None)
-    buf = bytearray(_DM_IOCTL.size)
-    _DM_IOCTL.pack_into(buf, 0, _DM_VERSION[0], _DM_VERSION[1], _DM_VERSION[2],
-                        _DM_IOCTL.size, _DM_IOCTL.size, 0, 0, 0, 0, 0, 0, raw, b"", b"")
+    packed = _DM_IOCTL.pack(_DM_VERSION[0], _DM_VERSION[1], _DM_VERSION[2],
+                            _DM_IOCTL.size, _DM_IOCTL.size, 0, 0, 0, 0, 0, 0, raw, b"", b"")
+    # A mutable buffer the kernel writes the answer into: an array, which Python 2.7's ioctl
+    # takes as a read-write buffer too (its bytearray it does not).
+    buf = array.array("B", packed)
     try:
         fd = os.open(CONTROL, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -61,7 +67,8 @@ def probe(name):
         return Mapping(False if e.errno == errno.ENXIO else None)
     finally:
         os.close(fd)
-    uuid = _DM_IOCTL.unpack_from(buf)[-2].split(b"\0", 1)[0]
+    answer = buf.tobytes() if hasattr(buf, "tobytes") else buf.tostring()  # novermin (2.7: tostring)
+    uuid = _DM_IOCTL.unpack_from(answer)[-2].split(b"\0", 1)[0]
     try:
         return Mapping(True, uuid.decode("ascii"))
     except UnicodeError:

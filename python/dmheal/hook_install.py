@@ -63,8 +63,8 @@ def _package_module(name):
     """Where module `name` of SM's package layout (`sm.lvutil`, `sm.core.util`) is, for this
     Python, or None (Python 2.7: SM 8.2 has no package)."""
     try:
-        import importlib.util
-        spec = importlib.util.find_spec(name)
+        import importlib.util  # novermin (Python 2.7: ImportError, no SM package there)
+        spec = importlib.util.find_spec(name)  # novermin (Python 2.7 never gets here)
     except (ImportError, ValueError, AttributeError):
         return None
     return spec.origin if spec is not None and spec.origin else None

@@ -1,7 +1,7 @@
 """The SM pre-activation hook: SM's own activation of a volume heals a ghost mapping by itself.
 
 SM activates a volume's LV in two places, and a ``.pth`` file installs an import finder that
-wraps both as soon as SM imports the module — SM's files are never edited:
+wraps both as soon as SM imports the module - SM's files are never edited:
 
 * LVHD VDIs: ``lvutil.activateNoRefcount(path, refresh)`` (8.2, 8.3 / 8.4: module ``lvutil``
   from /opt/xensource/sm; SM 4.1.1+: ``sm.lvutil``), which runs ``lvchange -ay path``;
@@ -19,7 +19,7 @@ Around each activation:
   unchanged, after logging who holds the mapping.
 
 One deadline per activation, ``budget_seconds`` from its start, covers everything the hook does
-in it — the check, the diagnosis after a busy failure, the heal — and the core gives xapi only
+in it - the check, the diagnosis after a busy failure, the heal - and the core gives xapi only
 a share of what it is given (a xapi that accepts and never answers is then "unreachable", and
 SM's lock, LVM and the removal decide with the rest). When the budget runs out, SMlog says so
 and what was waited for, and SM's call goes ahead (or its error stands) untouched.
@@ -202,7 +202,7 @@ def _cheap_decision(path):
     """The decisions one ioctl can make, or None to ask the core.
 
     No mapping of the LV's name: lvchange -ay creates it. A mapping carrying an LVM-made uuid
-    (no suffix): LVM's own mapping of some LV — SM 8.4 refreshes active LVs through this call —
+    (no suffix): LVM's own mapping of some LV - SM 8.4 refreshes active LVs through this call -
     and if it is another LV's (a stale mapping after a rename), lvchange itself fails with
     "Device or resource busy", which the step after the failure then checks in full."""
     from .dm_probe import dm_name_of_lv_path, probe

@@ -148,6 +148,7 @@ impl Xapi {
             XapiError::Unreachable(transport::TransportError::Timeout {
                 endpoint: self.endpoint.to_string(),
                 seconds: 0.0,
+                during: format!("not asked {method}: xapi's share of the time was spent"),
             })
         })?;
         let raw = transport::post(

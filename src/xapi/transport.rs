@@ -84,8 +84,13 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("xapi at {endpoint} did not answer within {seconds} s")]
-    Timeout { endpoint: String, seconds: f64 },
+    #[error("xapi at {endpoint} did not answer within {} ({during})", crate::external_tool::time_given(*.seconds))]
+    Timeout {
+        endpoint: String,
+        seconds: f64,
+        /// What it was waited for at the deadline: resolving its name, connecting, the answer.
+        during: String,
+    },
     #[error("talking to xapi at {endpoint} failed")]
     Io {
         endpoint: String,
@@ -246,6 +251,7 @@ pub fn post(
             TransportError::Timeout {
                 endpoint: name.clone(),
                 seconds: timeout.as_secs_f64(),
+                during: "waiting for its answer".into(),
             }
         } else {
             TransportError::Io {
@@ -259,6 +265,7 @@ pub fn post(
         std::io::ErrorKind::TimedOut => TransportError::Timeout {
             endpoint: name.clone(),
             seconds: timeout.as_secs_f64(),
+            during: format!("connecting: {source}"),
         },
         _ => TransportError::Connect {
             endpoint: name.clone(),

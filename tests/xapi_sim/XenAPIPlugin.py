@@ -6,13 +6,18 @@ methodResponse whose value is {Status: Success, Value: <string>} or {Status: Fai
 ErrorDescription: [code, params...]}. A `Failure(code, params)` gives [code] + params; any other
 exception gives [XENAPI_PLUGIN_FAILURE, fn, exception class, message]; an unknown function
 gives [UNKNOWN_XENAPI_PLUGIN_FUNCTION, fn]. The first argument a plugin function receives is a
-XenAPI session object whose `_session` is the session ref xapi passed.
+XenAPI session object whose `_session` is the session ref xapi passed. Python 2.7 (8.2's
+plugins) and 3.
 """
 
 import sys
-import xmlrpc.client
 
 import XenAPI
+
+try:
+    import xmlrpc.client as xmlrpclib  # novermin (2.7: the except below)
+except ImportError:  # Python 2.7, as on Citrix Hypervisor 8.2
+    import xmlrpclib  # novermin (3: the try above)
 
 
 class Failure(Exception):
@@ -25,13 +30,13 @@ class Failure(Exception):
 
 
 def _respond(value):
-    print(xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True))
+    print(xmlrpclib.dumps((value,), methodresponse=True, allow_none=True))
 
 
 def dispatch(fn_table):
     if len(sys.argv) != 2:
         raise Exception("Incorrect number of commandline arguments")
-    params, methodname = xmlrpc.client.loads(sys.argv[1])
+    params, methodname = xmlrpclib.loads(sys.argv[1])
     session_ref, args = params[0], params[1]
     if methodname not in fn_table:
         _respond({"Status": "Failure", "ErrorDescription": ["UNKNOWN_XENAPI_PLUGIN_FUNCTION", methodname]})

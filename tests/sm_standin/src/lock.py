@@ -11,7 +11,10 @@ class Lock(object):
         self.f = None
 
     def acquire(self):
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(self.path))
+        except OSError:
+            pass  # it exists (Python 2.7 has no exist_ok)
         self.f = open(self.path, "a+")
         fcntl.lockf(self.f, fcntl.LOCK_EX)
 

@@ -42,7 +42,10 @@ class RefCounter(object):
             if os.path.exists(path):
                 os.unlink(path)
         else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                os.makedirs(os.path.dirname(path))
+            except OSError:
+                pass  # it exists (Python 2.7 has no exist_ok)
             with open(path, "w") as f:
                 f.write("%d %d\n" % (count, binary))
         return count + binary

@@ -26,8 +26,8 @@ def pread(cmdlist, quiet=False):
     return out
 
 
-def pread2(cmdlist):
-    return pread(cmdlist)
+def pread2(cmdlist, quiet=False):
+    return pread(cmdlist, quiet=quiet)
 
 
 def pathexists(path):

@@ -1,0 +1,1 @@
+../src/xs_errors.py
