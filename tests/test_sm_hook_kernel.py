@@ -135,7 +135,7 @@ cat /var/run/sm/refcount/lvm-$SR/$VDI > "$OUT/refcount" 2>/dev/null
     # SM backed out of the failed activation: marks and reference gone again.
     assert r.file("sm_config.before.json").strip() == '{"vdi_type": "vhd"}'
     with_hook = outcome(r, "with_hook")
-    assert with_hook == {"wrapped": True, "ok": True, "activated": True}, r.output
+    assert with_hook == {"wrapped": True, "pread2_wrapped": True, "ok": True, "activated": True}, r.output
     name, uuid = r.file("state.after").split()[:2]
     assert name == uml.DM_NAME and uuid.startswith("LVM-")
     after = json.loads(r.file("sm_config.after.json"))
@@ -173,7 +173,7 @@ activate legacy "$WORK/site" with_hook blktap2
 dm_state "$DM_NAME" > "$OUT/state.after"
 """ % backend, python=python, xapi=True)
     assert r.rc == 0, r.output
-    assert outcome(r, "with_hook") == {"wrapped": True, "ok": True, "activated": True}, r.output
+    assert outcome(r, "with_hook") == {"wrapped": True, "pread2_wrapped": True, "ok": True, "activated": True}, r.output
     assert r.file("state.after").split()[1].startswith("LVM-")
     assert "StaleLv" not in r.file("state.after")
     lines = smlog_lines(r)
@@ -243,7 +243,7 @@ DMHEAL_BACKEND=binary DMHEAL_BIN=/nonexistent/dmheal activate legacy "$WORK/site
 dm_state "$DM_NAME" > "$OUT/state.after"
 """)
     assert r.rc == 0, r.output
-    assert outcome(r, "refresh") == {"wrapped": True, "ok": True}
+    assert outcome(r, "refresh") == {"wrapped": True, "pread2_wrapped": True, "ok": True}
     assert smlog_lines(r) == []
     assert not r.has("journal.jsonl")
 

@@ -99,7 +99,7 @@ def test_on_a_pool_member_xapi_answers_through_the_local_socket(kernel, dmheal_b
     # dmheal logged its session out again (the master's database keeps none of ours).
     assert json.loads(r.file("sessions.after_cli"))["result"] == 0
 
-    assert json.loads(r.file("activate.json")) == {"wrapped": True, "ok": True, "activated": True}
+    assert json.loads(r.file("activate.json")) == {"wrapped": True, "pread2_wrapped": True, "ok": True, "activated": True}
     assert r.file("state.after").split()[1].startswith("LVM-")
     lines = r.file("sm_config.json").splitlines()
     assert json.loads(lines[0]).get("host_OpaqueRef:host-b") == "RW"
