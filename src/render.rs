@@ -320,6 +320,34 @@ pub fn doctor(r: &crate::doctor::Report) -> String {
     for u in &r.unchecked {
         let _ = writeln!(out, "not checked: {u}");
     }
+    if r.hosts.len() > 1 {
+        out.push('\n');
+        let mut rows = vec![host_header("WHAT ITS STORAGE AND DOMAINS SAY")];
+        for h in &r.hosts {
+            let says = match (&h.answer, &h.error) {
+                (Some(sv), _) => {
+                    let vgs = sv
+                        .storage
+                        .pvs()
+                        .map_or("LVM unreadable".to_string(), |pvs| {
+                            let srs = pvs.iter().filter(|p| p.sr().is_some()).count();
+                            format!("{} PVs ({srs} of SR volume groups)", pvs.len())
+                        });
+                    let domains = match &sv.domains {
+                        crate::domains::Domains::Known { domids, .. } => {
+                            format!("{} domains", domids.len())
+                        }
+                        crate::domains::Domains::Unknown { .. } => "domains unknown".into(),
+                    };
+                    format!("{vgs}, {} SR mounts, {domains}", sv.storage.mounts.len())
+                }
+                (None, Some(e)) => e.clone(),
+                (None, None) => String::new(),
+            };
+            rows.push(host_row(h, says));
+        }
+        out.push_str(&table(&rows));
+    }
     out
 }
 

@@ -93,3 +93,79 @@ def test_json_rpc_answers_in_the_version_it_was_asked_in(sim):
                     "id": 9})
     assert err["error"] == {"code": 1, "message": "HANDLE_INVALID", "data": ["VM", "OpaqueRef:nope"]}
     assert "result" not in err
+
+
+def test_records_where_an_expression_holds(sim):
+    s = sim.session()
+    x = s.xenapi
+    running = x.VM.get_all_records_where('field "power_state" = "Running"')
+    assert running and all(r["power_state"] == "Running" for r in running.values())
+    every = x.VM.get_all_records()
+    assert set(running) == {r for r, v in every.items() if v["power_state"] == "Running"}
+    both = x.VM.get_all_records_where(
+        'field "power_state" = "Running" and not (field "is_control_domain" = "true")')
+    assert all(not v["is_control_domain"] for v in both.values()) and set(both) < set(running) | set(both)
+    assert x.VM.get_all_records_where("false") == {}
+    assert set(x.host.get_all_records_where("true")) == set(x.host.get_all())
+    with pytest.raises(XenAPI.Failure):
+        x.VM.get_all_records_where('field "power_state" = ')
+    s.xenapi.session.logout()
+
+
+def test_a_client_waits_on_a_task_with_event_from(sim):
+    """Async.<call> gives a task at once; event.from delivers its change; the result is the
+    value's XML-RPC encoding, as xapi gives it."""
+    s = sim.session()
+    x = s.xenapi
+    host = x.host.get_by_uuid("a0000000-0000-4000-8000-00000000000a")
+    token = getattr(x.event, "from")(["task"], "", 0.1)["token"]
+    task = x.Async.host.get_software_version(host)
+    assert task.startswith("OpaqueRef:")
+    status = x.task.get_status(task)
+    deadline = __import__("time").time() + 10
+    while status == "pending":
+        assert __import__("time").time() < deadline
+        answer = getattr(x.event, "from")(["task"], token, 5.0)
+        token = answer["token"]
+        assert "task" in answer["valid_ref_counts"]
+        for e in answer["events"]:
+            assert {"id", "timestamp", "class", "operation", "ref"} <= set(e)
+        status = x.task.get_status(task)
+    assert status == "success"
+    assert x.task.get_result(task).startswith("<value>")
+    failing = x.Async.VM.get_record("OpaqueRef:no-such-vm")
+    for _ in range(100):
+        if x.task.get_status(failing) != "pending":
+            break
+        getattr(x.event, "from")(["task"], token, 0.5)
+    assert x.task.get_error_info(failing)[0] == "HANDLE_INVALID"
+    x.task.destroy(task)
+    with pytest.raises(XenAPI.Failure):
+        x.task.get_record(task)
+    s.xenapi.session.logout()
+
+
+def test_host_version_time_api_fields_and_allowed_operations(sim):
+    s = sim.session()
+    x = s.xenapi
+    host = x.host.get_by_uuid("a0000000-0000-4000-8000-00000000000a")
+    rec = x.host.get_record(host)
+    assert (rec["API_version_major"], rec["API_version_minor"], rec["API_version_vendor"]) == ("2", "21", "XenSource")
+    assert isinstance(x.host.get_software_version(host), dict)
+    t = x.host.get_servertime(host)
+    assert str(t)[:4].isdigit() and "T" in str(t)
+    vm = [r for r, v in x.VM.get_all_records().items() if v["power_state"] == "Running"
+          and not v["is_control_domain"]][0]
+    assert "clean_shutdown" in x.VM.get_allowed_operations(vm)
+    assert "scan" in x.SR.get_allowed_operations(x.SR.get_all()[0])
+    s.xenapi.session.logout()
+
+
+def test_json_rpc_gives_the_servertime_as_text(sim):
+    body = json.dumps({"jsonrpc": "2.0", "method": "session.login_with_password",
+                       "params": ["root", ""], "id": 1})
+    session = json.loads(post_unix(sim.socket, "/jsonrpc", body, "application/json"))["result"]
+    body = json.dumps({"jsonrpc": "2.0", "method": "host.get_servertime",
+                       "params": [session, "OpaqueRef:host-a"], "id": 2})
+    answer = json.loads(post_unix(sim.socket, "/jsonrpc", body, "application/json"))
+    assert answer["result"].endswith("Z") and "T" in answer["result"], answer

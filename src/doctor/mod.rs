@@ -45,6 +45,8 @@ pub struct Report {
     pub applied: Vec<Applied>,
     /// What still stands: after `--apply`, a fresh diagnosis; otherwise the findings.
     pub remaining: Vec<Finding>,
+    /// Every host of the pool as asked for its survey: state, product version, what it said.
+    pub hosts: Vec<crate::xapi::fanout::HostAnswer<survey::Survey>>,
 }
 
 fn xapi_err(what: &'static str) -> impl Fn(crate::xapi::XapiError) -> Error {
@@ -171,5 +173,6 @@ pub fn doctor(config: &Config, apply: bool, per_host: Duration) -> Result<Report
         unchecked,
         applied,
         remaining,
+        hosts: snap.asked,
     })
 }

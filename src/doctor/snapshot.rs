@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::survey::Survey;
 use crate::domains::Domains;
 use crate::sm::Refcount;
-use crate::xapi::fanout::{self, HostState, PoolHost, Reply};
+use crate::xapi::fanout::{self, AskStatus, HostAnswer, HostState, PoolHost};
 use crate::xapi::records::{Host, HostMetrics, Pbd, Pool, Ref, Sr, Vbd, Vdi, Vm};
 use crate::xapi::{Xapi, XapiError};
 
@@ -74,6 +74,10 @@ pub struct Snapshot {
     /// Every other host's survey, and this host's, by host ref.
     #[serde(skip)]
     pub surveys: BTreeMap<Ref, HostSurvey>,
+    /// Every host as asked: state, version, and its survey or why there is none (the report's
+    /// hosts, in the shape pool scan and `vm` give them).
+    #[serde(skip)]
+    pub asked: Vec<HostAnswer<Survey>>,
     /// SM's refcounts on this host: (SR, VDI, count).
     #[serde(skip)]
     pub refcounts: Vec<(String, String, Refcount)>,
@@ -172,9 +176,8 @@ pub fn gather(
             .find(|(_, h)| h.uuid == u)
             .map(|(r, _)| r.clone())
     });
-    let others: Vec<PoolHost> = hosts
+    let all: Vec<PoolHost> = hosts
         .iter()
-        .filter(|(r, _)| Some(*r) != this_host.as_ref())
         .map(|(r, h)| PoolHost {
             host_ref: r.clone(),
             host_uuid: h.uuid.clone(),
@@ -183,29 +186,49 @@ pub fn gather(
             version: h.product_version(),
         })
         .collect();
+    let others: Vec<PoolHost> = all
+        .iter()
+        .filter(|h| Some(&h.host_ref) != this_host.as_ref())
+        .cloned()
+        .collect();
     let replies = fanout::call_each(xapi, &others, "survey", &|_, _| BTreeMap::new(), per_host);
-    let mut surveys: BTreeMap<Ref, HostSurvey> = others
+    let mut answers: BTreeMap<Ref, HostAnswer<Survey>> = others
         .into_iter()
         .zip(replies)
-        .map(|(h, reply)| {
-            let answer = match reply {
-                Reply::Skipped(why) => HostSurvey::Skipped { why: why.into() },
-                other => match other.decode::<Survey>("a survey") {
-                    fanout::Decoded::Answered(s) => HostSurvey::Answered(s),
-                    fanout::Decoded::Skipped(why) => HostSurvey::Skipped { why },
-                    fanout::Decoded::Failed(why) => HostSurvey::Failed { why },
+        .map(|(h, reply)| (h.host_ref.clone(), HostAnswer::of(h, reply, "a survey")))
+        .collect();
+    if let Some(me) = all.iter().find(|h| Some(&h.host_ref) == this_host.as_ref()) {
+        answers.insert(
+            me.host_ref.clone(),
+            HostAnswer {
+                host_uuid: me.host_uuid.clone(),
+                name_label: me.name_label.clone(),
+                state: me.state,
+                version: me.version.clone(),
+                status: AskStatus::Asked,
+                error: None,
+                answer: Some(local.clone()),
+            },
+        );
+    }
+    let surveys: BTreeMap<Ref, HostSurvey> = answers
+        .iter()
+        .map(|(r, a)| {
+            let s = match (&a.answer, a.status) {
+                (Some(sv), _) => HostSurvey::Answered(sv.clone()),
+                (None, AskStatus::Skipped) => HostSurvey::Skipped {
+                    why: a.error.clone().unwrap_or_default(),
+                },
+                (None, _) => HostSurvey::Failed {
+                    why: a.error.clone().unwrap_or_default(),
                 },
             };
-            (h.host_ref, answer)
+            (r.clone(), s)
         })
         .collect();
-    let (domains, tapdisk_paths) = match &this_host {
-        Some(r) => {
-            surveys.insert(r.clone(), HostSurvey::Answered(local.clone()));
-            (Some(local.domains), local.tapdisk_paths)
-        }
-        None => (Some(local.domains), local.tapdisk_paths),
-    };
+    let mut asked: Vec<HostAnswer<Survey>> = answers.into_values().collect();
+    asked.sort_by(|a, b| a.name_label.cmp(&b.name_label));
+    let (domains, tapdisk_paths) = (Some(local.domains), local.tapdisk_paths);
     Ok(Snapshot {
         this_host,
         pools: xapi.call("pool.get_all_records", vec![])?,
@@ -220,6 +243,7 @@ pub fn gather(
         domains,
         tapdisk_paths,
         surveys,
+        asked,
         refcounts: Vec::new(),
         mappings: None,
     })

@@ -3,10 +3,13 @@
 
 What it implements is what dmheal and its tests use, with xapi's semantics and error shapes:
 session.login_with_password / logout / local_logout / get_this_host
-(SESSION_AUTHENTICATION_FAILED, SESSION_INVALID); host.get_API_version_major / minor;
-<class>.get_all, get_all_records, get_record, get_by_uuid, get_by_name_label, get_<field>
-(HANDLE_INVALID [class, ref], UUID_INVALID [class, uuid], MESSAGE_METHOD_UNKNOWN [the full
-method name]); message.create / get_all_records / get_since (the object must exist);
+(SESSION_AUTHENTICATION_FAILED, SESSION_INVALID); host.get_API_version_major / minor (and the
+API_version_* fields of every host record), host.get_software_version, host.get_servertime;
+<class>.get_all, get_all_records, get_all_records_where / get_all_where (xapi's query
+language, where.py), get_record, get_by_uuid, get_by_name_label, get_allowed_operations,
+get_<field> (HANDLE_INVALID [class, ref], UUID_INVALID [class, uuid], MESSAGE_METHOD_UNKNOWN
+[the full method name]); message.create / get_all_records / get_since (the object must exist);
+Async.<class>.<method> (a task) and event.from (events of every write, events.py);
 MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received] — counts without the session,
 checked before the session as xapi does — for every method it knows. JSON-RPC answers in the
 request's version: v2 `{"jsonrpc": "2.0", "result"}` or `{"error": {"code": 1, "message": CODE,
@@ -28,7 +31,9 @@ usage: simulator.py SCENARIO.json --unix PATH | --port N [--tls-cert PEM --tls-k
        simulator.py --member-of MASTER_SOCKET --member-host REF --unix PATH
 A scenario maps class names (host, host_metrics, SR, PBD, VDI, VBD, VM, pool) to
 {ref: record}; "sim" holds simulator settings: "password", per-host "plugin_env",
-"hang_hosts" (call_plugin never answers), "offline_hosts" (HOST_OFFLINE), per-host
+"hang_hosts" (call_plugin never answers), "offline_hosts" (HOST_OFFLINE), "no_plugin_hosts"
+(dmheal not installed there: XENAPI_MISSING_PLUGIN), per-host "plugin_python" (the interpreter
+the plugin runs on there), per-host
 "plugin_delay" (seconds before answering) and per-host, per-function "plugin_replies" (what a
 host simulated without a kernel of its own answers, in turn). tests/xapi_sim/pools.py builds
 pools of any size.
@@ -47,7 +52,11 @@ import time
 import xmlrpc.client
 from http.server import BaseHTTPRequestHandler
 
-CLASSES = ("host", "host_metrics", "SR", "PBD", "VDI", "VBD", "VM", "pool", "message", "session")
+import events as xapi_events
+import where
+
+CLASSES = ("host", "host_metrics", "SR", "PBD", "VDI", "VBD", "VM", "pool", "message", "task",
+           "session")
 
 # message.create's cls values (xen-api's datamodel), and the table each names.
 MESSAGE_CLASSES = {"VM": "VM", "Host": "host", "SR": "SR", "Pool": "pool", "VDI": "VDI",
@@ -62,7 +71,26 @@ ARITY = {
     "SR.forget": 1, "SR.scan": 1, "VM.power_state_reset": 1, "VDI.add_to_sm_config": 3,
     "VDI.remove_from_sm_config": 2, "SR.introduce": 7, "PBD.create": 1, "PBD.plug": 1,
     "SR.set_other_config": 2, "SR.set_tags": 2, "SR.add_tags": 2, "PBD.set_other_config": 2,
+    "event.from": 3, "host.get_servertime": 1, "host.get_software_version": 1,
+    "task.destroy": 1,
 }
+
+# What a record of these classes has in xapi that the scenarios leave out (host records are
+# otherwise kept as written, so that a damaged one can be played).
+HOST_API_DEFAULTS = {"API_version_major": "2", "API_version_minor": "21",
+                     "API_version_vendor": "XenSource", "API_version_vendor_implementation": {}}
+# allowed_operations where a record does not say (xen-api computes them; these are what a
+# client sees for the records' usual states).
+ALLOWED = {"VM": {"Halted": ["start", "start_on", "export", "destroy", "clone", "copy"],
+                  "Running": ["clean_shutdown", "clean_reboot", "hard_shutdown", "hard_reboot",
+                              "suspend", "pause", "pool_migrate", "snapshot"],
+                  "Paused": ["unpause", "hard_shutdown", "hard_reboot"],
+                  "Suspended": ["resume", "resume_on", "hard_shutdown"]},
+           "SR": ["scan", "vdi_create", "vdi_introduce", "forget", "update", "plug", "unplug"],
+           "VDI": ["clone", "copy", "snapshot", "destroy", "forget", "resize"],
+           "VBD": ["attach", "plug", "unplug", "eject", "insert"],
+           "host": ["provision", "evacuate", "reboot", "shutdown"],
+           "PBD": []}
 
 
 def arity(method):
@@ -72,6 +100,8 @@ def arity(method):
     op = method.partition(".")[2]
     if op in ("get_all", "get_all_records"):
         return 0
+    if op in ("get_all_records_where", "get_all_where"):
+        return 1
     if op.startswith("get_"):
         return 1
     return None
@@ -110,6 +140,7 @@ class Pool(object):
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
         self.calls = []
+        self.events = xapi_events.Events()
 
     # -- sessions
     def login(self, user, password, *rest):
@@ -164,6 +195,8 @@ class Pool(object):
                 if params:
                     self.session_host[ref] = params[0]
             return ref
+        if method.startswith("Async."):
+            return self.async_call(method[len("Async."):], params)
         expected = arity(method)
         if expected is not None and len(params) - 1 != expected:
             raise ApiError("MESSAGE_PARAMETER_COUNT_MISMATCH", method, expected,
@@ -188,6 +221,21 @@ class Pool(object):
             # int64: text over XML-RPC (as the scenarios hold numbers), a number over JSON-RPC.
             return str(rec.get("API_version_major" if major else "API_version_minor",
                                2 if major else 21))
+        if method == "host.get_software_version":
+            return self._record("host", args[0]).get("software_version", {})
+        if method == "host.get_servertime":
+            self._record("host", args[0])
+            return xmlrpc.client.DateTime(time.gmtime())
+        if method == "event.from":
+            classes, token, timeout = args
+            counts = {c.lower(): len(t) for c, t in self.db.items()}
+            return self.events.since(classes, token, timeout, counts)
+        if method == "task.destroy":
+            with self.lock:
+                self._record("task", args[0])
+                del self.db["task"][args[0]]
+                self.events.emit("task", "del", args[0])
+            return ""
         if method == "message.create":
             with self.lock:
                 return self.message_create(*args)
@@ -198,15 +246,28 @@ class Pool(object):
             return self.call_plugin(params[0], *args)
         if method in self.MUTATORS:
             with self.lock:
-                return getattr(self, self.MUTATORS[method])(*args)
+                before = {c: set(t) for c, t in self.db.items()}
+                result = getattr(self, self.MUTATORS[method])(*args)
+                self.emit_changes(before, args, result)
+                return result
         cls, _, op = method.partition(".")
         table = self._table(cls, method)
         if op == "get_all":
             return sorted(table)
         if op == "get_all_records":
-            return table
+            return {r: self.shown(cls, rec) for r, rec in table.items()}
+        if op in ("get_all_records_where", "get_all_where"):
+            try:
+                test = where.parse(args[0])
+            except where.BadExpression as e:
+                raise ApiError("INTERNAL_ERROR", "bad expression: %s" % e)
+            found = {r: self.shown(cls, rec) for r, rec in table.items() if test(rec)}
+            return found if op == "get_all_records_where" else sorted(found)
         if op == "get_record":
-            return self._record(cls, args[0])
+            return self.shown(cls, self._record(cls, args[0]))
+        if op == "get_allowed_operations":
+            rec = self._record(cls, args[0])
+            return self.shown(cls, rec)["allowed_operations"]
         if op == "get_by_uuid":
             for ref, rec in table.items():
                 if rec.get("uuid") == args[0]:
@@ -215,12 +276,51 @@ class Pool(object):
         if op == "get_by_name_label":
             return sorted(r for r, rec in table.items() if rec.get("name_label") == args[0])
         if op.startswith("get_"):
-            rec = self._record(cls, args[0])
+            rec = self.shown(cls, self._record(cls, args[0]))
             field = op[len("get_"):]
             if field not in rec:
                 raise ApiError("MESSAGE_METHOD_UNKNOWN", method)
             return rec[field]
         raise ApiError("MESSAGE_METHOD_UNKNOWN", method)
+
+    def shown(self, cls, rec):
+        """A record as xapi shows it: the fields xapi computes filled in where the scenario
+        leaves them out."""
+        if cls == "host":
+            rec = dict(HOST_API_DEFAULTS, **rec)
+        if cls in ALLOWED and "allowed_operations" not in rec:
+            allowed = ALLOWED[cls]
+            if isinstance(allowed, dict):
+                allowed = allowed.get(rec.get("power_state"), [])
+            rec = dict(rec, allowed_operations=list(allowed))
+        return rec
+
+    # -- tasks: Async.<class>.<method> (see events.py)
+    def async_call(self, method, params):
+        n = next(self.counter)
+        ref = "OpaqueRef:task-%d" % n
+        task = xapi_events.task_record("%08d-0000-4000-8000-%012d" % (800 + n, 800 + n),
+                                       "Async." + method)
+        with self.lock:
+            if not params:
+                raise ApiError("SESSION_INVALID", "")
+            self.check_session(params[0])
+            self.db["task"][ref] = task
+            self.events.emit("task", "add", ref, task)
+
+        def run():
+            try:
+                value = self.dispatch(method, params)
+                error = None
+            except ApiError as e:
+                value, error = None, e
+            except Exception as e:  # a simulator bug: xapi's INTERNAL_ERROR
+                value, error = None, ApiError("INTERNAL_ERROR", str(e))
+            with self.lock:
+                xapi_events.finish(task, value, error)
+                self.events.emit("task", "mod", ref, task)
+        threading.Thread(target=run, daemon=True).start()
+        return ref
 
     # -- the few writes the doctor's --apply uses, with xapi's effects
     MUTATORS = {"SR.forget": "sr_forget", "SR.scan": "sr_scan", "VM.power_state_reset": "vm_reset",
@@ -229,6 +329,19 @@ class Pool(object):
                 "SR.introduce": "sr_introduce", "PBD.create": "pbd_create", "PBD.plug": "pbd_plug",
                 "SR.set_other_config": "sr_set_other_config", "SR.set_tags": "sr_set_tags",
                 "SR.add_tags": "sr_add_tags", "PBD.set_other_config": "pbd_set_other_config"}
+
+    def emit_changes(self, before, args, result):
+        """Events for what a write did: records made and destroyed, and the ones it was given
+        (or answered) changed."""
+        for cls, refs in before.items():
+            now = set(self.db[cls])
+            for ref in sorted(now - refs):
+                self.events.emit(cls, "add", ref, self.db[cls][ref])
+            for ref in sorted(refs - now):
+                self.events.emit(cls, "del", ref)
+            for ref in sorted(refs & now):
+                if ref in args or ref == result:
+                    self.events.emit(cls, "mod", ref, self.db[cls][ref])
 
     def sr_set_other_config(self, sr_ref, value):
         self._record("SR", sr_ref)["other_config"] = dict(value)
@@ -377,12 +490,16 @@ class Pool(object):
                 raise ApiError(*reply["failure"])
             return json.dumps(reply["value"])
         path = os.path.join(self.plugin_dir, plugin)
-        if not os.path.isfile(path):
+        if not os.path.isfile(path) or host_ref in self.sim.get("no_plugin_hosts", []):
             raise ApiError("XENAPI_MISSING_PLUGIN", plugin)
         call = xmlrpc.client.dumps((session, {str(k): str(v) for k, v in args.items()}), fn)
         env = dict(os.environ)
         env.update(self.sim.get("plugin_env", {}).get(host_ref, {}))
-        proc = subprocess.run([path, call], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # The interpreter the plugin's first line names on that host (a fixed one, chosen when
+        # dmheal was installed there: 2.7 on Citrix Hypervisor 8.2).
+        python = self.sim.get("plugin_python", {}).get(host_ref)
+        argv = ([python] if python else []) + [path, call]
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=env, universal_newlines=True)
         if proc.returncode != 0:
             raise ApiError("XENAPI_PLUGIN_FAILURE", "non-zero exit", proc.stdout, proc.stderr)
@@ -535,7 +652,9 @@ class Handler(BaseHTTPRequestHandler):
             resp = ({"jsonrpc": "2.0", "error": {"code": 1, "message": e.code, "data": e.params}}
                     if v2 else {"result": None, "error": [e.code] + e.params})
         resp["id"] = req.get("id")
-        return json.dumps(resp)
+        # xapi's JSON-RPC sends a DateTime as its ISO 8601 text (20261207T05:00:00Z).
+        return json.dumps(resp, default=lambda v: v.value.rstrip("Z") + "Z"
+                          if isinstance(v, xmlrpc.client.DateTime) else str(v))
 
 
 class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
