@@ -1,6 +1,7 @@
-"""The dom0 RPM (issue 6): what it contains, its scriptlets, file modes and flags, a scratch-root
-install and upgrade, glibc 2.17 compatibility of every ELF file, and the XenCenter plug-in
-definition checked against XenCenter's published plug-in format."""
+"""The dom0 RPM (issues 6 and 22): what it contains, its scriptlets, file modes and flags, a
+scratch-root install and upgrade, the plugin's interpreter chosen at install time, rpmlint with
+only the findings rpm/README.md accepts, glibc 2.17 compatibility of every ELF file, and the
+XenCenter plug-in definition checked against XenCenter's published plug-in format."""
 
 import glob
 import os
@@ -13,6 +14,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PKG = "/usr/lib/dmheal/python"
+# Where the scriptlets are pointed to put the hook's .pth in the scratch root (on dom0: the SM
+# Python's own site-packages, which `dmheal hook install` finds from SM's driver).
 SITE = "/usr/lib/python3.6/site-packages"
 
 
@@ -48,33 +52,51 @@ def test_the_package_installs_where_xapi_and_sm_look(rpm_path):
     expected = {
         "/usr/bin/dmheal": "-rwxr-xr-x",
         "/etc/xapi.d/plugins/dmheal": "-rwxr-xr-x",
-        SITE + "/dmheal/__init__.py": "-rw-r--r--",
-        SITE + "/dmheal/sm_hook.py": "-rw-r--r--",
-        SITE + "/dmheal/dm_probe.py": "-rw-r--r--",
-        SITE + "/dmheal/_core.abi3.so": "-rwxr-xr-x",
+        PKG + "/dmheal/__init__.py": "-rw-r--r--",
+        PKG + "/dmheal/sm_hook.py": "-rw-r--r--",
+        PKG + "/dmheal/hook_install.py": "-rw-r--r--",
+        PKG + "/dmheal/dm_probe.py": "-rw-r--r--",
+        PKG + "/dmheal/_core.abi3.so": "-rwxr-xr-x",
         "/etc/dmheal/dmheal.conf": "-rw-r--r--",
         "/etc/logrotate.d/dmheal": "-rw-r--r--",
-        "/usr/share/man/man8/dmheal.8": "-rw-r--r--",
+        "/usr/share/man/man8/dmheal.8.gz": "-rw-r--r--",
         "/usr/share/dmheal/xencenter/dmheal/dmheal/dmheal.xcplugin.xml": "-rw-r--r--",
         "/usr/share/dmheal/xencenter/dmheal/dmheal/dmheal-vm.ps1": "-rw-r--r--",
         "/var/lib/dmheal": "drwx------",
-        SITE + "/dmheal-sm-hook.pth": "-rw-r--r--",
     }
     for path, mode in expected.items():
         assert path in files, path
         assert files[path][0] == mode, (path, files[path])
     assert "c" in files["/etc/dmheal/dmheal.conf"][1] and "n" in files["/etc/dmheal/dmheal.conf"][1]
     assert "c" in files["/etc/logrotate.d/dmheal"][1]
-    assert "g" in files[SITE + "/dmheal-sm-hook.pth"][1]  # %ghost: written by %post
-    assert not any("__pycache__" in p for p in files)
+    assert not any("__pycache__" in p or p.endswith(".pyc") for p in files)
+    assert not any(p.endswith(".pth") for p in files)  # written by %post where SM's Python looks
+    requires = run("rpm", "-qp", "--requires", rpm_path).split("\n")
+    assert "logrotate" in requires and not any(r.startswith("python") for r in requires)
+    # A fixed interpreter, never `env`: xapi's PATH does not choose it.
+    first = run("sh", "-c", "rpm2cpio %s | cpio -i --quiet --to-stdout ./etc/xapi.d/plugins/dmheal | head -1" % rpm_path)
+    assert first.strip() == "#!/usr/bin/python3"
+
+
+def test_rpmlint_says_only_what_the_readme_accepts(rpm_path):
+    """Debian's rpmlint (Fedora's defaults): every error and warning it gives is one
+    rpm/README.md lists with its reason."""
+    if shutil.which("rpmlint") is None:
+        pytest.fail("rpmlint is not installed (scripts/setup installs Debian's rpmlint)")
+    p = subprocess.run(["rpmlint", rpm_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True)
+    said = {m.group(1) for m in re.finditer(r"^dmheal\.x86_64: [EW]: (\S+)", p.stdout, re.M)}
+    with open(os.path.join(ROOT, "rpm", "README.md")) as f:
+        accepted = set(re.findall(r"`[EW]: ([a-z0-9-]+)", f.read()))
+    assert said <= accepted, (sorted(said - accepted), p.stdout)
 
 
 def test_scriptlets_install_the_hook_and_erase_removes_it(rpm_path):
     scripts = run("rpm", "-qp", "--scripts", rpm_path)
     post = scripts.split("postinstall scriptlet")[1].split("preuninstall scriptlet")[0]
     preun = scripts.split("preuninstall scriptlet")[1]
-    assert "/usr/bin/dmheal hook install --site-dir " + SITE in post
-    assert 'if [ "$1" -eq 0 ]' in preun and "/usr/bin/dmheal hook uninstall --site-dir " + SITE in preun
+    assert "/usr/bin/dmheal hook install" in post
+    assert 'if [ "$1" -eq 0 ]' in preun and "/usr/bin/dmheal hook uninstall" in preun
 
 
 def test_shipped_config_heals_and_version_is_consistent(rpm_path):
@@ -96,14 +118,16 @@ def scratch(rpm_path, tmp_path):
     return root
 
 
-def scriptlet(rpm_path, name, root, arg):
+def scriptlet(rpm_path, name, root, arg, extra_env=None):
     """Run a scriptlet of the package against the scratch root, as rpm would on dom0 (paths
     rebased into the root; $1 as rpm passes it)."""
     scripts = run("rpm", "-qp", "--scripts", rpm_path)
     body = scripts.split(name + " scriptlet")[1].split("\n", 1)[1]
     body = re.split(r"\n\S+ scriptlet", body)[0]
-    body = body.replace("/usr/bin/dmheal", root + "/usr/bin/dmheal").replace(SITE, root + SITE)
-    env = dict(os.environ, DMHEAL_PYTHON=sys.executable, PYTHONPATH=root + SITE)
+    body = body.replace("/usr/bin/dmheal", root + "/usr/bin/dmheal").replace(
+        "/etc/xapi.d", root + "/etc/xapi.d")
+    env = dict(os.environ, DMHEAL_PYTHON=sys.executable, PYTHONPATH=root + PKG,
+               DMHEAL_SITE_DIR=root + SITE, **(extra_env or {}))
     return subprocess.run(["sh", "-c", body, "scriptlet", str(arg)], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
 
@@ -113,17 +137,44 @@ def test_scratch_root_install_runs_and_scriptlets_work(rpm_path, scratch):
     assert run(root + "/usr/bin/dmheal", "--version").strip().startswith("dmheal ")
     assert os.stat(root + "/etc/xapi.d/plugins/dmheal").st_mode & 0o777 == 0o755
     assert oct(os.stat(root + "/var/lib/dmheal").st_mode & 0o777) == "0o700"
-    # The shipped Python package imports from where dom0's python3 looks, with its native module.
-    env = dict(os.environ, PYTHONPATH=root + SITE, DMHEAL_BIN=root + "/usr/bin/dmheal")
+    # The shipped Python package imports from its own directory, with its native module.
+    env = dict(os.environ, PYTHONPATH=root + PKG, DMHEAL_BIN=root + "/usr/bin/dmheal")
     out = run(sys.executable, "-c", "import dmheal, os; print(dmheal.backend_name(), os.path.dirname(dmheal.__file__))", env=env)
-    assert out.split() == ["native", root + SITE + "/dmheal"]
+    assert out.split() == ["native", root + PKG + "/dmheal"]
+    os.makedirs(root + SITE)
     pth = root + SITE + "/dmheal-sm-hook.pth"
-    assert scriptlet(rpm_path, "postinstall", root, 1).returncode == 0
+    # No warning from the hook's commands (runpy's 'found in sys.modules', once installed).
+    post = scriptlet(rpm_path, "postinstall", root, 1)
+    assert post.returncode == 0 and post.stderr == "", post.stderr
     assert os.path.exists(pth)
+    assert open(pth).read().splitlines()[0] == root + PKG  # the package's directory, on SM's path
+    again = scriptlet(rpm_path, "postinstall", root, 1)
+    assert again.returncode == 0 and again.stderr == "", again.stderr
     assert scriptlet(rpm_path, "preuninstall", root, 1).returncode == 0  # upgrade: keep the hook
     assert os.path.exists(pth)
     assert scriptlet(rpm_path, "preuninstall", root, 0).returncode == 0  # erase: remove it
     assert not os.path.exists(pth)
+
+
+def test_post_gives_the_plugin_the_interpreter_that_has_xenapiplugin(rpm_path, scratch, tmp_path):
+    """8.4 / 8.3: python3 has XenAPIPlugin; 8.2 CU1: only python (2.7) has it. The plugin's
+    first line names that one, and it still runs the same file."""
+    plugin = scratch + "/etc/xapi.d/plugins/dmheal"
+    bins = tmp_path / "bins"
+    bins.mkdir()
+    for name, has in (("python3", False), ("python", True)):
+        (bins / name).write_text("#!/bin/sh\n[ \"$2\" = 'import XenAPIPlugin' ] && exit %d\nexit 0\n" % (0 if has else 1))
+        os.chmod(str(bins / name), 0o755)
+    candidates = "%s %s" % (bins / "python3", bins / "python")
+    p = scriptlet(rpm_path, "postinstall", scratch, 1, {"DMHEAL_PLUGIN_PYTHONS": candidates})
+    assert p.returncode == 0, p.stderr
+    lines = open(plugin).read().splitlines()
+    assert lines[0] == "#!%s" % (bins / "python")
+    assert "def doctor(args, xapi):" in "\n".join(lines)
+    # Where python3 has it, python3 it is.
+    (bins / "python3").write_text("#!/bin/sh\nexit 0\n")
+    p = scriptlet(rpm_path, "postinstall", scratch, 1, {"DMHEAL_PLUGIN_PYTHONS": candidates})
+    assert open(plugin).readline().strip() == "#!%s" % (bins / "python3")
 
 
 def test_upgrade_keeps_config_and_journal(rpm_path, scratch):

@@ -182,7 +182,9 @@ def main(argv=None):
     parser.add_argument("--sm-dir", default=SM_DIR, help="where SM's modules live (default %(default)s)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    site_dir = args.site_dir or default_site_dir()
+    # DMHEAL_SITE_DIR: where the .pth goes when --site-dir is not given (a package's scriptlets
+    # tested against a scratch root set it).
+    site_dir = args.site_dir or os.environ.get("DMHEAL_SITE_DIR") or default_site_dir()
     result = {"install": install, "uninstall": uninstall, "status": status}[args.action](site_dir, args.sm_dir)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
