@@ -136,7 +136,12 @@ impl Config {
             proc_root: "/proc".into(),
             sys_root: "/sys".into(),
             dev_root: "/dev".into(),
-            refcount_dir: "/run/sm/refcount".into(),
+            // SM's runtime directory (DMHEAL_SM_RUN_DIR for tests): its refcounts are in
+            // refcount/lvm-<sr>/<vdi>.
+            refcount_dir: PathBuf::from(
+                env("DMHEAL_SM_RUN_DIR").unwrap_or_else(|| "/run/sm".into()),
+            )
+            .join("refcount"),
             fairlock_socket: crate::sm::lock::FAIRLOCK_SOCKET.into(),
             legacy_lock: crate::sm::lock::LEGACY_LOCK.into(),
             lvs_program: "lvs".into(),

@@ -106,6 +106,11 @@ pub fn diagnose(
             )),
         }
     }
+    if let Some(why) = &snap.messages_unread {
+        unchecked.push(format!(
+            "xapi's messages could not be read ({why}): no alarm reported"
+        ));
+    }
     if snap.tapdisk_paths.is_none() {
         unchecked.push("tap-ctl failed: nothing called unserved by tapdisk".into());
     }
@@ -138,6 +143,9 @@ pub fn diagnose(
                     }),
             );
         }
+        // No device-mapper on this host at all: no mapping exists to be open, and SM's
+        // refcounts and host keys are judged without one.
+        Err(Error::NoDeviceMapper { .. }) => snap.mappings = Some(BTreeMap::new()),
         Err(e) => unchecked.push(format!(
             "device-mapper mappings not scanned ({}): no host key or refcount of this host called stale",
             e.chain()

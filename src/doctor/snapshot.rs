@@ -12,7 +12,7 @@ use super::survey::Survey;
 use crate::domains::Domains;
 use crate::sm::Refcount;
 use crate::xapi::fanout::{self, AskStatus, HostAnswer, HostState, PoolHost};
-use crate::xapi::records::{Host, HostMetrics, Pbd, Pool, Ref, Sr, Vbd, Vdi, Vm};
+use crate::xapi::records::{Host, HostMetrics, Message, Pbd, Pool, Ref, Sr, Vbd, Vdi, Vm};
 use crate::xapi::{Xapi, XapiError};
 
 /// What one host told the doctor about itself.
@@ -65,6 +65,12 @@ pub struct Snapshot {
     pub vdis: BTreeMap<Ref, Vdi>,
     pub vbds: BTreeMap<Ref, Vbd>,
     pub vms: BTreeMap<Ref, Vm>,
+    /// xapi's messages (alarms among them); empty when they could not be read.
+    #[serde(skip)]
+    pub messages: BTreeMap<Ref, Message>,
+    /// Why the messages could not be read, if they could not.
+    #[serde(skip)]
+    pub messages_unread: Option<String>,
     /// This host's domains; None when this host is unknown to xapi.
     #[serde(skip)]
     pub domains: Option<Domains>,
@@ -229,6 +235,12 @@ pub fn gather(
     let mut asked: Vec<HostAnswer<Survey>> = answers.into_values().collect();
     asked.sort_by(|a, b| a.name_label.cmp(&b.name_label));
     let (domains, tapdisk_paths) = (Some(local.domains), local.tapdisk_paths);
+    // Alarms: best effort — a doctor without them says so, and checks the rest.
+    let (messages, messages_unread) =
+        match xapi.call::<BTreeMap<Ref, Message>>("message.get_all_records", vec![]) {
+            Ok(m) => (m, None),
+            Err(e) => (BTreeMap::new(), Some(crate::xapi::view::error_chain(&e))),
+        };
     Ok(Snapshot {
         this_host,
         pools: xapi.call("pool.get_all_records", vec![])?,
@@ -240,6 +252,8 @@ pub fn gather(
         vdis: xapi.call("VDI.get_all_records", vec![])?,
         vbds: xapi.call("VBD.get_all_records", vec![])?,
         vms: xapi.call("VM.get_all_records", vec![])?,
+        messages,
+        messages_unread,
         domains,
         tapdisk_paths,
         surveys,

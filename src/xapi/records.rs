@@ -205,11 +205,90 @@ pub struct Vm {
     pub suspend_vdi: Ref,
     #[serde(rename = "suspend_SR")]
     pub suspend_sr: Ref,
+    /// For a snapshot: the VM it is a snapshot of (a dangling or NULL ref: orphaned).
+    pub snapshot_of: Ref,
+    /// For a VM: its snapshots.
+    pub snapshots: Vec<Ref>,
+    /// xapi's DateTime as text (`20261107T10:00:00Z`).
+    #[serde(deserialize_with = "datetime")]
+    pub snapshot_time: String,
+    pub tags: Vec<String>,
+    pub other_config: BTreeMap<String, String>,
+}
+
+/// A xapi message (XenCenter's alerts): name, priority, the class and uuid of the object it
+/// is about, when, and its text.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Message {
+    pub uuid: String,
+    pub name: String,
+    #[serde(deserialize_with = "int")]
+    pub priority: i64,
+    pub cls: String,
+    pub obj_uuid: String,
+    #[serde(deserialize_with = "datetime")]
+    pub timestamp: String,
+    pub body: String,
+}
+
+/// A DateTime field: text over JSON-RPC, and over XML-RPC (as an XML-RPC dateTime, which the
+/// records read back from it carry as text too).
+fn datetime<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        S(String),
+        N(f64),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::S(s) => s,
+        Either::N(n) => n.to_string(),
+    })
+}
+
+/// Seconds since the epoch of one of xapi's DateTimes (`20261107T10:00:00Z`, with or without
+/// the Z, or RFC 3339); None when it is not one (xapi's "never" is 19700101T00:00:00Z: 0).
+pub fn epoch_seconds(datetime: &str) -> Option<u64> {
+    let t = datetime.trim().trim_end_matches('Z');
+    let compact: String = t.chars().filter(|c| *c != '-' && *c != ':').collect();
+    let (date, time) = compact.split_once('T')?;
+    if date.len() != 8 || time.len() < 6 {
+        return None;
+    }
+    let n = |s: &str| s.parse::<u64>().ok();
+    let (y, m, d) = (n(&date[..4])?, n(&date[4..6])?, n(&date[6..8])?);
+    let (hh, mm, ss) = (n(&time[..2])?, n(&time[2..4])?, n(&time[4..6])?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let (y, m) = if m <= 2 {
+        (y as i64 - 1, m + 9)
+    } else {
+        (y as i64, m - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m as i64 + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    u64::try_from(days * 86400 + (hh * 3600 + mm * 60 + ss) as i64).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xapis_datetimes_read_as_epoch_seconds() {
+        assert_eq!(epoch_seconds("19700101T00:00:00Z"), Some(0));
+        assert_eq!(epoch_seconds("20261207T05:00:00Z"), Some(1_796_619_600));
+        assert_eq!(epoch_seconds("2026-12-07T05:00:00Z"), Some(1_796_619_600));
+        assert_eq!(epoch_seconds("20000229T12:00:00"), Some(951_825_600));
+        assert_eq!(epoch_seconds("yesterday"), None);
+        assert_eq!(epoch_seconds("20261307T00:00:00Z"), None);
+    }
 
     #[test]
     fn int64_fields_decode_from_json_rpc_numbers_and_xml_rpc_strings() {

@@ -2,8 +2,11 @@
 //! says when it fires and, as importantly, when it must not; each fix it offers is one
 //! `--apply` may carry out only after re-checking, and only when it is safe (`SafeAction`).
 
+pub mod alarms;
+pub mod pool;
 pub mod refcounts;
 pub mod references;
+pub mod snapshots;
 pub mod srs;
 pub mod vdis;
 pub mod vms;
@@ -73,7 +76,9 @@ pub fn all(s: &Snapshot) -> Vec<Finding> {
     let mut out = srs::identity_findings(s, &ids);
     out.extend(srs::without_pbds(s));
     out.extend(srs::pbd_problems(s, &ids));
-    out.extend(srs::nearly_full(s));
+    out.extend(srs::usage(s));
+    out.extend(pool::no_default_sr(s));
+    out.extend(pool::local_default_sr(s));
     out.extend(vms::without_domain(s));
     out.extend(vms::paused_with_a_domain(s));
     out.extend(vdis::stale_host_keys(s));
@@ -82,6 +87,10 @@ pub fn all(s: &Snapshot) -> Vec<Finding> {
     out.extend(vdis::broken_chains(s));
     out.extend(vdis::chains(s));
     out.extend(refcounts::stale(s));
+    out.extend(snapshots::orphaned(s));
+    out.extend(snapshots::too_many(s));
+    out.extend(snapshots::old(s));
+    out.extend(alarms::raised(s));
     sort(&mut out);
     out
 }

@@ -403,26 +403,40 @@ pub fn pbd_problems(s: &Snapshot, ids: &BTreeMap<Ref, Identity>) -> Vec<Finding>
     out
 }
 
-/// SRs above 90% physical utilisation (Xen Orchestra's health view has it). Must not fire for
-/// an SR whose size xapi does not know (0).
-pub fn nearly_full(s: &Snapshot) -> Vec<Finding> {
+/// SR usage as Xen Orchestra colours it: above 90 % of the physical size used is red
+/// (`sr_nearly_full`, a warning: coalesce and snapshots need room), from 80 % yellow
+/// (`sr_usage_high`, information). Must not fire for an SR whose size xapi does not know (0),
+/// or an ISO library.
+pub fn usage(s: &Snapshot) -> Vec<Finding> {
     s.srs
         .iter()
-        .filter(|(_, sr)| sr.physical_size > 0 && sr.physical_utilisation * 10 > sr.physical_size * 9)
-        .map(|(r, sr)| {
-            let pct = sr.physical_utilisation as f64 * 100.0 / sr.physical_size as f64;
-            Finding {
-                check: "sr_nearly_full",
-                severity: Severity::Warning,
+        .filter(|(_, sr)| sr.physical_size > 0 && sr.content_type != "iso")
+        .filter_map(|(r, sr)| {
+            let used = sr.physical_utilisation as f64 / sr.physical_size as f64;
+            let (check, severity) = if used > 0.9 {
+                ("sr_nearly_full", Severity::Warning)
+            } else if used >= 0.8 {
+                ("sr_usage_high", Severity::Info)
+            } else {
+                return None;
+            };
+            Some(Finding {
+                check,
+                severity,
                 subject: sr_label(s, r),
-                summary: format!("{pct:.0}% of its physical size is used"),
+                summary: format!(
+                    "{:.0}% of its physical size is used ({} of {} bytes free)",
+                    used * 100.0,
+                    sr.physical_size - sr.physical_utilisation,
+                    sr.physical_size
+                ),
                 evidence: json!({"physical_size": sr.physical_size, "physical_utilisation": sr.physical_utilisation}),
                 plan: vec![format!(
                     "xe vdi-list sr-uuid={} params=uuid,name-label,physical-utilisation   # what uses it",
                     sr.uuid
                 )],
                 safe_action: None,
-            }
+            })
         })
         .collect()
 }
@@ -430,9 +444,17 @@ pub fn nearly_full(s: &Snapshot) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::checks::all;
+
     use crate::doctor::checks::fixtures::*;
     use crate::doctor::identity::judge;
+
+    /// Every check, less the pool's own (the fixture pool has no default SR).
+    fn all(s: &Snapshot) -> Vec<Finding> {
+        crate::doctor::checks::all(s)
+            .into_iter()
+            .filter(|f| f.check != "no_default_sr")
+            .collect()
+    }
 
     fn of<'a>(fs: &'a [Finding], check: &str) -> Vec<&'a Finding> {
         fs.iter().filter(|f| f.check == check).collect()
@@ -749,13 +771,19 @@ mod tests {
     }
 
     #[test]
-    fn nearly_full_srs() {
+    fn sr_usage_from_80_and_above_90_percent() {
         let mut s = pool();
         let (sr, _) = add_sr(&mut s, "full", "lvm", &[]);
-        s.srs.get_mut(&sr).unwrap().physical_size = 1000;
-        s.srs.get_mut(&sr).unwrap().physical_utilisation = 900;
-        assert!(nearly_full(&s).is_empty());
-        s.srs.get_mut(&sr).unwrap().physical_utilisation = 901;
-        assert_eq!(nearly_full(&s).len(), 1);
+        let set = |s: &mut Snapshot, used: i64| {
+            s.srs.get_mut(&sr).unwrap().physical_size = 1000;
+            s.srs.get_mut(&sr).unwrap().physical_utilisation = used;
+            usage(s).iter().map(|f| f.check).collect::<Vec<_>>()
+        };
+        assert!(set(&mut s, 799).is_empty());
+        assert_eq!(set(&mut s, 800), vec!["sr_usage_high"]);
+        assert_eq!(set(&mut s, 900), vec!["sr_usage_high"]);
+        assert_eq!(set(&mut s, 901), vec!["sr_nearly_full"]);
+        s.srs.get_mut(&sr).unwrap().content_type = "iso".into();
+        assert!(usage(&s).is_empty());
     }
 }

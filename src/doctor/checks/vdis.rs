@@ -87,24 +87,33 @@ pub fn stale_host_keys(s: &Snapshot) -> Vec<Finding> {
     out
 }
 
-/// VDIs attached to the control domain (often left by backup tools). Info only.
+/// Every VBD of a control domain that names a VDI, plugged or not (Xen Orchestra lists them
+/// all): a backup tool or an interrupted export leaves them, and a VDI held by dom0 cannot be
+/// attached to its VM. Info only, a printed plan.
 pub fn on_control_domain(s: &Snapshot) -> Vec<Finding> {
     s.vbds
         .values()
-        .filter(|b| b.currently_attached)
         .filter(|b| s.vms.get(&b.vm).is_some_and(|vm| vm.is_control_domain))
         .filter_map(|b| s.vdis.get(&b.vdi).map(|v| (b, v)))
-        .map(|(b, v)| Finding {
-            check: "vdi_on_control_domain",
-            severity: Severity::Info,
-            subject: vdi_label(v),
-            summary: format!("attached to the control domain as {}", b.device),
-            evidence: json!({"vbd": b.uuid, "device": b.device}),
-            plan: vec![
-                format!("xe vbd-unplug uuid={}", b.uuid),
-                format!("xe vbd-destroy uuid={}", b.uuid),
-            ],
-            safe_action: None,
+        .map(|(b, v)| {
+            let mut plan = Vec::new();
+            if b.currently_attached {
+                plan.push(format!("xe vbd-unplug uuid={}", b.uuid));
+            }
+            plan.push(format!("xe vbd-destroy uuid={}", b.uuid));
+            Finding {
+                check: "vdi_on_control_domain",
+                severity: Severity::Info,
+                subject: vdi_label(v),
+                summary: format!(
+                    "a VBD of the control domain names it, as {} ({})",
+                    b.device,
+                    if b.currently_attached { "plugged" } else { "not plugged" }
+                ),
+                evidence: json!({"vbd": b.uuid, "device": b.device, "plugged": b.currently_attached}),
+                plan,
+                safe_action: None,
+            }
         })
         .collect()
 }
@@ -205,11 +214,12 @@ fn chain<'a>(by_uuid: &BTreeMap<&str, &'a Vdi>, v: &'a Vdi) -> Vec<&'a Vdi> {
     out
 }
 
-/// Leaves whose VHD chain waits for a coalesce (a hidden base copy with this leaf as its only
-/// child: SM's garbage collector merges them), and chains as deep as SM's limit (snapshots of
-/// the VDI then fail with SnapshotChainTooLong) — Xen Orchestra's "VDIs to coalesce".
-/// Must not fire for a leaf with no parent, or a parent shared by several children (a
-/// snapshot base).
+/// Chains waiting for SM's garbage collector, as Xen Orchestra's "VDIs to coalesce" counts
+/// them, anywhere in the chain: every node with exactly one child (the child is coalesced into
+/// it — a hidden base copy, or above a snapshot's base), for each VDI in use (managed, not a
+/// snapshot, the chain's leaf), with the chain's depth; and chains as deep as SM's limit (snapshots of the VDI
+/// then fail with SnapshotChainTooLong). Must not fire for a VDI with no parent, or where
+/// every node up the chain has other children too (snapshot bases).
 pub fn chains(s: &Snapshot) -> Vec<Finding> {
     let by_uuid: BTreeMap<&str, &Vdi> = s.vdis.values().map(|v| (v.uuid.as_str(), v)).collect();
     let mut children: BTreeMap<&str, usize> = BTreeMap::new();
@@ -219,41 +229,57 @@ pub fn chains(s: &Snapshot) -> Vec<Finding> {
         }
     }
     let mut out = Vec::new();
+    // From each VDI in use: managed, not a snapshot, a leaf (SM keeps a VDI's uuid on the leaf
+    // of its chain; what is above it is hidden base copies).
     for v in s
         .vdis
         .values()
-        .filter(|v| v.managed && !children.contains_key(v.uuid.as_str()))
+        .filter(|v| v.managed && !v.is_a_snapshot && !children.contains_key(v.uuid.as_str()))
     {
         let c = chain(&by_uuid, v);
         if c.len() < 2 {
             continue;
         }
         let uuids: Vec<&str> = c.iter().map(|x| x.uuid.as_str()).collect();
+        // Each link child -> parent where the parent has no other child: SM merges them.
+        let to_coalesce: Vec<serde_json::Value> = c
+            .windows(2)
+            .filter(|w| children.get(w[1].uuid.as_str()) == Some(&1))
+            .map(|w| json!({"child": w[0].uuid, "into": w[1].uuid, "leaf": std::ptr::eq(w[0], v)}))
+            .collect();
         let sr = s.srs.get(&v.sr).map(|x| x.uuid.as_str()).unwrap_or("<sr>");
+        let evidence = json!({"chain": uuids, "depth": c.len(), "to_coalesce": to_coalesce});
         if c.len() >= SM_MAX_CHAIN {
             out.push(Finding {
                 check: "vdi_chain_too_long",
                 severity: Severity::Warning,
                 subject: vdi_label(v),
                 summary: format!(
-                    "its VHD chain is {} deep; SM refuses to snapshot at {SM_MAX_CHAIN} (SnapshotChainTooLong)",
-                    c.len()
+                    "its VHD chain is {} deep; SM refuses to snapshot at {SM_MAX_CHAIN} (SnapshotChainTooLong); {} link(s) wait for a coalesce",
+                    c.len(),
+                    to_coalesce.len()
                 ),
-                evidence: json!({"chain": uuids}),
+                evidence,
                 plan: vec![format!("xe sr-scan uuid={sr}   # lets SM's garbage collector coalesce; check SMlog for GC errors")],
                 safe_action: None,
             });
-        } else if !c[1].managed && children.get(c[1].uuid.as_str()) == Some(&1) {
+        } else if !to_coalesce.is_empty() {
+            let nodes: Vec<&str> = to_coalesce
+                .iter()
+                .filter_map(|x| x["into"].as_str())
+                .collect();
             out.push(Finding {
                 check: "vdi_to_coalesce",
                 severity: Severity::Info,
                 subject: vdi_label(v),
                 summary: format!(
-                    "its parent {} is a base copy with no other child: SM's garbage collector should merge them (chain of {})",
-                    c[1].uuid,
-                    c.len()
+                    "{} link(s) of its chain (depth {}) wait for SM's garbage collector: {} ha{} no other child",
+                    to_coalesce.len(),
+                    c.len(),
+                    nodes.join(", "),
+                    if nodes.len() == 1 { "s" } else { "ve" }
                 ),
-                evidence: json!({"chain": uuids}),
+                evidence,
                 plan: vec![format!("xe sr-scan uuid={sr}   # triggers SM's garbage collector")],
                 safe_action: None,
             });
@@ -352,14 +378,30 @@ mod tests {
         let f = chains(&s);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].check, "vdi_to_coalesce");
+        assert_eq!(f[0].evidence["depth"], 2);
         // A second child (a snapshot's base): nothing to coalesce.
         let other = add_vdi(&mut s, &sr, "other");
         s.vdis
             .get_mut(&other)
             .unwrap()
             .sm_config
-            .insert("vhd-parent".into(), base_uuid);
+            .insert("vhd-parent".into(), base_uuid.clone());
+        s.vdis.get_mut(&other).unwrap().is_a_snapshot = true;
         assert!(chains(&s).is_empty());
+        // ... but a base copy above that snapshot's base, with it as its only child: SM
+        // coalesces them, and that is said for the leaf, with the chain's depth.
+        let root = add_vdi(&mut s, &sr, "root");
+        s.vdis.get_mut(&root).unwrap().managed = false;
+        let root_uuid = s.vdis[&root].uuid.clone();
+        s.vdis
+            .get_mut(&base)
+            .unwrap()
+            .sm_config
+            .insert("vhd-parent".into(), root_uuid.clone());
+        let f = chains(&s);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].evidence["depth"], 3);
+        assert_eq!(f[0].evidence["to_coalesce"][0]["into"], root_uuid.as_str());
         // A chain of SM's limit.
         let mut s = pool();
         let (sr, _) = add_sr(&mut s, "local", "lvm", &[]);
