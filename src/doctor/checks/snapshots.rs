@@ -136,7 +136,9 @@ mod tests {
         v.is_a_snapshot = true;
         v.snapshot_of = vm.to_string();
         v.snapshot_time = time.into();
-        s.vms.get_mut(vm).map(|x| x.snapshots.push(r.clone()));
+        if let Some(x) = s.vms.get_mut(vm) {
+            x.snapshots.push(r.clone());
+        }
         r
     }
 
