@@ -118,7 +118,7 @@ impl Operation {
 
 const TARGET: Param = pos("target", Kind::Target, "the volume");
 
-pub const OPERATIONS: [Operation; 9] = [
+pub const OPERATIONS: [Operation; 10] = [
     Operation {
         name: "inspect",
         doc: "every layer's view of one volume, and the verdict",
@@ -150,6 +150,18 @@ pub const OPERATIONS: [Operation; 9] = [
                 "in_sm_process",
                 Kind::Bool,
                 "the caller runs inside an SM process (in-process calls only: SM's fcntl lock files are then never opened)",
+            ),
+        ],
+    },
+    Operation {
+        name: "heal_all",
+        doc: "every ghost a scan of this host proves, each re-decided under SM's lock and removed as heal does (a dry run unless apply)",
+        params: &[
+            opt("apply", Kind::Bool, "really remove them (each journalled first)"),
+            opt(
+                "budget",
+                Kind::Seconds,
+                "the whole batch's deadline: no removal starts after it",
             ),
         ],
     },
@@ -275,6 +287,9 @@ pub enum Call {
         target: Target,
         apply: bool,
         record: bool,
+    },
+    HealAll {
+        apply: bool,
     },
     Journal,
     Restore {
@@ -557,6 +572,9 @@ impl Request {
                 apply: v.flag("apply")?,
                 record: v.flag("record")?,
             },
+            "heal_all" => Call::HealAll {
+                apply: v.flag("apply")?,
+            },
             "journal" => Call::Journal,
             "restore" => Call::Restore { id: v.entry_id()? },
             "doctor" => Call::Doctor {
@@ -586,7 +604,11 @@ impl Request {
                 lock_timeout: v.seconds("lock_timeout")?,
                 tool_timeout: v.seconds("tool_timeout")?,
                 xapi_session: v.text("xapi_session")?,
-                budget: if heal { v.seconds("budget")? } else { None },
+                budget: if heal || op.name == "heal_all" {
+                    v.seconds("budget")?
+                } else {
+                    None
+                },
                 activating: heal && v.flag("activating")?,
                 in_sm_process: heal && v.flag("in_sm_process")?,
             },

@@ -27,6 +27,7 @@ pub enum Answer {
     Inspection(Inspection),
     Scan(Scan),
     Heal(HealOutcome),
+    HealAll(crate::heal_all::BatchOutcome),
     Journal(Vec<Entry>),
     Restore(RestoreOutcome),
     Doctor(Report),
@@ -41,6 +42,7 @@ impl Answer {
             Answer::Inspection(i) => Exit::of_verdict(i.verdict),
             Answer::Scan(s) => Exit::of_scan(&s.counts),
             Answer::Heal(o) => Exit::of_heal(o.action, o.inspection.verdict),
+            Answer::HealAll(b) => Exit::of_batch(b),
             Answer::Journal(_) | Answer::Restore(_) => Exit::Ok,
             Answer::Doctor(r) => Exit::of_doctor(r),
             Answer::Vm(r) => Exit::of_vm(r),
@@ -54,6 +56,7 @@ impl Answer {
             Answer::Inspection(i) => render::inspection(i),
             Answer::Scan(s) => render::scan(s),
             Answer::Heal(o) => render::heal(o),
+            Answer::HealAll(b) => render::batch(b),
             Answer::Journal(e) => render::journal(e),
             Answer::Restore(r) => render::restore(r),
             Answer::Doctor(r) => render::doctor(r),
@@ -94,6 +97,9 @@ pub fn execute(req: &Request, base: Overrides, in_process: bool) -> Result<Answe
             apply,
             record,
         } => Answer::Heal(heal::heal(&Host::open(config)?, target, *apply, *record)?),
+        Call::HealAll { apply } => {
+            Answer::HealAll(crate::heal_all::heal_all(&Host::open(config)?, *apply)?)
+        }
         Call::Restore { id } => Answer::Restore(restore::restore(config, *id)?),
         Call::Doctor {
             apply,

@@ -47,6 +47,19 @@ impl Exit {
 }
 
 impl Exit {
+    /// A batch heal: a dry run 3 when it found ghosts; with --apply 1 when the kernel refused a
+    /// removal, else 0 (a ghost that was not one any more at the re-check is a verdict, not a
+    /// failure; the result says it).
+    pub fn of_batch(b: &crate::heal_all::BatchOutcome) -> Self {
+        if b.counts.failed > 0 {
+            Exit::Error
+        } else if b.counts.would_remove > 0 {
+            Exit::GhostFound
+        } else {
+            Exit::Ok
+        }
+    }
+
     /// A scan: 3 when it found a ghost, else 5 when something is suspicious.
     pub fn of_scan(c: &ScanCounts) -> Self {
         if c.ghost > 0 {
@@ -77,6 +90,18 @@ impl Exit {
             Exit::Suspicious
         } else if c.hosts.failed > 0 {
             Exit::Error
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// A pool heal: 1 when a host that is up failed or a removal failed, else 3 when a dry run
+    /// found ghosts, else 0.
+    pub fn of_pool_heal(p: &crate::pool::PoolHeal) -> Self {
+        if p.counts.hosts.failed > 0 || p.counts.batch.failed > 0 {
+            Exit::Error
+        } else if p.counts.batch.would_remove > 0 {
+            Exit::GhostFound
         } else {
             Exit::Ok
         }

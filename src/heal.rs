@@ -149,13 +149,30 @@ fn remove_guarded(
     // not take the same one), two heals of one ghost then decide one after the other, the
     // second on what the first left. Taking it writes nothing: a refusal leaves the journal
     // as it was.
-    let mut journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
+    let journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
     clock.lap("heal: journal locked");
 
     // Every local layer, under the locks, immediately before acting.
     let now = host.inspect_name_with(target.to_string(), name, Some(xapi))?;
     clock.lap("heal: inspected under the locks");
     let lock_name = Some(kind.describe());
+    act_on_decision(host, name, now, journal, lock_name, _sm_lock)
+}
+
+/// What a heal does with its decision, made under SM's lock and the journal's (held here):
+/// nothing for absent or healthy (naming who removed it, if a heal did), a refusal for in use
+/// or suspicious, and for a ghost: journal it, remove exactly it by uuid, journal the outcome,
+/// release the locks, tell the pool. The single heal and the batch share it.
+pub(crate) fn act_on_decision(
+    host: &Host,
+    name: &DmName,
+    now: Inspection,
+    mut journal: crate::journal::Writer,
+    lock_name: Option<String>,
+    sm_lock: lock::SmLock,
+) -> Result<HealOutcome> {
+    let cfg = &host.config;
+    let clock = crate::logging::Stopwatch::start();
     let refused = |why: String, now: Inspection| {
         let mut o = outcome(Action::Refused, why, now);
         o.lock = lock_name.clone();
@@ -245,7 +262,7 @@ fn remove_guarded(
     }
     // The locks go first: telling the pool must not hold up SM's LVM work.
     drop(journal);
-    drop(_sm_lock);
+    drop(sm_lock);
     if let (Action::Removed, Some(vdi)) = (action, &now.facts.vdi) {
         host.announce(&[Message {
             name: messages::GHOST_REMOVED,

@@ -73,6 +73,37 @@ impl Host {
         gather::xapi_views(&self.config, &self.xapi, vdis)
     }
 
+    /// `xapi_views` for many VDIs at once, from the pool's records read once (a batch).
+    pub fn xapi_views_bulk(&self, vdis: &[Uuid]) -> BTreeMap<Uuid, XapiView> {
+        let all = |v: XapiView| vdis.iter().map(|u| (u.clone(), v.clone())).collect();
+        match self.xapi.connection(|t| self.config.within(t)) {
+            Connection::None => all(XapiView::NotConfigured),
+            Connection::Failed(why) => all(XapiView::Unreachable { why: why.clone() }),
+            Connection::Up {
+                this_host: None, ..
+            } => all(XapiView::Unreachable {
+                why: self.xapi.unknown_host_message(),
+            }),
+            Connection::Up {
+                client,
+                this_host: Some(host),
+            } => {
+                let asked: Vec<&str> = vdis.iter().map(Uuid::as_str).collect();
+                let views =
+                    crate::xapi::view::vdi_views(client, host, &asked, self.config.activating);
+                vdis.iter()
+                    .map(|u| {
+                        let v = views
+                            .get(u.as_str())
+                            .cloned()
+                            .unwrap_or(XapiView::VdiUnknown);
+                        (u.clone(), v)
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// The DM name a target stands for. A VDI uuid that more than one volume carries (the same
     /// VDI in two SRs: a copied LUN) stands for none of them: each is listed, with its verdict
     /// and the exact target that names it, and nothing is done.

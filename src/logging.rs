@@ -14,7 +14,11 @@ pub fn init(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // A log line first clears a progress line, so neither is written into the other.
+        .with_writer(|| {
+            crate::progress::clear_line();
+            std::io::stderr()
+        })
         .with_target(false)
         .try_init();
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::heal_all::{BatchCounts, BatchOutcome};
 use crate::results::ScanAnswer;
 use crate::verdict::Verdict;
 use crate::xapi::fanout::{self, AskCounts, HostAnswer};
@@ -191,4 +192,54 @@ impl VdiNames {
         vms.dedup();
         (name, vms)
     }
+}
+
+/// One host's part of a pool heal: its state, version and its own `heal --all` answer.
+pub type HostHeal = HostAnswer<BatchOutcome>;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PoolHealCounts {
+    /// The hosts: asked, skipped, failed (as `pool scan` counts them).
+    #[serde(flatten)]
+    pub hosts: AskCounts,
+    /// The sum of the answering hosts' batches.
+    pub batch: BatchCounts,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolHeal {
+    pub apply: bool,
+    pub hosts: Vec<HostHeal>,
+    pub counts: PoolHealCounts,
+}
+
+/// `heal --all` on every host that is up, through the plugin's `heal_all`, all at once, each
+/// host bounded by `per_host` (and each deciding and journalling for itself, under its own
+/// locks). A host that is down, fails or does not answer in time is said as such.
+pub fn pool_heal(config: &Config, apply: bool, per_host: Duration) -> Result<PoolHeal> {
+    let client = config.xapi.require("pool heal")?;
+    let hosts = fanout::pool_hosts(&client).map_err(|e| Error::Xapi {
+        what: "listing hosts",
+        why: error_chain(&e),
+    })?;
+    let args =
+        |_: usize, _: &fanout::PoolHost| BTreeMap::from([("apply".to_string(), apply.to_string())]);
+    let replies = fanout::call_each(&client, &hosts, "heal_all", &args, per_host);
+    let results: Vec<HostHeal> = hosts
+        .into_iter()
+        .zip(replies)
+        .map(|(h, reply)| HostAnswer::of(h, reply, "a batch heal"))
+        .collect();
+    let mut counts = PoolHealCounts {
+        hosts: AskCounts::of(&results),
+        ..Default::default()
+    };
+    for b in results.iter().filter_map(|h| h.answer.as_ref()) {
+        counts.batch.add(&b.counts);
+    }
+    Ok(PoolHeal {
+        apply,
+        hosts: results,
+        counts,
+    })
 }

@@ -492,6 +492,74 @@ pub fn volumes(v: &crate::vm::local::LocalView) -> String {
     out
 }
 
+/// A batch heal: one line per ghost (what became of it, and why), then the counts.
+pub fn batch(b: &crate::heal_all::BatchOutcome) -> String {
+    let mut out = String::new();
+    if b.results.is_empty() {
+        let _ = writeln!(out, "no ghost among {} mappings", b.counts.mappings);
+        return out;
+    }
+    let mut rows = vec![[
+        "MAPPING".to_string(),
+        "ACTION".to_string(),
+        "WHY".to_string(),
+    ]];
+    for r in &b.results {
+        rows.push([r.dm_name.clone(), r.action.clone(), r.message.clone()]);
+    }
+    out.push_str(&table(&rows));
+    out.push('\n');
+    out.push_str(&batch_counts(&b.counts));
+    if !b.apply && b.counts.would_remove > 0 {
+        out.push_str("run again with --apply to remove them (each decided again, under SM's lock, and journalled)\n");
+    }
+    out
+}
+
+fn batch_counts(c: &crate::heal_all::BatchCounts) -> String {
+    format!(
+        "{} mappings, {} ghosts: {} removed, {} would be removed, {} refused at the re-check, {} already gone, {} failed\n",
+        c.mappings, c.ghosts, c.removed, c.would_remove, c.refused, c.already_gone, c.failed
+    )
+}
+
+/// A pool heal: each host's batch, then the hosts and the sums.
+pub fn pool_heal(p: &crate::pool::PoolHeal) -> String {
+    let mut out = String::new();
+    for h in &p.hosts {
+        let Some(b) = &h.answer else { continue };
+        if b.results.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{} ({}):", one_line(&h.name_label), h.host_uuid);
+        for r in &b.results {
+            let _ = writeln!(out, "  {:<12} {}", r.action, one_line(&r.dm_name));
+        }
+        out.push('\n');
+    }
+    let mut rows = vec![host_header("WHAT IT DID")];
+    for h in &p.hosts {
+        let says = match (&h.answer, &h.error) {
+            (Some(b), _) => batch_counts(&b.counts).trim_end().to_string(),
+            (None, Some(e)) => e.clone(),
+            (None, None) => String::new(),
+        };
+        rows.push(host_row(h, says));
+    }
+    out.push_str(&table(&rows));
+    let c = &p.counts;
+    let _ = write!(
+        out,
+        "\n{} hosts: {} asked, {} skipped, {} failed; ",
+        c.hosts.hosts, c.hosts.asked, c.hosts.skipped, c.hosts.failed
+    );
+    out.push_str(&batch_counts(&c.batch));
+    if !p.apply && c.batch.would_remove > 0 {
+        out.push_str("run again with --apply to remove them (each host decides again, under its own locks, and journals)\n");
+    }
+    out
+}
+
 /// A host's survey: its SR volume groups and where they are, SR mounts, udev locations,
 /// domains and tapdisks.
 pub fn survey(v: &crate::doctor::survey::Survey) -> String {

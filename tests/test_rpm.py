@@ -62,6 +62,7 @@ def test_the_package_installs_where_xapi_and_sm_look(rpm_path):
         "/usr/share/man/man8/dmheal.8.gz": "-rw-r--r--",
         "/usr/share/dmheal/xencenter/dmheal/dmheal/dmheal.xcplugin.xml": "-rw-r--r--",
         "/usr/share/dmheal/xencenter/dmheal/dmheal/dmheal-vm.ps1": "-rw-r--r--",
+        "/usr/share/dmheal/xencenter/dmheal/dmheal/dmheal-heal.ps1": "-rw-r--r--",
         "/var/lib/dmheal": "drwx------",
     }
     for path, mode in expected.items():
@@ -282,8 +283,18 @@ def test_xencenter_plugin_loads_by_the_loaders_rules():
     assert scope_of == {
         "dmheal-why-vm": ("vm", "Why won't this VM start? (dmheal)", {"VM"}),
         "dmheal-diagnose-server": ("server", "Diagnose storage (dmheal)", {"Server"}),
+        "dmheal-heal-server": ("server", "Heal proven ghosts (dmheal)", {"Server"}),
         "dmheal-diagnose-storage": ("storage", "Diagnose storage (dmheal)", {"RemoteSR", "LocalSR"}),
     }
+
+
+def test_the_heal_items_script_runs_the_batch_dry_run_and_shows_the_apply_command():
+    script = open(os.path.join(ROOT, "xencenter", "dmheal", "dmheal", "dmheal-heal.ps1")).read()
+    assert '-Plugin "dmheal" -Fn "heal_all" -Args @{}' in script  # a dry run: no apply argument
+    assert "fn=heal_all args:apply=true" in script and "dmheal heal --all --apply" in script
+    # The fields it shows are the batch's JSON fields.
+    for field in ("results", "action", "dm_name", "message", "counts", "would_remove", "ghosts"):
+        assert "." + field in script, field
 
 
 def test_the_vm_items_script_calls_the_plugins_vm_function_on_the_coordinator():

@@ -70,6 +70,8 @@ def test_version_matches_the_crate():
     ("volumes", {"vdi_uuids": VDI, "domid": "\u00b2"}, "DMHEAL_BAD_ARGS"),
     ("restore", {}, "DMHEAL_BAD_ARGS"),
     ("scan", {"extra": "1"}, "DMHEAL_BAD_ARGS"),
+    ("heal_all", {"apply": "yes"}, "DMHEAL_BAD_ARGS"),
+    ("heal_all", {"vdi_uuid": VDI}, "DMHEAL_BAD_ARGS"),
     ("restore", {"id": "5"}, "DMHEAL_NOT_FOUND"),
     ("nonsense", {}, "UNKNOWN_XENAPI_PLUGIN_FUNCTION"),
 ])
@@ -147,6 +149,24 @@ def test_pool_scan_lists_failed_and_silent_hosts_and_is_not_fatal(sim, dmheal_bi
         assert hosts[HOSTS["a"]]["status"] == "failed"
         assert "DMHEAL_INTERNAL" in hosts[HOSTS["a"]]["error"]
     assert report["counts"]["hosts"] == 3 and report["counts"]["failed"] >= 1
+
+
+def test_pool_heal_says_every_host_and_is_not_fatal(sim, dmheal_bin):
+    p = subprocess.run([dmheal_bin, "--json", "--xapi", sim.socket, "pool", "heal", "--host-timeout", "3"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    report = json.loads(p.stdout)
+    assert report["apply"] is False
+    hosts = {h["host_uuid"]: h for h in report["hosts"]}
+    assert set(hosts) == set(HOSTS.values())
+    assert hosts[HOSTS["c"]]["status"] == "failed"
+    assert "did not answer within 3 s (host.call_plugin heal_all)" in hosts[HOSTS["c"]]["error"]
+    for h in (HOSTS["a"], HOSTS["b"]):
+        if os.path.exists("/dev/mapper/control"):
+            assert hosts[h]["status"] == "asked" and hosts[h]["answer"]["apply"] is False
+        else:
+            assert hosts[h]["status"] == "failed" and "DMHEAL_INTERNAL" in hosts[h]["error"]
+    assert report["counts"]["hosts"] == 3 and report["counts"]["batch"]["removed"] == 0
 
 
 def test_a_dead_xapi_is_a_clear_error_for_pool_scan(dmheal_bin):

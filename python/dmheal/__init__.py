@@ -25,6 +25,7 @@ __all__ = [
     "backend_name",
     "doctor",
     "heal",
+    "heal_all",
     "inspect",
     "journal",
     "restore",
@@ -78,6 +79,17 @@ def heal(target, apply=False, record=False, activating=False, budget=None, in_sm
                               budget=budget, in_sm_process=in_sm_process, journal=journal,
                               lock_timeout=lock_timeout, tool_timeout=tool_timeout,
                               xapi_session=xapi_session),
+                 force, timeout)
+
+
+def heal_all(apply=False, budget=None, journal=None, lock_timeout=None, tool_timeout=None,
+             xapi_session=None, force=None, timeout=None):
+    """Every ghost a scan of this host proves, each decided again under SM's lock and removed
+    as ``heal`` does; a dry run unless ``apply``. ``budget``: seconds the whole batch may take
+    (no removal starts after it; the ghosts left are reported refused)."""
+    return _call("heal_all", dict(apply=apply, budget=budget, journal=journal,
+                                  lock_timeout=lock_timeout, tool_timeout=tool_timeout,
+                                  xapi_session=xapi_session),
                  force, timeout)
 
 

@@ -55,6 +55,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "READER")]
     pub lvm_reader: Option<crate::lvm::LvmReader>,
 
+    /// No progress on stderr (shown for work over a second when stderr is a terminal).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -72,10 +76,15 @@ pub enum Command {
     },
     /// Inspect every SR-VG mapping and every SR LV on this host.
     Scan,
-    /// Remove a proven ghost (dry run unless --apply).
+    /// Remove a proven ghost (dry run unless --apply); with --all, every ghost a scan proves.
     Heal {
         /// /dev/<vg>/<lv>, /dev/mapper/<name>, a DM name, or a VDI uuid
-        target: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        target: Option<String>,
+        /// Every mapping a scan of this host proves a ghost, each re-decided under SM's lock
+        /// and removed as a single heal is; a summary of each.
+        #[arg(long)]
+        all: bool,
         /// Really remove it (journalled first; `dmheal restore` undoes it).
         #[arg(long)]
         apply: bool,
@@ -160,10 +169,20 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum PoolCommand {
-    /// Run `scan` on every enabled, live host (host.call_plugin) and merge the answers.
+    /// Run `scan` on every host that is up (host.call_plugin) and merge the answers.
     Scan {
         /// Seconds each host may take to answer.
         #[arg(long, default_value = "60", value_parser = seconds)]
+        host_timeout: f64,
+    },
+    /// Heal every proven ghost on every host that is up (`heal --all` there, through the
+    /// plugin; a dry run unless --apply), each host's answer said.
+    Heal {
+        /// Really remove them, each host deciding again under its own locks.
+        #[arg(long)]
+        apply: bool,
+        /// Seconds each host may take to answer.
+        #[arg(long, default_value = "300", value_parser = seconds)]
         host_timeout: f64,
     },
 }

@@ -34,11 +34,24 @@ pub fn request_of(cli: &Cli) -> Result<Option<Request>> {
         Command::Inspect { target } => ("inspect", vec![("target", json!(target))]),
         Command::Scan => ("scan", vec![]),
         Command::Heal {
+            all: true,
+            apply,
+            budget,
+            ..
+        } => (
+            "heal_all",
+            vec![
+                ("apply", json!(apply)),
+                ("budget", seconds("budget", *budget)?),
+            ],
+        ),
+        Command::Heal {
             target,
             apply,
             record,
             activating,
             budget,
+            ..
         } => (
             "heal",
             vec![
@@ -151,6 +164,8 @@ fn scan_json(host: &Host) -> Result<ScanSummary> {
 
 pub fn run(cli: &Cli) -> Result<Exit> {
     let base = operator_settings(cli);
+    // On stderr, so JSON on stdout is untouched; shown only when stderr is a terminal.
+    crate::progress::enable(cli.quiet);
     if let Some(req) = request_of(cli)? {
         if cli.json && matches!(req.call, contract::Call::Scan) {
             let config = execute::config_for(&req, base)?;
@@ -199,6 +214,30 @@ pub fn run(cli: &Cli) -> Result<Exit> {
                 );
             }
             Ok(Exit::of_pool_scan(&p.counts))
+        }
+        Command::Pool {
+            command:
+                PoolCommand::Heal {
+                    apply,
+                    host_timeout,
+                },
+        } => {
+            let config = crate::config::Config::resolve(Overrides {
+                journal: cli.journal.clone(),
+                xapi_session: cli.xapi_session.clone(),
+                ..base
+            })?;
+            let p =
+                crate::pool::pool_heal(&config, *apply, Duration::from_secs_f64(*host_timeout))?;
+            if cli.json {
+                print_json(&p);
+            } else {
+                print!(
+                    "{}",
+                    crate::render::terminal_safe(&crate::render::pool_heal(&p))
+                );
+            }
+            Ok(Exit::of_pool_heal(&p))
         }
         other => unreachable!("{other:?} is an operation of the contract"),
     }
@@ -341,7 +380,13 @@ mod tests {
                 if p.positional || p.name == "in_sm_process" {
                     continue; // positional: given in every argv below; in_sm_process: in-process only
                 }
-                let mut argv = vec!["dmheal".to_string(), op.name.to_string()];
+                // heal_all is `heal --all` on the command line.
+                let words: &[&str] = match op.name {
+                    "heal_all" => &["heal", "--all"],
+                    name => &[name][..],
+                };
+                let mut argv = vec!["dmheal".to_string()];
+                argv.extend(words.iter().map(|w| w.to_string()));
                 let mut json_req = Map::new();
                 json_req.insert("op".into(), json!(op.name));
                 for q in op.params.iter().filter(|q| q.positional) {

@@ -318,6 +318,20 @@ fn search_users(config: &Config, k: &mut KernelFacts, search: KernelSearch, usag
 }
 
 impl Gathered<'_> {
+    /// The kernel's side of one name read again now (status, table; holders, openers and
+    /// mounts if it is open): what a batch re-decides each mapping on, under SM's lock, with
+    /// the batch's shared layers (LVM, tapdisk, xapi) as they were read at its start.
+    pub fn refresh(&self, name: &DmName) -> Result<KernelFacts> {
+        let mut k = KernelFacts::named(name.clone());
+        k.device = self.dm.device(name)?;
+        if k.open() {
+            let dev: BTreeSet<DevNum> = k.device.as_ref().map(|d| d.dev).into_iter().collect();
+            let usage = kernel::scan(&self.config.proc_root, &dev);
+            search_users(self.config, &mut k, KernelSearch::AllWhereOpen, &usage);
+        }
+        Ok(k)
+    }
+
     /// All the facts of one mapping: the kernel's side, and the per-volume layers when it
     /// exists and is an SR volume.
     pub fn complete(&mut self, k: KernelFacts) -> Result<Facts> {

@@ -6,6 +6,8 @@
 //! reported as such, never fatal; every answer says the host's state and product version.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -247,6 +249,9 @@ pub fn call_each(
     per_host: Duration,
 ) -> Vec<Reply> {
     let session = client.session().map(str::to_string).unwrap_or_default();
+    // Hosts answer in any order: progress counts answers as they come (host n of N).
+    let total = hosts.iter().filter(|h| h.asked()).count();
+    let answered = Arc::new(AtomicUsize::new(0));
     let jobs: Vec<Option<thread::JoinHandle<Reply>>> = hosts
         .iter()
         .enumerate()
@@ -257,11 +262,15 @@ pub fn call_each(
             let c = Xapi::new(client.endpoint.clone(), per_host).with_session(session.clone());
             let call = json!([h.host_ref, PLUGIN, function, args(i, h)]);
             let function = function.to_string();
+            let (answered, name) = (answered.clone(), h.name_label.clone());
             Some(thread::spawn(move || {
                 let Value::Array(params) = call else {
                     unreachable!()
                 };
-                match c.call::<String>("host.call_plugin", params) {
+                let reply = c.call::<String>("host.call_plugin", params);
+                let n = answered.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::progress::report("host", n, total, &format!("{name} answered"));
+                match reply {
                     Ok(text) => match serde_json::from_str::<Value>(&text) {
                         Ok(v) => Reply::Answered(v),
                         Err(e) => Reply::Failed {
@@ -287,7 +296,7 @@ pub fn call_each(
             }))
         })
         .collect();
-    hosts
+    let replies: Vec<Reply> = hosts
         .iter()
         .zip(jobs)
         .map(|(h, job)| match job {
@@ -300,5 +309,7 @@ pub fn call_each(
                 })
                 .said_for(h),
         })
-        .collect()
+        .collect();
+    crate::progress::done();
+    replies
 }

@@ -130,6 +130,76 @@ fn vdi_view_inner(
     }))
 }
 
+/// xapi's view of many VDIs from host `host_uuid`, from the pool's records read once (a batch
+/// of a thousand heals asks xapi four times, not five thousand). A VDI xapi does not have is
+/// `VdiUnknown`; a xapi that fails is `Unreachable` for all of them.
+pub fn vdi_views(
+    xapi: &Xapi,
+    host_uuid: &str,
+    vdi_uuids: &[&str],
+    activating: bool,
+) -> std::collections::BTreeMap<String, XapiView> {
+    use std::collections::BTreeMap;
+    let read = || -> Result<_, XapiError> {
+        let host_ref: String = xapi.call("host.get_by_uuid", vec![json!(host_uuid)])?;
+        let vdis: BTreeMap<String, Vdi> = xapi.call("VDI.get_all_records", vec![])?;
+        let vbds: BTreeMap<String, Vbd> = xapi.call("VBD.get_all_records", vec![])?;
+        let vms: BTreeMap<String, Vm> = xapi.call("VM.get_all_records", vec![])?;
+        let srs: BTreeMap<String, Sr> = xapi.call("SR.get_all_records", vec![])?;
+        Ok((host_ref, vdis, vbds, vms, srs))
+    };
+    let (host_ref, vdis, vbds, vms, srs) = match read() {
+        Ok(r) => r,
+        Err(e) => {
+            let why = error_chain(&e);
+            return vdi_uuids
+                .iter()
+                .map(|u| (u.to_string(), XapiView::Unreachable { why: why.clone() }))
+                .collect();
+        }
+    };
+    let by_uuid: BTreeMap<&str, (&String, &Vdi)> = vdis
+        .iter()
+        .map(|(r, v)| (v.uuid.as_str(), (r, v)))
+        .collect();
+    vdi_uuids
+        .iter()
+        .map(|u| {
+            let Some((vdi_ref, vdi)) = by_uuid.get(u) else {
+                return (u.to_string(), XapiView::VdiUnknown);
+            };
+            let attached = vdi
+                .vbds
+                .iter()
+                .filter_map(|b| vbds.get(b))
+                .filter(|b| b.currently_attached)
+                .filter_map(|b| vms.get(&b.vm).map(|vm| (b, vm)))
+                .map(|(b, vm)| AttachedVbd {
+                    vbd: b.uuid.clone(),
+                    device: b.device.clone(),
+                    on_this_host: vm.resident_on == host_ref,
+                    vm_uuid: vm.uuid.clone(),
+                    vm_name: vm.name_label.clone(),
+                })
+                .collect();
+            let view = XapiView::Known(XapiVdi {
+                vdi_uuid: vdi.uuid.clone(),
+                host_key: vdi.sm_config.get(&format!("host_{host_ref}")).cloned(),
+                paused: truthy(vdi.sm_config.get("paused")),
+                sm_config_activating: truthy(vdi.sm_config.get("activating")),
+                relinking: truthy(vdi.sm_config.get("relinking")),
+                vdi_ref: (*vdi_ref).clone(),
+                name_label: vdi.name_label.clone(),
+                sr_uuid: srs.get(&vdi.sr).map(|s| s.uuid.clone()).unwrap_or_default(),
+                this_host: host_uuid.to_string(),
+                attached,
+                activating,
+            });
+            (u.to_string(), view)
+        })
+        .collect()
+}
+
 /// The SR uuid and storage type of a VDI (to find its LV through xapi).
 pub fn vdi_location(xapi: &Xapi, vdi_uuid: &str) -> Result<(String, Vdi), XapiError> {
     let vdi_ref: String = xapi.call("VDI.get_by_uuid", vec![json!(vdi_uuid)])?;
