@@ -4,7 +4,14 @@ tests/test_scale.py): one SR volume group with N one-extent LVs restored from LV
 `dmsetup create --concise`, some of them ghosts (no uuid), some held open by processes, some
 named by a paused tapdisk (the tap-ctl double). Writes the ground truth to $OUT/truth.json.
 
-usage: scale_host.py N   (env: VG, SR, WORK, OUT, TAPCTL_LIST_FILE)
+Ghosts come in both forms: uuid-less (a mapping a failed migration left) and stale-uuid (a
+removed LV's LVM uuid, which no LV in the metadata has).
+
+usage: scale_host.py N [GHOST_EVERY]   (env: VG, SR, WORK, OUT, TAPCTL_LIST_FILE)
+  default: 1 in 50 a uuid-less ghost, 1 in 50 a stale-uuid ghost, 1 in 50 held open (at most
+  200), 1 in 50 served by a tapdisk, the rest LVM's own. GHOST_EVERY=k (the batch benchmark):
+  1 in k a ghost, alternately uuid-less and stale-uuid; 1 in k held (at most 200) and 1 in k
+  served by a tapdisk; the rest LVM's own.
 """
 
 import json
@@ -16,6 +23,7 @@ import sys
 import uuid
 
 N = int(sys.argv[1])
+GHOST_EVERY = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 VG = os.environ["VG"]
 WORK, OUT = os.environ["WORK"], os.environ["OUT"]
 EXTENT = 8  # sectors: 4 KiB extents
@@ -88,12 +96,16 @@ subprocess.check_call(["pvcreate", "-q", "-ff", "-y", "--uuid", pv_id, "--restor
                        "--metadatasize", "32m", "/dev/ubda"], stdout=subprocess.DEVNULL)
 subprocess.check_call(["vgcfgrestore", "-q", "-f", path, VG], stdout=subprocess.DEVNULL)
 
-# Roles: 1 in 50 a ghost; of the other candidates without LVM's uuid, some held open by a
-# process, some named by a paused tapdisk; the rest are LVM's own live mappings.
+# Roles (see the usage above).
 roles = []
 for i in range(N):
-    r = i % 50
-    roles.append("ghost" if r == 0 else "held" if r == 1 else "tapdisk" if r == 2 else "healthy")
+    if GHOST_EVERY:
+        r = i % GHOST_EVERY
+        kind = "stale" if (i // GHOST_EVERY) % 2 else "ghost"
+        roles.append(kind if r == 0 else "held" if r == 1 else "tapdisk" if r == 2 else "healthy")
+    else:
+        r = i % 50
+        roles.append({0: "ghost", 1: "held", 2: "tapdisk", 3: "stale"}.get(r, "healthy"))
 held = [i for i, r in enumerate(roles) if r == "held"][:200]
 for i in range(N):
     if roles[i] == "held" and i not in held:
@@ -106,7 +118,11 @@ def dm_name(vdi):
 
 specs = []
 for i, vdi in enumerate(vdis):
-    uuid_ = "LVM-" + vg_id.replace("-", "") + lv_ids[i].replace("-", "") if roles[i] == "healthy" else ""
+    uuid_ = ""
+    if roles[i] == "healthy":
+        uuid_ = "LVM-" + vg_id.replace("-", "") + lv_ids[i].replace("-", "")
+    elif roles[i] == "stale":  # the LVM uuid of an LV removed since: no LV has that id now
+        uuid_ = "LVM-" + vg_id.replace("-", "") + lvm_id().replace("-", "")
     table = "0 %d linear 98:0 %d" % (EXTENT, PE_START + i * EXTENT)
     specs.append("%s,%s,%d,,%s" % (dm_name(vdi), uuid_, i, table))
 for k in range(0, N, 200):
@@ -121,10 +137,12 @@ holders = []
 for i in held:
     holders.append(subprocess.Popen(["sleep", "3600"], stdin=open("/dev/dm-%d" % i)).pid)
 
-healthy = roles.index("healthy")
+healthy, stale = roles.index("healthy"), roles.index("stale")
 truth = {"n": N, "vg": VG, "roles": {dm_name(v): roles[i] for i, v in enumerate(vdis)},
          "holders": holders, "ghost_lv": "/dev/%s/VHD-%s" % (VG, vdis[0]),
          "ghost_spec": specs[0],
+         "stale_lv": "/dev/%s/VHD-%s" % (VG, vdis[stale]), "stale_spec": specs[stale],
+         "ghost_specs": [specs[i] for i, r in enumerate(roles) if r in ("ghost", "stale")],
          "healthy_lv": "/dev/%s/VHD-%s" % (VG, vdis[healthy]),
          "absent_lv": "/dev/%s/VHD-not-mapped" % VG}
 with open(os.path.join(OUT, "truth.json"), "w") as f:

@@ -85,7 +85,7 @@ impl BatchOutcome {
 /// Heal every ghost a scan of this host proves; `apply`: really (else a dry run).
 pub fn heal_all(host: &Host, apply: bool) -> Result<BatchOutcome> {
     let clock = crate::logging::Stopwatch::start();
-    let scan = host.scan()?;
+    let scan = host.scan_keeping(&|m| m.verdict == Verdict::Ghost)?;
     clock.lap("batch: scanned");
     let ghosts: Vec<(DmName, Inspection)> = scan
         .mappings

@@ -230,9 +230,17 @@ impl Host {
 
     /// Every SR-VG mapping in the kernel and every SR LV LVM knows, one pass per layer.
     pub fn scan(&self) -> Result<Scan> {
+        self.scan_keeping(&|_| true)
+    }
+
+    /// `scan`, keeping only the inspections `keep` wants (the counts are of every mapping):
+    /// thousands of healthy mappings need not be held to find the ghosts among them.
+    pub fn scan_keeping(&self, keep: &dyn Fn(&Inspection) -> bool) -> Result<Scan> {
         let mut mappings = Vec::new();
         let summary = self.scan_each(&mut |m| {
-            mappings.push(m);
+            if keep(&m) {
+                mappings.push(m);
+            }
             Ok(())
         })?;
         Ok(Scan {
@@ -308,17 +316,13 @@ impl Host {
             ..Default::default()
         };
         let mut found = Vec::new();
+        let (this_host, this_uuid) = (self.describe(), self.config.xapi.this_host());
         for k in std::mem::take(&mut gathered.mappings) {
             let f = gathered.complete(k)?;
             let m = Inspection::new(f.dm_name.to_string(), f);
             counts.add(m.verdict);
             if let (Verdict::Ghost, Some(vdi)) = (m.verdict, &m.facts.vdi) {
-                found.push(ghost_found(
-                    &self.describe(),
-                    &self.config.xapi.this_host(),
-                    vdi,
-                    &m.dm_name,
-                ));
+                found.push(ghost_found(&this_host, &this_uuid, vdi, &m.dm_name));
             }
             each(m)?;
         }

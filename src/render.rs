@@ -129,6 +129,18 @@ pub fn scan(s: &Scan) -> String {
         }));
         out.push_str(&table(&rows));
     }
+    let listed_healthy = s
+        .mappings
+        .iter()
+        .filter(|m| m.verdict == crate::verdict::Verdict::Healthy)
+        .count();
+    if c.healthy > listed_healthy {
+        let _ = writeln!(
+            out,
+            "\n{} healthy mappings (LVM's own, nothing to do) are not listed; --json lists every mapping",
+            c.healthy - listed_healthy
+        );
+    }
     out
 }
 

@@ -268,6 +268,7 @@ add_lv "$VG" "VHD-%s"
 make_ghost "$VG" "VHD-%s"
 lvchange -an "$VG/VHD-%s"
 capture scan "$DMHEAL" --json scan
+capture scan_text "$DMHEAL" scan
 """ % (ghost_vdi, idle_vdi, ghost_vdi, idle_vdi), dmheal_bin)
     assert r.rc == 0, r.output
     s = load(r, "scan")
@@ -277,6 +278,12 @@ capture scan "$DMHEAL" --json scan
     ghosts = [m["dm_name"] for m in s["mappings"] if m["verdict"] == "ghost"]
     assert ghosts == [uml.VG.replace("-", "--") + "-VHD--" + ghost_vdi.replace("-", "--")]
     assert s["inactive_lvs"] == ["/dev/%s/VHD-%s" % (uml.VG, idle_vdi)]
+    # The table lists what needs a look (the ghost); the healthy mapping is counted, not listed.
+    text = r.file("scan_text.out")
+    assert rc(r, "scan_text") == 3
+    assert "1 ghost" in text and ghosts[0] in text and "ghost" in text.split(ghosts[0])[0].splitlines()[-1]
+    assert uml.DM_NAME not in text
+    assert "1 healthy mappings (LVM's own, nothing to do) are not listed" in text
 
 
 def test_mapping_mounted_in_another_mount_namespace_is_refused(kernel, dmheal_bin):

@@ -167,10 +167,20 @@ pub fn run(cli: &Cli) -> Result<Exit> {
     // On stderr, so JSON on stdout is untouched; shown only when stderr is a terminal.
     crate::progress::enable(cli.quiet);
     if let Some(req) = request_of(cli)? {
-        if cli.json && matches!(req.call, contract::Call::Scan) {
-            let config = execute::config_for(&req, base)?;
-            let summary = scan_json(&Host::open(config)?)?;
-            return Ok(Exit::of_scan(&summary.counts));
+        if matches!(req.call, contract::Call::Scan) {
+            let host = Host::open(execute::config_for(&req, base)?)?;
+            if cli.json {
+                let summary = scan_json(&host)?;
+                return Ok(Exit::of_scan(&summary.counts));
+            }
+            // The table lists what needs a look; healthy mappings are counted (--json lists
+            // every one), so forty ghosts are not lost among five thousand rows.
+            let scan = host.scan_keeping(&|m| m.verdict != crate::verdict::Verdict::Healthy)?;
+            print!(
+                "{}",
+                crate::render::terminal_safe(&crate::render::scan(&scan))
+            );
+            return Ok(Exit::of_scan(&scan.counts));
         }
         let answer = execute::execute(&req, base, false)?;
         if cli.json {

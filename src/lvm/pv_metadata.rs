@@ -129,7 +129,7 @@ impl PvReader {
     pub fn complete(
         &self,
         vg: &str,
-        first: &VgMetadata,
+        first: VgMetadata,
         known: &[(DevNum, String)],
         filter: Option<&LvFilter>,
     ) -> Result<(VgMetadata, Vec<(DevNum, String)>), String> {
@@ -159,8 +159,10 @@ impl PvReader {
             }
         }
         clock.lap("pv: label scan");
-        let mut newest = first.clone();
-        let mut copies_at: Vec<VgMetadata> = vec![first.clone()];
+        // The newest copy, and the other copies at its seqno (they must all be the same).
+        // Moved, never cloned: a VG's metadata of thousands of LVs is megabytes of strings.
+        let mut newest = first;
+        let mut same_seqno: Vec<VgMetadata> = Vec::new();
         let mut read: std::collections::HashSet<DevNum> = known.iter().map(|(d, _)| *d).collect();
         // Twice at most: the newest copy may list PVs the first did not.
         for _ in 0..2 {
@@ -204,11 +206,11 @@ impl PvReader {
                         ));
                     }
                     if copy.seqno > newest.seqno {
-                        newest = copy.clone();
-                        copies_at = vec![copy];
+                        newest = copy;
+                        same_seqno.clear();
                         grew = true;
                     } else if copy.seqno == newest.seqno {
-                        copies_at.push(copy);
+                        same_seqno.push(copy);
                     }
                 }
             }
@@ -217,7 +219,7 @@ impl PvReader {
             }
         }
         clock.lap("pv: every PV's metadata read");
-        if copies_at.iter().any(|c| *c != newest) {
+        if same_seqno.iter().any(|c| *c != newest) {
             return Err(format!(
                 "two metadata copies of {vg} at seqno {} differ",
                 newest.seqno

@@ -98,7 +98,7 @@ pub fn read(
                 // reads it — every PV found by a label scan, the newest metadata — and where
                 // LVM's own choice would be a guess (a PV's label on two devices, a PV
                 // missing, copies that disagree) LVM itself is asked.
-                Some(uuid) => match pvs.complete(vg.as_str(), &metadata, &survey.pvs, filter) {
+                Some(uuid) => match pvs.complete(vg.as_str(), metadata, &survey.pvs, filter) {
                     Ok((newest, devices)) => {
                         tracing::info!(
                             vg = vg.as_str(),
