@@ -119,6 +119,54 @@ struct Parsed {
     complete: u64,
     /// The torn last line, when there is one.
     torn: Option<Vec<u8>>,
+    /// The last entry's id, when only that was read (`last_id`).
+    last: Option<JournalId>,
+}
+
+/// What the end of a journal file says about its last id.
+enum Tail {
+    /// Its last line is a complete entry with this id (None: the file is empty).
+    Read(Option<JournalId>),
+    /// A torn last line, a blank one, or one that is not an entry: read the whole file.
+    Unclear,
+}
+
+/// The id of the last entry of `file`, read from its end only.
+fn last_id(file: &mut File) -> std::io::Result<Tail> {
+    const STEP: u64 = 64 << 10;
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(Tail::Read(None));
+    }
+    // Read backwards until the line before the last one ends (or the file starts).
+    let mut tail: Vec<u8> = Vec::new();
+    let mut start = len;
+    loop {
+        let from = start.saturating_sub(STEP);
+        let mut chunk = vec![0u8; (start - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        start = from;
+        if tail.last() != Some(&b'\n') {
+            return Ok(Tail::Unclear);
+        }
+        let body = &tail[..tail.len() - 1];
+        if let Some(i) = body.iter().rposition(|b| *b == b'\n') {
+            return Ok(parse_last(&body[i + 1..]));
+        }
+        if start == 0 {
+            return Ok(parse_last(body));
+        }
+    }
+}
+
+fn parse_last(line: &[u8]) -> Tail {
+    match serde_json::from_slice::<Entry>(line) {
+        Ok(e) => Tail::Read(Some(e.id)),
+        Err(_) => Tail::Unclear,
+    }
 }
 
 impl Journal {
@@ -204,6 +252,7 @@ impl Journal {
             entries,
             complete: complete as u64,
             torn,
+            last: None,
         })
     }
 
@@ -240,12 +289,31 @@ impl Journal {
                 Err((_, errno)) => return Err(self.io()(errno.into())),
             }
         };
-        let dup = locked.try_clone().map_err(self.io())?;
-        let parsed = self.parse(&self.path, dup)?;
+        // The next id follows the last entry. Entries are appended in id order under this
+        // lock, so the last complete line of each generation holds its highest id: only that
+        // line is read — a heal inside a VM start, or the thousandth of a batch, must not
+        // parse the whole history. A torn tail, or a last line that is not an entry, is read
+        // the whole way (and a torn tail repaired below); readers always parse every line.
+        let mut dup = locked.try_clone().map_err(self.io())?;
+        let parsed = match last_id(&mut dup).map_err(self.io())? {
+            Tail::Read(last) => Parsed {
+                entries: Vec::new(),
+                complete: 0,
+                torn: None,
+                last,
+            },
+            Tail::Unclear => self.parse(&self.path, dup)?,
+        };
         let mut ids: Vec<JournalId> = parsed.entries.iter().map(|e| e.id).collect();
+        ids.extend(parsed.last);
         for rotated in self.rotated() {
-            if let Some(file) = open_trusted(&rotated, false).map_err(self.io())? {
-                ids.extend(self.parse(&rotated, file)?.entries.iter().map(|e| e.id));
+            if let Some(mut file) = open_trusted(&rotated, false).map_err(self.io())? {
+                match last_id(&mut file).map_err(self.io())? {
+                    Tail::Read(id) => ids.extend(id),
+                    Tail::Unclear => {
+                        ids.extend(self.parse(&rotated, file)?.entries.iter().map(|e| e.id))
+                    }
+                }
             }
         }
         // No id can follow u64::MAX: appends then fail rather than wrap to an id in use.
@@ -522,6 +590,39 @@ mod tests {
             ids,
             vec![1, 2, 3].into_iter().map(JournalId).collect::<Vec<_>>()
         );
+    }
+
+    /// The next id comes from the last line alone — whatever its length (an entry longer than
+    /// one read of the tail) — and readers still parse, and refuse, every line.
+    #[test]
+    fn the_next_id_is_read_from_the_last_line_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let j = Journal::new(&path);
+        append(&j, removal()).unwrap();
+        let big = Event::Outcome {
+            of: JournalId(1),
+            result: "removed".into(),
+            detail: "x".repeat(200 << 10),
+            removed_uuid: None,
+        };
+        assert_eq!(append(&j, big).unwrap(), 2);
+        assert_eq!(append(&j, outcome(JournalId(1))).unwrap(), 3);
+        // A damaged line before the last: appends go on (the last entry says the next id);
+        // `journal` and `restore` read every line and name the damaged one.
+        let text = fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[0] = "not json";
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+        assert_eq!(append(&j, outcome(JournalId(1))).unwrap(), 4);
+        assert!(matches!(
+            j.entries().unwrap_err(),
+            Error::JournalCorrupt { line: 1, .. }
+        ));
+        // A rotated generation ahead of the current file (a hand-made copy): the highest wins.
+        fs::copy(&path, dir.path().join("journal.jsonl.1")).unwrap();
+        fs::write(&path, "").unwrap();
+        assert_eq!(append(&j, outcome(JournalId(1))).unwrap(), 5);
     }
 
     #[test]
