@@ -246,7 +246,21 @@ pub fn describe() -> Value {
             (o.name.to_string(), json!({"doc": o.doc, "params": params}))
         })
         .collect();
-    json!({"version": env!("CARGO_PKG_VERSION"), "operations": ops})
+    // The reason codes a verdict can give, with their layer and meaning: what a caller may
+    // match on (`inspection.reasons[].code`).
+    let codes: Vec<Value> = crate::verdict::codes::ALL
+        .iter()
+        .map(|c| json!({"code": c.code, "layer": c.layer, "meaning": c.meaning}))
+        .collect();
+    // And the words answers are made of: what a caller compares `verdict` and `action` with.
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "operations": ops,
+        "reason_codes": codes,
+        "verdicts": crate::verdict::Verdict::ALL,
+        "heal_actions": crate::heal::Action::ALL,
+        "batch_actions": crate::heal_all::BatchAction::ALL,
+    })
 }
 
 /// The largest number of seconds any wait may be given.

@@ -6,33 +6,8 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::external_tool::CommandError;
+pub use crate::ids::InputError;
 use crate::ids::JournalId;
-
-/// Input the operator gave that we refuse before touching anything.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum InputError {
-    #[error("not a valid {kind} {value:?}: {why}")]
-    BadName {
-        kind: &'static str,
-        value: String,
-        why: String,
-    },
-    #[error("not a valid uuid {0:?}: expected 8-4-4-4-12 hexadecimal digits")]
-    BadUuid(String),
-    #[error("path {0:?} is not a volume path: expected /dev/<vg>/<lv> or /dev/mapper/<name>")]
-    BadPath(String),
-    #[error("bad xapi endpoint: {0}")]
-    BadXapi(String),
-    #[error("journal entry id {0:?} is not a positive number")]
-    BadJournalId(String),
-    #[error("DMHEAL_LVM_READER: {0}")]
-    BadLvmReader(String),
-    #[error("bad {name}: {why}")]
-    BadValue { name: String, why: String },
-    /// A VDI uuid more than one volume carries here (the same VDI in two SRs).
-    #[error("{target} names more than one volume on this host, so nothing was done; name the one meant exactly: {each}")]
-    Ambiguous { target: String, each: String },
-}
 
 /// Everything that can stop an operation. Refusals are not errors: they are verdicts.
 #[derive(Debug, Error)]

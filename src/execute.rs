@@ -5,12 +5,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::{Config, Overrides};
+use crate::context::OpContext;
 use crate::contract::{Call, Request};
 use crate::doctor::{survey::Survey, Report};
 use crate::error::{Error, Result};
 use crate::exit_codes::Exit;
 use crate::heal::{self, HealOutcome};
-use crate::host::Host;
 use crate::journal::Entry;
 use crate::journal::Journal;
 use crate::restore::{self, RestoreOutcome};
@@ -90,16 +90,22 @@ pub fn execute(req: &Request, base: Overrides, in_process: bool) -> Result<Answe
     config.in_sm_process = in_process && req.options.in_sm_process;
     Ok(match &req.call {
         Call::Journal => Answer::Journal(Journal::new(&config.journal).entries()?),
-        Call::Inspect { target } => Answer::Inspection(Host::open(config)?.inspect(target)?),
-        Call::Scan => Answer::Scan(Host::open(config)?.scan()?),
+        Call::Inspect { target } => Answer::Inspection(OpContext::open(config)?.inspect(target)?),
+        Call::Scan => Answer::Scan(OpContext::open(config)?.scan()?),
         Call::Heal {
             target,
             apply,
             record,
-        } => Answer::Heal(heal::heal(&Host::open(config)?, target, *apply, *record)?),
-        Call::HealAll { apply } => {
-            Answer::HealAll(crate::heal_all::heal_all(&Host::open(config)?, *apply)?)
-        }
+        } => Answer::Heal(heal::heal(
+            &OpContext::open(config)?,
+            target,
+            *apply,
+            *record,
+        )?),
+        Call::HealAll { apply } => Answer::HealAll(crate::heal_all::heal_all(
+            &OpContext::open(config)?,
+            *apply,
+        )?),
         Call::Restore { id } => Answer::Restore(restore::restore(config, *id)?),
         Call::Doctor {
             apply,
@@ -121,7 +127,7 @@ pub fn execute(req: &Request, base: Overrides, in_process: bool) -> Result<Answe
             host_timeout.unwrap_or(DEFAULT_HOST_TIMEOUT),
         )?),
         Call::Volumes { vdis, domid } => Answer::Volumes(crate::vm::local::local_view(
-            &Host::open(config)?,
+            &OpContext::open(config)?,
             vdis,
             *domid,
         )?),

@@ -8,9 +8,9 @@
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::context::OpContext;
 use crate::dm::DmDevice;
 use crate::error::Result;
-use crate::host::Host;
 use crate::ids::{DmName, DmUuid, JournalId, Target};
 use crate::journal::{Event, Journal};
 use crate::results::Inspection;
@@ -30,6 +30,16 @@ pub enum Action {
     Refused,
     /// The kernel refused the remove; the mapping is still there.
     Failed,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::NothingToDo,
+        Action::WouldRemove,
+        Action::Removed,
+        Action::Refused,
+        Action::Failed,
+    ];
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -56,7 +66,7 @@ fn outcome(action: Action, message: String, inspection: Inspection) -> HealOutco
 
 /// `record`: also journal decisions that change nothing (dry runs, refusals). Absent and
 /// healthy mappings are not recorded: the activation hot path never touches the journal.
-pub fn heal(host: &Host, target: &Target, apply: bool, record: bool) -> Result<HealOutcome> {
+pub fn heal(host: &OpContext, target: &Target, apply: bool, record: bool) -> Result<HealOutcome> {
     let o = decide_and_act(host, target, apply)?;
     if record && o.journal_id.is_none() && o.action != Action::NothingToDo {
         let mut o = o;
@@ -93,7 +103,7 @@ fn could_be_a_ghost(d: Option<&DmDevice>) -> bool {
     })
 }
 
-fn decide_and_act(host: &Host, target: &Target, apply: bool) -> Result<HealOutcome> {
+fn decide_and_act(host: &OpContext, target: &Target, apply: bool) -> Result<HealOutcome> {
     let name = host.resolve(target)?;
     if apply && could_be_a_ghost(host.dm.status(&name)?.as_ref()) {
         // Decide under the locks, once, on every layer read there. xapi is asked first: SM's
@@ -135,7 +145,7 @@ fn decide_and_act(host: &Host, target: &Target, apply: bool) -> Result<HealOutco
 }
 
 fn remove_guarded(
-    host: &Host,
+    host: &OpContext,
     target: &Target,
     name: &DmName,
     xapi: std::collections::BTreeMap<crate::ids::Uuid, crate::xapi::XapiView>,
@@ -164,7 +174,7 @@ fn remove_guarded(
 /// or suspicious, and for a ghost: journal it, remove exactly it by uuid, journal the outcome,
 /// release the locks, tell the pool. The single heal and the batch share it.
 pub(crate) fn act_on_decision(
-    host: &Host,
+    host: &OpContext,
     name: &DmName,
     now: Inspection,
     mut journal: crate::journal::Writer,
@@ -288,7 +298,7 @@ pub(crate) fn act_on_decision(
 /// The journal entry that removed a mapping of this name and stands (not restored since), in
 /// words: what a heal that finds nothing left says (another heal got there first). Best
 /// effort: a journal that cannot be read says nothing here.
-fn removed_before(host: &Host, name: &DmName) -> Option<String> {
+fn removed_before(host: &OpContext, name: &DmName) -> Option<String> {
     let entries = Journal::new(&host.config.journal).entries().ok()?;
     let mut removals = entries
         .iter()
@@ -335,7 +345,7 @@ fn stamp(journal_id: JournalId) -> String {
 /// freed minor at once); a uuid does, so the removal goes by uuid, and a ghost without one is
 /// first given a unique one. The device carrying it must then still be the proven one in
 /// every respect, or nothing is removed.
-fn remove_exactly(host: &Host, name: &DmName, proven: &DmDevice, id: JournalId) -> Removal {
+fn remove_exactly(host: &OpContext, name: &DmName, proven: &DmDevice, id: JournalId) -> Removal {
     let cfg = &host.config;
     let uuid = if proven.uuid.is_empty() {
         let stamp = stamp(id);
@@ -506,7 +516,7 @@ mod tests {
         }
     }
 
-    fn host(dir: &std::path::Path, kernel: FakeKernel) -> Host {
+    fn host(dir: &std::path::Path, kernel: FakeKernel) -> OpContext {
         // A stand-in lvs: LVM knows the LV and calls it inactive.
         let config = test_support::config(
             dir,
@@ -515,7 +525,7 @@ mod tests {
                  \"lv_uuid\":\"X4HzXT\",\"vg_uuid\":\"K2BweQ\",\"lv_attr\":\"-wi-------\"}}"
             ),
         );
-        Host::new(config, Box::new(kernel))
+        OpContext::new(config, Box::new(kernel))
     }
 
     fn target() -> Target {

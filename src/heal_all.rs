@@ -8,15 +8,51 @@
 
 use serde::Serialize;
 
+use crate::context::OpContext;
 use crate::error::Result;
 use crate::facts::{gather, KernelSearch};
 use crate::heal::{self, Action};
-use crate::host::Host;
 use crate::ids::{DmName, JournalId, Target};
 use crate::journal::Journal;
 use crate::results::Inspection;
 use crate::sm::lock::{self, SmLockKind};
 use crate::verdict::Verdict;
+
+/// What a batch did with one ghost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchAction {
+    Removed,
+    /// A dry run: `--apply` would remove it.
+    WouldRemove,
+    /// Not a ghost any more at its turn (in use, suspicious, LVM's own), or its locks could
+    /// not be had: left alone, with the reason.
+    Refused,
+    /// Gone by its turn (another heal, or SM, got there first).
+    AlreadyGone,
+    /// The kernel refused the remove; the mapping is still there.
+    Failed,
+}
+
+impl BatchAction {
+    pub const ALL: [BatchAction; 5] = [
+        BatchAction::Removed,
+        BatchAction::WouldRemove,
+        BatchAction::Refused,
+        BatchAction::AlreadyGone,
+        BatchAction::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchAction::Removed => "removed",
+            BatchAction::WouldRemove => "would-remove",
+            BatchAction::Refused => "refused",
+            BatchAction::AlreadyGone => "already-gone",
+            BatchAction::Failed => "failed",
+        }
+    }
+}
 
 /// What became of one mapping of the batch.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -24,8 +60,7 @@ pub struct BatchItem {
     pub dm_name: String,
     pub sr_uuid: Option<String>,
     pub vdi_uuid: Option<String>,
-    /// removed | would-remove | refused | already-gone | failed
-    pub action: String,
+    pub action: BatchAction,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal_id: Option<JournalId>,
@@ -73,17 +108,17 @@ impl BatchCounts {
 
 impl BatchOutcome {
     fn count(&mut self) {
-        let n = |a: &str| self.results.iter().filter(|r| r.action == a).count();
-        self.counts.removed = n("removed");
-        self.counts.would_remove = n("would-remove");
-        self.counts.refused = n("refused");
-        self.counts.already_gone = n("already-gone");
-        self.counts.failed = n("failed");
+        let n = |a: BatchAction| self.results.iter().filter(|r| r.action == a).count();
+        self.counts.removed = n(BatchAction::Removed);
+        self.counts.would_remove = n(BatchAction::WouldRemove);
+        self.counts.refused = n(BatchAction::Refused);
+        self.counts.already_gone = n(BatchAction::AlreadyGone);
+        self.counts.failed = n(BatchAction::Failed);
     }
 }
 
 /// Heal every ghost a scan of this host proves; `apply`: really (else a dry run).
-pub fn heal_all(host: &Host, apply: bool) -> Result<BatchOutcome> {
+pub fn heal_all(host: &OpContext, apply: bool) -> Result<BatchOutcome> {
     let clock = crate::logging::Stopwatch::start();
     let scan = host.scan_keeping(&|m| m.verdict == Verdict::Ghost)?;
     clock.lap("batch: scanned");
@@ -103,11 +138,11 @@ pub fn heal_all(host: &Host, apply: bool) -> Result<BatchOutcome> {
         },
         lock: None,
     };
-    let item = |name: &DmName, i: &Inspection, action: &str, message: String, id| BatchItem {
+    let item = |name: &DmName, i: &Inspection, action, message: String, id| BatchItem {
         dm_name: name.to_string(),
         sr_uuid: i.facts.sr.as_ref().map(|s| s.to_string()),
         vdi_uuid: i.facts.vdi.as_ref().map(|v| v.to_string()),
-        action: action.into(),
+        action,
         message,
         journal_id: id,
     };
@@ -115,7 +150,7 @@ pub fn heal_all(host: &Host, apply: bool) -> Result<BatchOutcome> {
         for (name, i) in &ghosts {
             let message = format!("dry run: would remove {name} ({})", i.summary);
             out.results
-                .push(item(name, i, "would-remove", message, None));
+                .push(item(name, i, BatchAction::WouldRemove, message, None));
         }
         out.count();
         return Ok(out);
@@ -149,7 +184,8 @@ pub fn heal_all(host: &Host, apply: bool) -> Result<BatchOutcome> {
         crate::progress::report("mapping", n + 1, total, name.as_str());
         if cfg.out_of_time() {
             let why = "the time budget ran out before its turn".to_string();
-            out.results.push(item(name, scanned, "refused", why, None));
+            out.results
+                .push(item(name, scanned, BatchAction::Refused, why, None));
             continue;
         }
         // Its own facts, under SM's lock and the journal's, exactly as a single heal. A lock
@@ -168,14 +204,16 @@ pub fn heal_all(host: &Host, apply: bool) -> Result<BatchOutcome> {
         match one(&mut g) {
             Ok(o) => {
                 let action = match o.action {
-                    Action::Removed => "removed",
-                    Action::NothingToDo if o.inspection.facts.device.is_none() => "already-gone",
-                    Action::NothingToDo | Action::Refused => "refused",
-                    Action::Failed => "failed",
-                    Action::WouldRemove => "would-remove",
+                    Action::Removed => BatchAction::Removed,
+                    Action::NothingToDo if o.inspection.facts.device.is_none() => {
+                        BatchAction::AlreadyGone
+                    }
+                    Action::NothingToDo | Action::Refused => BatchAction::Refused,
+                    Action::Failed => BatchAction::Failed,
+                    Action::WouldRemove => BatchAction::WouldRemove,
                 };
                 let message = match o.action {
-                    Action::NothingToDo if action == "refused" => {
+                    Action::NothingToDo if action == BatchAction::Refused => {
                         format!("left alone: not a ghost any more ({})", o.message)
                     }
                     _ => o.message,
@@ -185,7 +223,8 @@ pub fn heal_all(host: &Host, apply: bool) -> Result<BatchOutcome> {
             }
             Err(e) => {
                 let why = format!("not touched: {e}");
-                out.results.push(item(name, scanned, "refused", why, None));
+                out.results
+                    .push(item(name, scanned, BatchAction::Refused, why, None));
             }
         }
     }

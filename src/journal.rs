@@ -14,9 +14,8 @@
 //! is read). `restore` recreates what an entry says, so a journal anyone else could write
 //! would let them choose what dmheal maps.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -27,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::dm::{DevNum, TableLine};
 use crate::error::{Error, Result};
 use crate::ids::{DmUuid, JournalId};
+use crate::trusted_file::{create_dir, open_trusted};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -176,10 +176,6 @@ impl Journal {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn io(&self) -> impl Fn(std::io::Error) -> Error + '_ {
         move |source| Error::Journal {
             path: self.path.clone(),
@@ -212,6 +208,11 @@ impl Journal {
     }
 
     /// journal.jsonl.1, .2, ... as far as they go (logrotate's numbering, uncompressed).
+    #[cfg(test)]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn rotated(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         for n in 1.. {
@@ -341,132 +342,6 @@ impl Journal {
     }
 }
 
-/// Create `dir` (and missing parents) 0700, and flush each new entry into its parent.
-fn create_dir(dir: &Path) -> std::io::Result<()> {
-    let mut missing = Vec::new();
-    let mut at = dir;
-    while fs::symlink_metadata(at).is_err() {
-        missing.push(at.to_path_buf());
-        match at.parent() {
-            Some(p) if !p.as_os_str().is_empty() => at = p,
-            _ => break,
-        }
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    for d in missing.iter().rev() {
-        sync_parent(d)?;
-    }
-    Ok(())
-}
-
-/// Flush the directory entry of `path` (a created file or directory) to disk.
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    let parent = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    File::open(parent)?.sync_all()
-}
-
-fn untrusted(path: &Path, why: &str) -> std::io::Error {
-    std::io::Error::new(
-        ErrorKind::PermissionDenied,
-        format!("refusing to trust {}: {why}", path.display()),
-    )
-}
-
-/// Owned by root or by the user running dmheal, and writable by no one else.
-fn check_owner_and_mode(path: &Path, meta: &fs::Metadata) -> std::io::Result<()> {
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != me {
-        return Err(untrusted(path, &format!("owned by uid {}", meta.uid())));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(untrusted(
-            path,
-            &format!(
-                "writable by group or others (mode {:o})",
-                meta.mode() & 0o7777
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Open a journal file (read and append), checking that it and its directory can be trusted.
-/// `None`: it does not exist and `create` is false. Never follows a symlink; never blocks on
-/// a FIFO; refuses anything but a regular file before reading a byte.
-fn open_trusted(path: &Path, create: bool) -> std::io::Result<Option<File>> {
-    open_trusted_as(path, create, true)
-}
-
-/// A file dmheal keeps beside its journal (read and write, not append), trusted as the
-/// journal is: the same checks of it and its directory.
-pub(crate) fn open_trusted_beside(path: &Path) -> std::io::Result<File> {
-    open_trusted_as(path, true, false)?.ok_or_else(|| std::io::Error::from(ErrorKind::NotFound))
-}
-
-fn open_trusted_as(path: &Path, create: bool, append: bool) -> std::io::Result<Option<File>> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dmeta = match fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(None),
-        other => other?,
-    };
-    if dmeta.file_type().is_symlink() {
-        return Err(untrusted(dir, "the journal's directory is a symlink"));
-    }
-    if !dmeta.is_dir() {
-        return Err(untrusted(dir, "not a directory"));
-    }
-    check_owner_and_mode(dir, &dmeta)?;
-    let open = |create_new: bool| {
-        let mut o = OpenOptions::new();
-        o.read(true)
-            .write(true)
-            .append(append)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .mode(0o600);
-        if create_new {
-            o.create_new(true);
-        }
-        o.open(path)
-    };
-    let file = match open(false) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound && create => match open(true) {
-            Ok(f) => {
-                sync_parent(path)?;
-                f
-            }
-            // Created by another writer in between: open what it made.
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => open(false)?,
-            Err(e) => return Err(e),
-        },
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(untrusted(path, "it is a symlink"))
-        }
-        Err(e) => return Err(e),
-    };
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(untrusted(path, "not a regular file"));
-    }
-    check_owner_and_mode(path, &meta)?;
-    // Back to blocking for reads and writes of a regular file (O_NONBLOCK only mattered for
-    // the open of something that was not one).
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL)?);
-    fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
-    Ok(Some(file))
-}
-
 fn hostname() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
@@ -522,7 +397,8 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn removal() -> Event {
         Event::Removal {

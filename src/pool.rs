@@ -10,13 +10,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::heal_all::{BatchCounts, BatchOutcome};
 use crate::results::ScanAnswer;
 use crate::verdict::Verdict;
 use crate::xapi::fanout::{self, AskCounts, HostAnswer};
 use crate::xapi::records::{Vbd, Vdi, Vm};
-use crate::xapi::{view::error_chain, Xapi};
+use crate::xapi::Xapi;
 
 pub use crate::xapi::fanout::PLUGIN;
 
@@ -35,7 +35,7 @@ pub struct VmName {
 #[derive(Clone, Debug, Serialize)]
 pub struct PoolFinding {
     pub host_uuid: String,
-    pub host: String,
+    pub host_name: String,
     pub verdict: Verdict,
     pub dm_name: String,
     pub sr_uuid: Option<String>,
@@ -66,14 +66,9 @@ pub struct PoolScan {
 
 /// Scan every host of the pool. `per_host` bounds each host's answer.
 pub fn pool_scan(config: &Config, per_host: Duration) -> Result<PoolScan> {
-    let xapi_err = |what: &'static str| {
-        move |e: crate::xapi::XapiError| Error::Xapi {
-            what,
-            why: error_chain(&e),
-        }
-    };
     let client = config.xapi.require("pool scan")?;
-    let hosts = fanout::pool_hosts(&client).map_err(xapi_err("listing hosts"))?;
+    let hosts =
+        fanout::pool_hosts(&client).map_err(crate::xapi::XapiError::failing("listing hosts"))?;
     let replies = fanout::call_each(&client, &hosts, "scan", &|_, _| BTreeMap::new(), per_host);
     let results: Vec<HostScan> = hosts
         .into_iter()
@@ -113,7 +108,7 @@ fn name_findings(client: &Xapi, results: &[HostScan]) -> Vec<PoolFinding> {
                 .filter(|m| matches!(m.verdict, Verdict::Ghost | Verdict::Suspicious))
                 .map(move |m| PoolFinding {
                     host_uuid: h.host_uuid.clone(),
-                    host: h.name_label.clone(),
+                    host_name: h.host_name.clone(),
                     verdict: m.verdict,
                     dm_name: m.dm_name.clone(),
                     sr_uuid: m.facts.sr.clone(),
@@ -127,7 +122,7 @@ fn name_findings(client: &Xapi, results: &[HostScan]) -> Vec<PoolFinding> {
     findings.sort_by_key(|f| {
         (
             f.verdict != Verdict::Ghost,
-            f.host.clone(),
+            f.host_name.clone(),
             f.dm_name.clone(),
         )
     });
@@ -218,12 +213,17 @@ pub struct PoolHeal {
 /// locks). A host that is down, fails or does not answer in time is said as such.
 pub fn pool_heal(config: &Config, apply: bool, per_host: Duration) -> Result<PoolHeal> {
     let client = config.xapi.require("pool heal")?;
-    let hosts = fanout::pool_hosts(&client).map_err(|e| Error::Xapi {
-        what: "listing hosts",
-        why: error_chain(&e),
-    })?;
-    let args =
-        |_: usize, _: &fanout::PoolHost| BTreeMap::from([("apply".to_string(), apply.to_string())]);
+    let hosts =
+        fanout::pool_hosts(&client).map_err(crate::xapi::XapiError::failing("listing hosts"))?;
+    // Each host stops starting removals a little before the master stops waiting for it, so
+    // that what it did is in its answer rather than lost to the master's timeout.
+    let budget = format!("{:.3}", per_host.as_secs_f64() * 0.9);
+    let args = |_: usize, _: &fanout::PoolHost| {
+        BTreeMap::from([
+            ("apply".to_string(), apply.to_string()),
+            ("budget".to_string(), budget.clone()),
+        ])
+    };
     let replies = fanout::call_each(&client, &hosts, "heal_all", &args, per_host);
     let results: Vec<HostHeal> = hosts
         .into_iter()

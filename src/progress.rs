@@ -39,7 +39,11 @@ pub fn report(what: &str, n: usize, total: usize, item: &str) {
     }
     state.shown = true;
     // Long names differ at their end (a DM name's LV part): keep the end.
-    let item: Vec<char> = crate::render::one_line(item).chars().collect();
+    // One line of printable text: a name is never a terminal's escape sequence.
+    let item: Vec<char> = item
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let item: String = match item.len() {
         n if n > 60 => "..."
             .chars()

@@ -212,7 +212,7 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
             out,
             "{:<10} on {} ({})",
             f.verdict.as_str().to_uppercase(),
-            one_line(&f.host),
+            one_line(&f.host_name),
             one_line(&f.host_uuid)
         );
         let vdi = match (&f.vdi_uuid, &f.vdi_name) {
@@ -240,8 +240,8 @@ pub fn pool_scan(p: &crate::pool::PoolScan) -> String {
             if let Some(v) = &f.vdi_uuid {
                 let _ = writeln!(
                     out,
-                    "           heal: xe host-call-plugin host-uuid={} plugin=dmheal fn=heal args:vdi_uuid={v} args:apply=true",
-                    f.host_uuid
+                    "           heal: {}",
+                    crate::commands::heal_through_plugin(&f.host_uuid, v)
                 );
             }
         }
@@ -280,7 +280,7 @@ fn findings(out: &mut String, findings: &[crate::doctor::Finding], offer_apply: 
             out,
             "{:<8} {:<24} {}\n         {}",
             format!("{:?}", f.severity).to_uppercase(),
-            f.check,
+            f.code,
             one_line(&f.subject),
             one_line(&f.summary)
         );
@@ -395,7 +395,7 @@ pub fn vm(r: &crate::vm::VmReport) -> String {
             out,
             "HEAL     {} on {}: {} — {}",
             one_line(&a.vdi_uuid),
-            one_line(&a.host),
+            one_line(&a.host_name),
             one_line(&a.action),
             one_line(&a.message)
         );
@@ -406,7 +406,7 @@ pub fn vm(r: &crate::vm::VmReport) -> String {
     for f in &r.findings {
         let sev = format!("{:?}", f.severity).to_uppercase();
         let _ = writeln!(out, "{sev:<8} {}", one_line(&f.summary));
-        for step in &f.next {
+        for step in &f.plan {
             match step.strip_prefix("# ") {
                 Some(said) => {
                     let _ = writeln!(out, "         {}", one_line(said));
@@ -426,7 +426,7 @@ pub fn vm(r: &crate::vm::VmReport) -> String {
                     .volumes
                     .iter()
                     .filter(|x| x.verdict != crate::verdict::Verdict::Absent)
-                    .map(|x| format!("{} {}", x.vdi, x.verdict.as_str()))
+                    .map(|x| format!("{} {}", x.vdi_uuid, x.verdict.as_str()))
                     .collect();
                 if let Some(d) = &view.domain {
                     parts.push(match d.present {
@@ -459,10 +459,10 @@ fn host_header(last: &str) -> [String; 3] {
 /// when that is not plain "live"; what it said.
 fn host_row<T>(h: &crate::xapi::fanout::HostAnswer<T>, says: String) -> [String; 3] {
     use crate::xapi::fanout::HostState;
-    let mut who = if h.name_label.contains(&h.host_uuid) {
-        h.name_label.clone()
+    let mut who = if h.host_name.contains(&h.host_uuid) {
+        h.host_name.clone()
     } else {
-        format!("{} ({})", h.name_label, h.host_uuid)
+        format!("{} ({})", h.host_name, h.host_uuid)
     };
     if let Some(v) = &h.version {
         let _ = write!(who, " {v}");
@@ -482,7 +482,7 @@ pub fn volumes(v: &crate::vm::local::LocalView) -> String {
     ]];
     for x in &v.volumes {
         rows.push([
-            x.vdi.clone(),
+            x.vdi_uuid.clone(),
             x.verdict.as_str().to_string(),
             x.summary.clone(),
         ]);
@@ -517,7 +517,11 @@ pub fn batch(b: &crate::heal_all::BatchOutcome) -> String {
         "WHY".to_string(),
     ]];
     for r in &b.results {
-        rows.push([r.dm_name.clone(), r.action.clone(), r.message.clone()]);
+        rows.push([
+            r.dm_name.clone(),
+            r.action.as_str().to_string(),
+            r.message.clone(),
+        ]);
     }
     out.push_str(&table(&rows));
     out.push('\n');
@@ -543,9 +547,9 @@ pub fn pool_heal(p: &crate::pool::PoolHeal) -> String {
         if b.results.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "{} ({}):", one_line(&h.name_label), h.host_uuid);
+        let _ = writeln!(out, "{} ({}):", one_line(&h.host_name), h.host_uuid);
         for r in &b.results {
-            let _ = writeln!(out, "  {:<12} {}", r.action, one_line(&r.dm_name));
+            let _ = writeln!(out, "  {:<12} {}", r.action.as_str(), one_line(&r.dm_name));
         }
         out.push('\n');
     }

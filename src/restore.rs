@@ -16,9 +16,9 @@
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::context::OpContext;
 use crate::dm::{DevNum, TableLine};
 use crate::error::{Error, Result};
-use crate::host::Host;
 use crate::ids::{DmName, DmUuid, JournalId};
 use crate::journal::{Event, Journal};
 use crate::lvm;
@@ -116,7 +116,7 @@ pub fn find(config: &Config, id: JournalId) -> Result<Restorable> {
 /// Undo journal entry `id`.
 pub fn restore(config: Config, id: JournalId) -> Result<RestoreOutcome> {
     match find(&config, id)? {
-        Restorable::Removal(_) => restore_mapping(&Host::open(config)?, id),
+        Restorable::Removal(_) => restore_mapping(&OpContext::open(config)?, id),
         Restorable::DoctorAction { action, undo } => {
             let message = crate::doctor::undo::undo(&config, id, &action, &undo)?;
             let journal_id = Journal::new(&config.journal)
@@ -157,7 +157,7 @@ pub fn find_removal(config: &Config, id: JournalId) -> Result<Removed> {
 }
 
 /// Recreate the mapping journal entry `id` removed: same name, uuid and table.
-pub fn restore_mapping(host: &Host, id: JournalId) -> Result<RestoreOutcome> {
+pub fn restore_mapping(host: &OpContext, id: JournalId) -> Result<RestoreOutcome> {
     let cfg = &host.config;
     let Removed {
         dm_name,

@@ -103,7 +103,10 @@ pub struct MappingAnswer {
 /// its facts as they came.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct VolumeAnswer {
+    // 0.1.0 members said `sr` and `vdi`: a pool mid-upgrade still reads them.
+    #[serde(rename = "sr_uuid", alias = "sr")]
     pub sr: Option<String>,
+    #[serde(rename = "vdi_uuid", alias = "vdi")]
     pub vdi: Option<String>,
     #[serde(flatten)]
     pub rest: serde_json::Map<String, serde_json::Value>,

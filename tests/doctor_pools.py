@@ -175,11 +175,11 @@ def run(tmp_path, dmheal_bin):
 
 
 def keys(report, where="findings"):
-    return {(f["check"], f["subject"].split()[1]) for f in report[where]}
+    return {(f["code"], f["subject"].split()[1]) for f in report[where]}
 
 
 def by_key(report):
-    return {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
+    return {(f["code"], f["subject"].split()[1]): f for f in report["findings"]}
 
 
 def plans(report):

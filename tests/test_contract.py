@@ -51,6 +51,38 @@ def test_the_native_module_and_its_stub_expose_call_and_contract_only():
     assert stubbed == public
 
 
+def stub_literals(name):
+    """The strings of `name = Literal[...]` in _core.pyi."""
+    with open(os.path.join(ROOT, "python", "dmheal", "_core.pyi")) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == name:
+            return [e.value for e in node.value.slice.elts]
+    raise AssertionError("no %s in _core.pyi" % name)
+
+
+def test_answers_words_are_the_contracts_in_the_stub_and_outcomes(dmheal_bin):
+    from dmheal import outcomes
+    c = binary_contract(dmheal_bin)
+    assert list(outcomes.VERDICTS) == c["verdicts"] == stub_literals("Verdict")
+    assert list(outcomes.HEAL_ACTIONS) == c["heal_actions"] == stub_literals("HealAction")
+    assert list(outcomes.BATCH_ACTIONS) == c["batch_actions"] == stub_literals("BatchAction")
+
+
+LAYER_PREFIX = {"naming": "naming_", "device-mapper": "dm_", "lvm": "lvm_", "tapdisk": "tapdisk_",
+                "sm": "sm_", "xapi": "xapi_", "holders": "holders_", "openers": "openers_",
+                "mounts": "mounts_"}
+
+
+def test_every_reason_code_is_listed_with_its_layer_and_meaning(dmheal_bin):
+    codes = binary_contract(dmheal_bin)["reason_codes"]
+    assert len({c["code"] for c in codes}) == len(codes) > 40
+    assert {c["layer"] for c in codes} == set(LAYER_PREFIX) == set(stub_literals("Layer"))
+    for c in codes:
+        assert c["code"].startswith(LAYER_PREFIX[c["layer"]]), c
+        assert c["meaning"], c
+
+
 def call_binary(dmheal_bin, request_text, env=None):
     e = dict(os.environ)
     e.update(env or {})

@@ -208,7 +208,7 @@ def test_the_pools_in_use_iscsi_sr_is_never_a_duplicate(run, tmp_path, shape):
     mine = {k[0] for k in keys(report) if k[1] == u(70)}
     want = {"host_down"} if shape == "member down" else {"pbd_unplugged"}
     assert mine == want, sorted(keys(report))
-    f = [f for f in report["findings"] if f["check"] in want][0]
+    f = [f for f in report["findings"] if f["code"] in want][0]
     assert "xe pbd-plug uuid=%s" % u(701) in " ".join(f["plan"])
     assert "sr-forget uuid=%s" % u(70) not in plans(report)
     assert [p["host"] for p in f["evidence"]["pbds"]] == ["xcp-a", "xcp-b"]
@@ -226,7 +226,7 @@ def test_a_phantom_unplugged_on_three_hosts_is_one_finding(run, tmp_path):
            False, 71, shared=True)
     report, _ = run(s, pvs=SEED_PVS + [lun]).doctor()
     mine = [f for f in report["findings"] if u(71) in f["subject"]]
-    assert [f["check"] for f in mine] == ["duplicate_sr"], mine
+    assert [f["code"] for f in mine] == ["duplicate_sr"], mine
     assert [p["host"] for p in mine[0]["evidence"]["pbds"]] == ["xcp-a", "xcp-b", "xcp-c"]
     assert mine[0]["evidence"]["kept"] == u(70) and "safe_action" in mine[0]
     assert not [f for f in report["findings"] if u(70) in f["subject"]]
@@ -239,7 +239,7 @@ def test_an_sr_whose_only_host_is_gone_holding_a_halted_vms_disk_is_kept(run):
     add_vm(s, "archive", 92, "Halted", vdis=[vdi])
     report, _ = run(s).doctor("--apply")
     mine = [f for f in report["findings"] if u(72) in f["subject"]]
-    assert [f["check"] for f in mine] == ["pbd_host_not_in_database"], mine
+    assert [f["code"] for f in mine] == ["pbd_host_not_in_database"], mine
     f = mine[0]
     assert "VM %s (\"archive\", Halted)" % u(92) in f["summary"], f["summary"]
     steps = " ".join(f["plan"])
@@ -370,7 +370,7 @@ def test_orphan_false_positives_stay_quiet_and_snapshot_orphans_do_not(run):
     quiet = {u(32), u(36)}  # base copy (unmanaged), CD in a udev SR
     assert not {k for k in keys(report) if k[0] == "orphaned_vdi" and k[1] in quiet}
     # A snapshot VDI no VM snapshot uses is an orphan, as Xen Orchestra counts them.
-    snap = [f for f in report["findings"] if f["check"] == "orphaned_vdi" and u(33) in f["subject"]]
+    snap = [f for f in report["findings"] if f["code"] == "orphaned_vdi" and u(33) in f["subject"]]
     assert snap and "snapshot VDI" in snap[0]["summary"]
 
 

@@ -123,7 +123,7 @@ def test_the_storage_says_whose_it_is_and_only_a_phantom_is_forgotten(kernel, dm
     assert pvs["VG_XenStorage-" + LOCAL]["device"] == "/dev/ubda"
 
     report = json.loads(r.file("apply.out"))
-    by = {(f["check"], f["subject"].split()[1]): f for f in report["findings"]}
+    by = {(f["code"], f["subject"].split()[1]): f for f in report["findings"]}
     # The phantom LUN record and the old local record are duplicates, by their VGs' names.
     assert by[("duplicate_sr", PHANTOM)]["evidence"]["kept"] == ISCSI
     assert by[("duplicate_sr", OLD)]["evidence"]["kept"] == LOCAL

@@ -54,7 +54,7 @@ def clean(tmp_path):
 
 def findings(run, s):
     report, _ = run(s, pvs=[]).doctor()
-    return [(f["check"], f["subject"].split()[1]) for f in report["findings"]], report
+    return [(f["code"], f["subject"].split()[1]) for f in report["findings"]], report
 
 
 def test_a_clean_pool_gives_no_finding(run, tmp_path):
@@ -175,5 +175,5 @@ def test_the_refcount_check_works_without_device_mapper(run, tmp_path):
     report, _ = r.doctor()
     if os.path.exists("/dev/mapper/control"):
         pytest.skip("this machine has device-mapper: the kernel tests cover the refcount check")
-    assert [(f["check"], f["subject"].split()[1]) for f in report["findings"]] == [("stale_sm_refcount", u(171))]
+    assert [(f["code"], f["subject"].split()[1]) for f in report["findings"]] == [("stale_sm_refcount", u(171))]
     assert not any("device-mapper" in x for x in report["unchecked"])

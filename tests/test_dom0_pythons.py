@@ -100,9 +100,9 @@ def test_on_dom0s_python_the_native_module_is_never_loaded_even_where_it_imports
 def test_the_plugin_runs_on_dom0s_python_exactly_as_xapi_runs_it(python, dmheal_bin, tmp_path):
     """argv[1] is the methodCall; stdout the methodResponse — under 3.6 and 2.7 with PyPI's
     XenAPI."""
-    call = xmlrpc.client.dumps(("OpaqueRef:session-test", {"vdi_uuid": "0c1d2e3f-zzzz"}), "diagnose")
+    call = xmlrpc.client.dumps(("OpaqueRef:session-test", {"vdi_uuid": "0c1d2e3f-zzzz"}), "inspect")
     results = {}
-    for fn, args in [("version", {}), ("diagnose", {"vdi_uuid": "0c1d2e3f-zzzz"}),
+    for fn, args in [("version", {}), ("inspect", {"vdi_uuid": "0c1d2e3f-zzzz"}),
                      ("journal", {})]:
         call = xmlrpc.client.dumps(("OpaqueRef:session-test", args), fn)
         e = dict(os.environ)
@@ -115,6 +115,6 @@ def test_the_plugin_runs_on_dom0s_python_exactly_as_xapi_runs_it(python, dmheal_
         (results[fn],), _ = xmlrpc.client.loads(p.stdout)
     version = json.loads(results["version"]["Value"])
     assert version == {"version": dmheal.__version__, "backend": "binary"}
-    assert results["diagnose"]["Status"] == "Failure"
-    assert results["diagnose"]["ErrorDescription"][0] == "DMHEAL_BAD_ARGS"
+    assert results["inspect"]["Status"] == "Failure"
+    assert results["inspect"]["ErrorDescription"][0] == "DMHEAL_BAD_ARGS"
     assert json.loads(results["journal"]["Value"]) == []

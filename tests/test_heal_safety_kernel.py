@@ -197,7 +197,7 @@ def test_qcow2_volumes_get_every_layer_and_unknown_names_are_never_ghosts(kernel
     load = lambda n: json.loads(r.file(n + ".out"))
     refcount = load("qcow2_refcount")
     assert refcount["action"] == "refused" and refcount["inspection"]["verdict"] == "in-use"
-    assert any(x["code"] == "refcount" for x in refcount["inspection"]["reasons"])
+    assert any(x["code"] == "sm_refcount_held" for x in refcount["inspection"]["reasons"])
     tapdisk = load("qcow2_tapdisk")
     assert tapdisk["action"] == "refused" and "4243 (paused)" in tapdisk["message"]
     assert load("qcow2_free")["action"] == "removed"

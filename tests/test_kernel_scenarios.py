@@ -124,7 +124,7 @@ dm_state dmheal-test-stack > "$OUT/stack.after"
     assert r.rc == 0, r.output
     h = load(r, "heal")
     assert rc(r, "heal") == 4 and h["action"] == "refused"
-    assert {"holders", "dm_open"} <= reason_codes(h["inspection"])
+    assert {"holders_stacked", "dm_open"} <= reason_codes(h["inspection"])
     assert [x["depth"] for x in h["inspection"]["facts"]["holders"]] == [1]
     assert_untouched(r)
     assert r.file("stack.after").split()[0] == "dmheal-test-stack"
@@ -198,7 +198,7 @@ dm_state "$name" > "$OUT/state.after"
     assert r.rc == 0, r.output
     h = load(r, "heal")
     assert rc(r, "heal") == 5 and h["action"] == "refused"
-    assert "foreign_vg" in reason_codes(h["inspection"])
+    assert "naming_foreign_vg" in reason_codes(h["inspection"])
     s = load(r, "scan")
     assert s["counts"]["mappings"] == 0  # a scan only looks at SR volume groups
     assert_untouched(r)
@@ -217,7 +217,7 @@ dm_state "$DM_NAME" > "$OUT/state.after"
     assert r.rc == 0, r.output
     h = load(r, "heal")
     assert rc(r, "heal") == 4 and h["action"] == "refused"
-    assert "refcount" in reason_codes(h["inspection"])
+    assert "sm_refcount_held" in reason_codes(h["inspection"])
     assert h["inspection"]["facts"]["refcount"] == {"state": "counts", "count": 1, "binary": 0}
     assert_untouched(r)
 
@@ -307,5 +307,5 @@ dm_state "$DM_NAME" > "$OUT/state.after"
     mounts = h["inspection"]["facts"]["mounts"]
     assert [m["mount_point"] for m in mounts] == ["/run/private-mnt"]
     assert mounts[0]["pid"] == int(r.file("nspid"))
-    assert "mounted" in reason_codes(h["inspection"])
+    assert "mounts_mounted" in reason_codes(h["inspection"])
     assert_untouched(r)

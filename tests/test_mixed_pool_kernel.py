@@ -73,7 +73,7 @@ def test_a_pool_mid_upgrade_is_asked_host_by_host_with_versions(kernel, dmheal_b
                    dmheal_bin, timeout=400)
     assert r.rc == 0, r.output
     scan = json.loads(r.file("scan.out"))
-    hosts = {h["name_label"]: h for h in scan["hosts"]}
+    hosts = {h["host_name"]: h for h in scan["hosts"]}
     for i, (brand, version) in VERSIONS.items():
         assert hosts[pools.host_name(i)]["version"] == "%s %s" % (brand, version)
     # Every member that is up is asked — the 8.2 one under Python 2.7, the one in maintenance.
@@ -89,15 +89,15 @@ def test_a_pool_mid_upgrade_is_asked_host_by_host_with_versions(kernel, dmheal_b
     assert "Citrix Hypervisor 8.2.1" in text and "dmheal is not installed on xcp-c" in text
 
     vm = json.loads(r.file("vm.out"))
-    by_host = {h["name_label"]: h for h in vm["hosts"]}
+    by_host = {h["host_name"]: h for h in vm["hosts"]}
     assert by_host["xcp-b"]["status"] == "asked" and by_host["xcp-b"]["version"] == "Citrix Hypervisor 8.2.1"
-    ghosts = sorted(f["host"] for f in vm["findings"] if f["code"] == "ghost")
+    ghosts = sorted(f["host_name"] for f in vm["findings"] if f["code"] == "ghost")
     assert ghosts == ["xcp-a", "xcp-b", "xcp-d"], vm["findings"]
-    assert any(f["code"] == "host_unanswered" and f["host"] == "xcp-c" and "not installed" in f["summary"]
+    assert any(f["code"] == "host_unanswered" and f["host_name"] == "xcp-c" and "not installed" in f["summary"]
                for f in vm["findings"]), vm["findings"]
 
     doctor = json.loads(r.file("doctor.out"))
-    surveyed = {h["name_label"]: h for h in doctor["hosts"]}
+    surveyed = {h["host_name"]: h for h in doctor["hosts"]}
     assert surveyed["xcp-b"]["status"] == "asked" and surveyed["xcp-b"]["version"] == "Citrix Hypervisor 8.2.1"
     assert surveyed["xcp-b"]["answer"]["storage"]["lvm"]["state"] == "read"
     assert surveyed["xcp-c"]["status"] == "failed" and "not installed" in surveyed["xcp-c"]["error"]

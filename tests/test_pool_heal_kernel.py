@@ -51,7 +51,7 @@ def test_a_pool_heal_removes_the_ghost_once_and_says_every_host(kernel, dmheal_b
     # The dry run: each host that is up asked; the two that answer each see the ghost.
     dry = json.loads(r.file("dry.out"))
     assert int(r.file("dry.rc")) == 1  # xcp-d did not answer: the pool is not known clean
-    hosts = {h["name_label"]: h for h in dry["hosts"]}
+    hosts = {h["host_name"]: h for h in dry["hosts"]}
     assert hosts[a]["status"] == "skipped" and hosts[a]["state"] == "down"
     assert hosts[d]["status"] == "failed" and "did not answer within 4 s" in hosts[d]["error"]
     for name in (b, c):
@@ -69,7 +69,7 @@ def test_a_pool_heal_removes_the_ghost_once_and_says_every_host(kernel, dmheal_b
     out = json.loads(r.file("apply.out"))
     assert int(r.file("apply.rc")) == 1
     assert out["counts"]["batch"]["removed"] == 1 and out["counts"]["batch"]["failed"] == 0, out["counts"]
-    answers = {h["name_label"]: h["answer"] for h in out["hosts"] if h.get("answer")}
+    answers = {h["host_name"]: h["answer"] for h in out["hosts"] if h.get("answer")}
     assert set(answers) == {b, c}
     other = [x for x in answers.values() if x["counts"]["removed"] == 0]
     assert len(other) == 1

@@ -16,6 +16,7 @@ SCRIPT = r"""
 export TAPCTL_LIST_FILE="$WORK/taps" PATH="$HELPERS/../doubles:$PATH"
 "$PYTHON" "%s/scale_host.py" 1000 > "$OUT/build.txt" 2>&1 || { cat "$OUT/build.txt"; exit 1; }
 capture scan "$DMHEAL" --json --xapi none scan
+capture contract "$DMHEAL" contract
 dmsetup info -c --noheadings -o name,uuid,open | sort > "$OUT/dm_after.txt"
 capture batch "$DMHEAL" --json --xapi none heal --all --apply
 dmsetup info -c --noheadings -o name | sort > "$OUT/dm_after_batch.txt"
@@ -34,6 +35,11 @@ def test_a_scan_of_1000_mappings_finds_exactly_the_ghosts(kernel, dmheal_bin):
     assert set(found) == set(truth["roles"])
     wrong = {n: (role, found[n]) for n, role in truth["roles"].items() if found[n] != expected[role]}
     assert wrong == {}
+    # Every reason given is one `dmheal contract` lists, with its layer.
+    listed = {c["code"]: c["layer"] for c in json.loads(r.file("contract.out"))["reason_codes"]}
+    given = {(x["code"], x["layer"]) for m in report["mappings"] for x in m["reasons"]}
+    assert {code for code, _ in given} - set(listed) == set()
+    assert all(listed[code] == layer for code, layer in given)
     assert report["counts"] == {"mappings": 1000, "ghost": 40, "in_use": 40, "suspicious": 0,
                                 "healthy": 920, "inactive_lvs": 0}
     # A scan changes nothing: every mapping is still there.

@@ -144,7 +144,7 @@ cat /var/run/sm/refcount/lvm-$SR/$VDI > "$OUT/refcount" 2>/dev/null
     entries = journal(r)
     assert [e["event"] for e in entries] == ["removal", "outcome"], entries
     assert entries[1]["result"] == "removed"
-    assert {"xapi_activating", "refcount_activating", "xapi_free_here"} <= codes(entries[0])
+    assert {"xapi_activating", "sm_refcount_activating", "xapi_free_here"} <= codes(entries[0])
 
     lines = smlog_lines(r)
     assert any("removed ghost" in l and "before activating /dev/%s/%s" % (uml.VG, uml.LV) in l

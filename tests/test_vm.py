@@ -60,25 +60,25 @@ def test_the_ghost_on_the_right_host_comes_first_with_the_command_that_heals_it(
     f = r["findings"]
     first = f[0]
     assert (first["code"], first["host_uuid"], first["vdi_uuid"]) == ("ghost", pools.host_uuid(B), pools.VDI_SYSTEM)
-    assert first["next"][0] == (
+    assert first["plan"][0] == (
         "xe host-call-plugin host-uuid=%s plugin=dmheal fn=heal args:vdi_uuid=%s args:apply=true"
         % (pools.host_uuid(B), pools.VDI_SYSTEM))
     by_code = {}
     for x in f:
         by_code.setdefault(x["code"], []).append(x)
     # The halted VM's disk held on d blocks too; c (hanging) and e (failing) are unknowns.
-    assert [x["host"] for x in by_code["in_use_elsewhere"]] == ["xcp-d"]
+    assert [x["host_name"] for x in by_code["in_use_elsewhere"]] == ["xcp-d"]
     assert by_code["in_use_elsewhere"][0]["severity"] == "blocking"
-    unanswered = {x["host"]: x["summary"] for x in by_code["host_unanswered"]}
+    unanswered = {x["host_name"]: x["summary"] for x in by_code["host_unanswered"]}
     assert set(unanswered) == {"xcp-c", "xcp-e"}
     assert "did not answer within 3 s" in unanswered["xcp-c"]
     assert "XENAPI_PLUGIN_FAILURE" in unanswered["xcp-e"]
-    assert [x["host"] for x in by_code["host_skipped"]] == ["xcp-a"]
+    assert [x["host_name"] for x in by_code["host_skipped"]] == ["xcp-a"]
     assert pools.VDI_DATA in by_code["not_lvm"][0]["summary"]
     # Blocking before warnings before information.
     order = [x["severity"] for x in f]
     assert order == sorted(order, key=["blocking", "warning", "info"].index)
-    hosts = {h["name_label"]: h["status"] for h in r["hosts"]}
+    hosts = {h["host_name"]: h["status"] for h in r["hosts"]}
     assert hosts == {"xcp-a": "skipped", "xcp-b": "asked", "xcp-c": "failed", "xcp-d": "asked",
                      "xcp-e": "failed"}
 
@@ -96,7 +96,7 @@ def test_the_text_report_says_the_blocking_finding_and_its_command_first(pool, d
 def test_apply_heals_each_ghost_on_its_host_and_asks_again(pool, dmheal_bin):
     p = dmheal(dmheal_bin, pool, "--json", "vm", pools.VM_NAME, "--apply", "--host-timeout", "3")
     r = json.loads(p.stdout)
-    assert [(h["host"], h["vdi_uuid"], h["action"]) for h in r["healed"]] == [
+    assert [(h["host_name"], h["vdi_uuid"], h["action"]) for h in r["healed"]] == [
         ("xcp-b", pools.VDI_SYSTEM, "removed")]
     codes = [x["code"] for x in r["findings"]]
     assert "ghost" not in codes  # b answered "absent" when asked again
@@ -131,12 +131,12 @@ def test_the_plugin_function_answers_through_xapi_as_xencenter_calls_it(pool):
         x = s.xenapi
         text = x.host.call_plugin(ref(D), "dmheal", "vm", {"vm": pools.VM_UUID})
         r = json.loads(text)
-        assert r["findings"][0]["code"] == "ghost" and r["findings"][0]["host"] == "xcp-b"
+        assert r["findings"][0]["code"] == "ghost" and r["findings"][0]["host_name"] == "xcp-b"
         with pytest.raises(XenAPI.Failure) as e:
             x.host.call_plugin(ref(D), "dmheal", "vm", {})
         assert e.value.details[0] == "DMHEAL_BAD_ARGS"
         with pytest.raises(XenAPI.Failure) as e:
-            x.host.call_plugin(ref(A), "dmheal", "volumes", {"vdi_uuids": "x;reboot"})
+            x.host.call_plugin(ref(A), "dmheal", "volumes", {"vdis": "x;reboot"})
         assert e.value.details[0] == "DMHEAL_BAD_ARGS"
     finally:
         s.xenapi.session.logout()
@@ -159,11 +159,11 @@ def test_pool_scan_names_each_ghost_with_its_host_sr_vdi_and_vms(tmp_path, dmhea
         assert j.returncode == 3, j.stderr
         r = json.loads(j.stdout)
         (g,) = r["findings"]
-        assert (g["host"], g["sr_uuid"], g["vdi_uuid"], g["vdi_name"]) == (
+        assert (g["host_name"], g["sr_uuid"], g["vdi_uuid"], g["vdi_name"]) == (
             "xcp-b", pools.SR_LVM, pools.VDI_SYSTEM, "S-Domino system")
         assert [v["name_label"] for v in g["vms"]] == ["S-Domino"]
         # Each host's whole answer is kept.
-        b = [h for h in r["hosts"] if h["name_label"] == "xcp-b"][0]
+        b = [h for h in r["hosts"] if h["host_name"] == "xcp-b"][0]
         assert b["answer"]["mappings"][0]["reasons"] == [] and b["answer"]["inactive_lvs"] == []
         text = dmheal(dmheal_bin, sim, "pool", "scan", "--host-timeout", "3").stdout
         assert "disk of VM S-Domino (%s, Halted)" % pools.VM_UUID in text
@@ -196,9 +196,9 @@ def test_a_member_in_maintenance_mode_is_asked_and_every_hosts_state_is_said(tmp
         hosts = {h["host_uuid"]: h for h in vm["hosts"]}
         b, d = hosts[pools.host_uuid(B)], hosts[pools.host_uuid(D)]
         assert (b["status"], b["state"], b["version"]) == ("asked", "disabled", "Citrix Hypervisor 8.2.1")
-        assert vm["findings"][0]["code"] == "ghost" and vm["findings"][0]["host"] == "xcp-b"
+        assert vm["findings"][0]["code"] == "ghost" and vm["findings"][0]["host_name"] == "xcp-b"
         assert (d["status"], d["state"]) == ("asked", "unknown")
-        assert d["name_label"] == "(no name-label) %s" % pools.host_uuid(D)
+        assert d["host_name"] == "(no name-label) %s" % pools.host_uuid(D)
         assert hosts[pools.host_uuid(A)]["state"] == "down"
         scan = dmheal(dmheal_bin, sim, "--json", "pool", "scan", "--host-timeout", "5")
         hosts = {h["host_uuid"]: h for h in json.loads(scan.stdout)["hosts"]}

@@ -68,13 +68,13 @@ def test_the_ghost_on_the_destination_is_found_from_the_vm_and_healed_there(kern
     vm = json.loads(r.file("vm.out"))
     assert int(r.file("vm.rc")) == 3
     first = vm["findings"][0]
-    assert (first["code"], first["host"], first["vdi_uuid"]) == ("ghost", "xcp-b", uml.VDI)
-    assert first["next"][0] == ("xe host-call-plugin host-uuid=%s plugin=dmheal fn=heal "
+    assert (first["code"], first["host_name"], first["vdi_uuid"]) == ("ghost", "xcp-b", uml.VDI)
+    assert first["plan"][0] == ("xe host-call-plugin host-uuid=%s plugin=dmheal fn=heal "
                                 "args:vdi_uuid=%s args:apply=true" % (b, uml.VDI))
     codes = {f["code"]: f for f in vm["findings"]}
     assert "xcp-c" in codes["host_unanswered"]["summary"]
-    assert codes["host_skipped"]["host"] == "xcp-a"
-    b_view = [h for h in vm["hosts"] if h["name_label"] == "xcp-b"][0]["answer"]
+    assert codes["host_skipped"]["host_name"] == "xcp-a"
+    b_view = [h for h in vm["hosts"] if h["host_name"] == "xcp-b"][0]["answer"]
     (vol,) = b_view["volumes"]
     assert vol["dm_name"] == uml.DM_NAME and vol["verdict"] == "ghost"
     assert any(x["code"] == "xapi_free_here" or x["layer"] == "xapi" for x in vol["reasons"])
@@ -83,7 +83,7 @@ def test_the_ghost_on_the_destination_is_found_from_the_vm_and_healed_there(kern
 
     # --apply: healed on xcp-b by its own plugin, journalled there; nothing blocks any more.
     applied = json.loads(r.file("vm_apply.out"))
-    assert [(h["host"], h["action"]) for h in applied["healed"]] == [("xcp-b", "removed")]
+    assert [(h["host_name"], h["action"]) for h in applied["healed"]] == [("xcp-b", "removed")]
     assert not any(f["severity"] == "blocking" for f in applied["findings"])
     assert int(r.file("vm_apply.rc")) == 0, r.file("vm_apply.err")
     assert r.file("state.after").strip() == "absent"

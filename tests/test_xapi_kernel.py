@@ -47,8 +47,8 @@ def call(name, fn, args):
         out[name] = {"ok": json.loads(x.host.call_plugin(host, "dmheal", fn, args))}
     except XenAPI.Failure as e:
         out[name] = {"failure": e.details}
-call("diagnose_free", "diagnose", {"vdi_uuid": "%(vdi)s"})
-call("diagnose_web", "diagnose", {"vdi_uuid": "%(web)s"})
+call("diagnose_free", "inspect", {"vdi_uuid": "%(vdi)s"})
+call("diagnose_web", "inspect", {"vdi_uuid": "%(web)s"})
 call("heal_web", "heal", {"vdi_uuid": "%(web)s", "apply": "true"})
 call("heal_free_dry", "heal", {"vdi_uuid": "%(vdi)s"})
 call("heal_free", "heal", {"vdi_uuid": "%(vdi)s", "apply": "true"})
@@ -143,10 +143,10 @@ def test_doctor_on_the_seed_pool_includes_the_ghost_mapping(kernel, dmheal_bin):
     assert int(r.file("doctor.rc")) == 3, r.file("doctor.err")
     report = json.loads(r.file("doctor.out"))
     ghost_dm = uml.VG.replace("-", "--") + "-VHD--" + OLD_VDI.replace("-", "--")
-    ghosts = [f for f in report["findings"] if f["check"] == "ghost_mapping"]
+    ghosts = [f for f in report["findings"] if f["code"] == "ghost_mapping"]
     assert [g["subject"] for g in ghosts] == ["mapping " + ghost_dm]
     assert ghosts[0]["plan"] == ["dmheal heal %s --apply" % ghost_dm]
-    checks = {f["check"] for f in report["findings"]}
+    checks = {f["code"] for f in report["findings"]}
     assert {"vm_without_domain", "duplicate_sr", "broken_vhd_chain", "ghost_mapping"} <= checks
     assert not any("device-mapper" in u for u in report["unchecked"])
     assert "CRITICAL vm_without_domain" in r.file("doctor.txt")
@@ -210,7 +210,7 @@ def test_doctor_resets_a_stale_refcount_and_removes_a_mark_its_host_disowns(kern
     assert applied[("VDI.remove_from_sm_config", uml.VDI)]["result"] == "done", report["applied"]
     assert uml.VDI not in r.file("refcounts.after").split()
     assert "host_OpaqueRef:host-b" not in json.loads(r.file("sm_config.after"))
-    evidence = [f for f in report["findings"] if f["check"] == "stale_host_key"][0]
+    evidence = [f for f in report["findings"] if f["code"] == "stale_host_key"][0]
     assert evidence["evidence"]["host"] == HOST_B
     for i in r.file("ids").split():
         out = json.loads(r.file("restore_%s.out" % i))

@@ -75,7 +75,7 @@ import json, XenAPI
 s = XenAPI.Session("http://_run_xapi_xapi/", transport=XenAPI.UDSTransport())
 s.xenapi.login_with_password("root", "", "1.0", "t")
 x = s.xenapi
-print(x.host.call_plugin(x.host.get_by_uuid("%(host_b)s"), "dmheal", "diagnose", {"vdi_uuid": "%(vdi)s"}))
+print(x.host.call_plugin(x.host.get_by_uuid("%(host_b)s"), "dmheal", "inspect", {"vdi_uuid": "%(vdi)s"}))
 PY
 
 # The master goes down: the member's xapi cannot answer; the local layers still decide.

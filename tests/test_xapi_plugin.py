@@ -44,6 +44,48 @@ def binary(dmheal_bin, monkeypatch, tmp_path):
     monkeypatch.setenv("DMHEAL_JOURNAL", str(tmp_path / "journal.jsonl"))
 
 
+def load_plugin():
+    """The plugin as a module (xapi runs it as a script; its functions are a table)."""
+    import importlib.machinery
+    import importlib.util
+    sys.path.insert(0, SIM_DIR)
+    loader = importlib.machinery.SourceFileLoader("dmheal_plugin", PLUGIN)
+    spec = importlib.util.spec_from_loader("dmheal_plugin", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+# Parameters every operation takes that are this host's settings, not a caller's arguments;
+# and heal's parameters that only SM's own activation may give (they excuse its marks).
+COMMON = {"journal", "lock_timeout", "tool_timeout", "xapi_session"}
+SM_ONLY = {"record", "activating", "in_sm_process"}
+
+
+def test_the_plugins_functions_and_arguments_are_the_contracts(dmheal_bin):
+    contract = json.loads(subprocess.check_output([dmheal_bin, "contract"]))["operations"]
+    plugin = load_plugin()
+    assert set(plugin.FUNCTIONS) - {"version"} == set(contract)
+    for name, fn in plugin.FUNCTIONS.items():
+        assert fn.__name__ == name
+        if name == "version":
+            continue
+        want = set()
+        for p in contract[name]["params"]:
+            if p["name"] in COMMON or p["name"] in SM_ONLY:
+                continue
+            want |= set(plugin.TARGET_KEYS) if p["name"] == "target" else {p["name"]}
+        assert set(fn.allowed) - set(plugin.LEGACY_ARGS) == want, name
+
+
+def test_the_0_1_names_still_work():
+    desc = failure(run_plugin("diagnose", {"vdi_uuid": "0c1d2e3f-zzzz"}))
+    assert desc[0] == "DMHEAL_BAD_ARGS" and "uuid" in desc[1]
+    assert failure(run_plugin("diagnose", {}))[0] == "DMHEAL_BAD_ARGS"
+    desc = failure(run_plugin("volumes", {"vdi_uuids": "x;reboot"}))
+    assert desc[0] == "DMHEAL_BAD_ARGS" and "unknown argument" not in desc[1], desc  # read, then refused
+
+
 def test_version_matches_the_crate():
     r = run_plugin("version", {})
     assert r["Status"] == "Success" and isinstance(r["Value"], str)
@@ -55,11 +97,11 @@ def test_version_matches_the_crate():
 
 @pytest.mark.parametrize("fn, args, code", [
     ("diagnose", {}, "DMHEAL_BAD_ARGS"),
-    ("diagnose", {"vdi_uuid": VDI, "lv": "/dev/a/b"}, "DMHEAL_BAD_ARGS"),
-    ("diagnose", {"vdi": VDI}, "DMHEAL_BAD_ARGS"),
-    ("diagnose", {"vdi_uuid": "0c1d2e3f-zzzz"}, "DMHEAL_BAD_ARGS"),
-    ("diagnose", {"lv": "/etc/passwd"}, "DMHEAL_BAD_ARGS"),
-    ("diagnose", {"dm_name": "a;reboot"}, "DMHEAL_BAD_ARGS"),
+    ("inspect", {"vdi_uuid": VDI, "lv": "/dev/a/b"}, "DMHEAL_BAD_ARGS"),
+    ("inspect", {"vdi": VDI}, "DMHEAL_BAD_ARGS"),
+    ("inspect", {"vdi_uuid": "0c1d2e3f-zzzz"}, "DMHEAL_BAD_ARGS"),
+    ("inspect", {"lv": "/etc/passwd"}, "DMHEAL_BAD_ARGS"),
+    ("inspect", {"dm_name": "a;reboot"}, "DMHEAL_BAD_ARGS"),
     ("heal", {"vdi_uuid": VDI, "apply": "yes"}, "DMHEAL_BAD_ARGS"),
     ("restore", {"id": "abc"}, "DMHEAL_BAD_ARGS"),
     # Digits str.isdigit() accepts but int() rejects or reads: never an internal error.
@@ -67,7 +109,10 @@ def test_version_matches_the_crate():
     ("restore", {"id": "\u0663"}, "DMHEAL_BAD_ARGS"),
     ("restore", {"id": "1\n"}, "DMHEAL_BAD_ARGS"),
     ("restore", {"id": "01"}, "DMHEAL_BAD_ARGS"),
-    ("volumes", {"vdi_uuids": VDI, "domid": "\u00b2"}, "DMHEAL_BAD_ARGS"),
+    ("volumes", {"vdis": VDI, "domid": "\u00b2"}, "DMHEAL_BAD_ARGS"),
+    ("volumes", {"vdis": VDI, "vdi_uuids": VDI}, "DMHEAL_BAD_ARGS"),
+    ("heal", {"vdi_uuid": VDI, "activating": "true"}, "DMHEAL_BAD_ARGS"),  # SM's own, never remote
+    ("heal_all", {"budget": "soon"}, "DMHEAL_BAD_ARGS"),
     ("restore", {}, "DMHEAL_BAD_ARGS"),
     ("scan", {"extra": "1"}, "DMHEAL_BAD_ARGS"),
     ("heal_all", {"apply": "yes"}, "DMHEAL_BAD_ARGS"),
@@ -84,7 +129,7 @@ def test_failures_have_stable_codes(fn, args, code):
 @pytest.mark.skipif(HOST_HAS_DEVICE_MAPPER, reason="this host has device-mapper")
 def test_a_core_failure_is_internal_with_its_kind():
     for backend in ("native", "binary"):
-        desc = failure(run_plugin("diagnose", {"vdi_uuid": VDI}, {"DMHEAL_BACKEND": backend}))
+        desc = failure(run_plugin("inspect", {"vdi_uuid": VDI}, {"DMHEAL_BACKEND": backend}))
         assert desc[0] == "DMHEAL_INTERNAL" and desc[2] == "no_device_mapper", desc
 
 
@@ -107,7 +152,7 @@ def test_official_client_calls_the_plugin_through_the_simulator(sim):
     v = json.loads(x.host.call_plugin(host_a, "dmheal", "version", {}))
     assert v["version"]
     with pytest.raises(XenAPI.Failure) as e:
-        x.host.call_plugin(host_a, "dmheal", "diagnose", {"vdi_uuid": "bad"})
+        x.host.call_plugin(host_a, "dmheal", "inspect", {"vdi_uuid": "bad"})
     assert e.value.details[0] == "DMHEAL_BAD_ARGS"
     with pytest.raises(XenAPI.Failure) as e:
         x.host.call_plugin(host_a, "dmheal", "restore", {"id": "9"})

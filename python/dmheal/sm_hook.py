@@ -42,6 +42,13 @@ import os
 import re
 import sys
 
+from dmheal import outcomes
+
+MYPY = False
+if MYPY:  # the answers' shapes, for type checkers only (typing is not on 2.7)
+    from typing import Optional  # noqa: F401  # novermin (never run: MYPY is False)
+    from dmheal._core import HealOutcome  # noqa: F401
+
 CONF_PATH = "/etc/dmheal/dmheal.conf"
 # The modules whose functions are wrapped, and which function: SM's layouts of 8.2 to 4.1.1+.
 ACTIVATE_MODULES = ("lvutil", "sm.lvutil")
@@ -180,6 +187,7 @@ TOO_LITTLE = 0.2
 
 
 def _heal(path, settings, apply, record=True, deadline=None):
+    # type: (str, Settings, bool, bool, Optional[float]) -> HealOutcome
     """The core's decision (and, with `apply`, action) on `path`, as SM's own activation,
     within what is left before `deadline` (the activation's)."""
     import dmheal
@@ -260,7 +268,7 @@ class Activation(object):
 
     def describe(self, result):
         verdict = result["inspection"]["verdict"]
-        if result["action"] == "would-remove":
+        if result["action"] == outcomes.WOULD_REMOVE:
             return "%s; left in place: a ghost (%s)" % (self.mode_said(), result["inspection"]["summary"])
         return "%s (verdict %s; %s)" % (result.get("message", ""), verdict, self.mode_said())
 
@@ -276,7 +284,7 @@ class Activation(object):
                 return
             result = _heal(self.path, self.settings, self.apply(), deadline=self.deadline)
             self.recorded = result.get("journal_id") is not None
-            if result["inspection"]["verdict"] in ("absent", "healthy"):
+            if result["inspection"]["verdict"] in outcomes.NOTHING_TO_HEAL:
                 return  # nothing logged, nothing journalled
             smlog("before activating %s: %s" % (self.path, self.describe(result)))
             if self.left() == 0.0:
@@ -299,7 +307,7 @@ class Activation(object):
                 return False
             result = _heal(self.path, self.settings, self.apply(), record=not self.recorded,
                            deadline=self.deadline)
-            if result["action"] == "removed":
+            if result["action"] == outcomes.REMOVED:
                 smlog("activation of %s failed busy; %s; retrying the activation once"
                       % (self.path, result["message"]))
                 return True

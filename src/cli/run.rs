@@ -9,11 +9,11 @@ use serde_json::{json, Map, Value};
 
 use super::{Cli, Command, PoolCommand};
 use crate::config::Overrides;
+use crate::context::OpContext;
 use crate::contract::{self, Request};
 use crate::error::{Error, Result};
 use crate::execute;
 use crate::exit_codes::Exit;
-use crate::host::Host;
 use crate::results::ScanSummary;
 
 /// What only an operator sets, from the global flags (and their environment variables).
@@ -142,7 +142,7 @@ fn print_json(value: &impl serde::Serialize) {
 
 /// A scan as JSON, each mapping written as soon as it is decided (one per line), the summary
 /// after them: the same object `Scan` serialises to, without holding every mapping at once.
-fn scan_json(host: &Host) -> Result<ScanSummary> {
+fn scan_json(host: &OpContext) -> Result<ScanSummary> {
     let io = |e: std::io::Error| Error::Io("writing the scan".into(), e);
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     out.write_all(b"{\"mappings\": [").map_err(io)?;
@@ -168,7 +168,7 @@ pub fn run(cli: &Cli) -> Result<Exit> {
     crate::progress::enable(cli.quiet);
     if let Some(req) = request_of(cli)? {
         if matches!(req.call, contract::Call::Scan) {
-            let host = Host::open(execute::config_for(&req, base)?)?;
+            let host = OpContext::open(execute::config_for(&req, base)?)?;
             if cli.json {
                 let summary = scan_json(&host)?;
                 return Ok(Exit::of_scan(&summary.counts));

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::ids::JournalId;
 use crate::journal::{Event, Journal};
 use crate::sm::refcount;
-use crate::xapi::{view::error_chain, Xapi, XapiError};
+use crate::xapi::{Xapi, XapiError};
 
 pub fn action_name(a: &SafeAction) -> &'static str {
     match a {
@@ -43,7 +43,7 @@ pub fn one(config: &Config, xapi: &Xapi, f: &Finding, per_host: Duration) -> Res
     let (snap, fresh, _) = super::diagnose(config, xapi, per_host)?;
     let still = fresh
         .iter()
-        .any(|g| g.check == f.check && g.safe_action.as_ref() == Some(&action));
+        .any(|g| g.code == f.code && g.safe_action.as_ref() == Some(&action));
     if !still {
         return Ok(applied(
             f,
@@ -137,7 +137,7 @@ fn confirm_unused(
                 json!({"vdi_uuid": uuid}),
             ],
         )
-        .map_err(|e| format!("{name} could not confirm it: {}", error_chain(&e)))?;
+        .map_err(|e| format!("{name} could not confirm it: {}", e.chain()))?;
     let i: Value = serde_json::from_str(&answer)
         .map_err(|e| format!("{name} answered something unreadable: {e}"))?;
     let facts = &i["facts"];
@@ -212,7 +212,7 @@ fn act(config: &Config, xapi: &Xapi, action: &SafeAction) -> Result<String, Stri
     let call = |m: &str, args: Vec<Value>| -> Result<(), String> {
         xapi.call::<Value>(m, args)
             .map(|_| ())
-            .map_err(|e: XapiError| error_chain(&e))
+            .map_err(|e: XapiError| e.chain())
     };
     match action {
         SafeAction::SrForget { sr } => call("SR.forget", vec![json!(sr)]).map(|_| String::new()),

@@ -19,13 +19,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
+use crate::context::OpContext;
 use crate::error::{Error, Result};
-use crate::host::Host;
 use crate::ids::JournalId;
 use crate::verdict::Verdict;
-use crate::xapi::{view::error_chain, Xapi};
+use crate::xapi::Xapi;
 
-pub use checks::{Finding, SafeAction, Severity};
+pub use checks::{Finding, Severity};
 use snapshot::LocalMapping;
 
 #[derive(Clone, Debug, Serialize)]
@@ -49,13 +49,6 @@ pub struct Report {
     pub hosts: Vec<crate::xapi::fanout::HostAnswer<survey::Survey>>,
 }
 
-fn xapi_err(what: &'static str) -> impl Fn(crate::xapi::XapiError) -> Error {
-    move |e| Error::Xapi {
-        what,
-        why: error_chain(&e),
-    }
-}
-
 /// The pool's records, every host's survey, this host's local facts, and every check's
 /// findings. `per_host`: how long each other host may take to answer its survey.
 pub fn diagnose(
@@ -65,7 +58,7 @@ pub fn diagnose(
 ) -> Result<(snapshot::Snapshot, Vec<Finding>, Vec<String>)> {
     let host_uuid = config.xapi.this_host();
     let mut snap = snapshot::gather(xapi, host_uuid.as_deref(), survey::survey(config), per_host)
-        .map_err(xapi_err("reading the pool"))?;
+        .map_err(crate::xapi::XapiError::failing("reading the pool"))?;
     snap.refcounts = crate::sm::refcount::all(&config.refcount_dir)
         .into_iter()
         .map(|(sr, vdi, c)| (sr.to_string(), vdi.to_string(), c))
@@ -115,7 +108,7 @@ pub fn diagnose(
         unchecked.push("tap-ctl failed: nothing called unserved by tapdisk".into());
     }
     let mut ghosts = Vec::new();
-    match Host::open(config.clone()).and_then(|h| h.scan()) {
+    match OpContext::open(config.clone()).and_then(|h| h.scan()) {
         Ok(scan) => {
             let mut mappings: BTreeMap<String, Vec<LocalMapping>> = BTreeMap::new();
             for m in &scan.mappings {
@@ -133,12 +126,12 @@ pub fn diagnose(
                     .iter()
                     .filter(|m| m.verdict == Verdict::Ghost)
                     .map(|m| Finding {
-                        check: "ghost_mapping",
+                        code: "ghost_mapping",
                         severity: Severity::Warning,
                         subject: format!("mapping {}", m.dm_name),
                         summary: m.summary.clone(),
                         evidence: json!({"reasons": m.reasons}),
-                        plan: vec![format!("dmheal heal {} --apply", m.dm_name)],
+                        plan: vec![crate::commands::heal_here(&m.dm_name)],
                         safe_action: None,
                     }),
             );

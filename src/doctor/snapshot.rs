@@ -187,7 +187,7 @@ pub fn gather(
         .map(|(r, h)| PoolHost {
             host_ref: r.clone(),
             host_uuid: h.uuid.clone(),
-            name_label: h.display_name(),
+            host_name: h.display_name(),
             state: states[r],
             version: h.product_version(),
         })
@@ -208,7 +208,7 @@ pub fn gather(
             me.host_ref.clone(),
             HostAnswer {
                 host_uuid: me.host_uuid.clone(),
-                name_label: me.name_label.clone(),
+                host_name: me.host_name.clone(),
                 state: me.state,
                 version: me.version.clone(),
                 status: AskStatus::Asked,
@@ -233,13 +233,13 @@ pub fn gather(
         })
         .collect();
     let mut asked: Vec<HostAnswer<Survey>> = answers.into_values().collect();
-    asked.sort_by(|a, b| a.name_label.cmp(&b.name_label));
+    asked.sort_by(|a, b| a.host_name.cmp(&b.host_name));
     let (domains, tapdisk_paths) = (Some(local.domains), local.tapdisk_paths);
     // Alarms: best effort — a doctor without them says so, and checks the rest.
     let (messages, messages_unread) =
         match xapi.call::<BTreeMap<Ref, Message>>("message.get_all_records", vec![]) {
             Ok(m) => (m, None),
-            Err(e) => (BTreeMap::new(), Some(crate::xapi::view::error_chain(&e))),
+            Err(e) => (BTreeMap::new(), Some(e.chain())),
         };
     Ok(Snapshot {
         this_host,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ids::JournalId;
-use crate::xapi::{view::error_chain, Xapi};
+use crate::xapi::Xapi;
 
 /// What was undone, in words; errors refuse with the reason.
 pub fn undo(config: &Config, id: JournalId, action: &str, undo: &Value) -> Result<String> {
@@ -55,7 +55,7 @@ pub fn undo(config: &Config, id: JournalId, action: &str, undo: &Value) -> Resul
                 undo["key"].as_str().unwrap_or_default(),
             );
             let value = undo["value"].as_str().ok_or_else(|| refused("no value recorded".into()))?;
-            let x = |e: crate::xapi::XapiError| refused(error_chain(&e));
+            let x = |e: crate::xapi::XapiError| refused(e.chain());
             let vdi_ref: String = xapi.call("VDI.get_by_uuid", vec![json!(vdi)]).map_err(x)?;
             let config_now: std::collections::BTreeMap<String, String> =
                 xapi.call("VDI.get_sm_config", vec![json!(vdi_ref)]).map_err(x)?;
@@ -91,12 +91,7 @@ const SR_FIELDS: [&str; 9] = [
 fn reintroduce(config: &Config, id: JournalId, undo: &Value) -> Result<String> {
     let refused = |why: String| Error::RestoreRefused { id, why };
     let xapi: Xapi = config.xapi.require("restore")?;
-    let x = |what: &'static str| {
-        move |e: crate::xapi::XapiError| Error::Xapi {
-            what,
-            why: error_chain(&e),
-        }
-    };
+    let x = crate::xapi::XapiError::failing;
     let sr = &undo["sr"];
     let uuid = sr["uuid"].as_str().unwrap_or_default();
     if xapi
@@ -173,7 +168,7 @@ fn reintroduce(config: &Config, id: JournalId, undo: &Value) -> Result<String> {
         if p["plugged"].as_bool() == Some(true) {
             match xapi.call::<Value>("PBD.plug", vec![json!(pbd)]) {
                 Ok(_) => notes.push("its PBD plugged where it was plugged".into()),
-                Err(e) => notes.push(format!("plugging its PBD failed: {}", error_chain(&e))),
+                Err(e) => notes.push(format!("plugging its PBD failed: {}", e.chain())),
             }
         } else {
             notes.push("its PBD made again (unplugged, as it was)".into());
@@ -186,7 +181,7 @@ fn reintroduce(config: &Config, id: JournalId, undo: &Value) -> Result<String> {
             Ok(_) => notes.push("scanned: its VDIs come back from the storage".into()),
             Err(e) => notes.push(format!(
                 "scanning it failed ({}): run xe sr-scan once its PBD is plugged",
-                error_chain(&e)
+                e.chain()
             )),
         }
     }
@@ -208,10 +203,7 @@ fn reintroduce(config: &Config, id: JournalId, undo: &Value) -> Result<String> {
 
 /// What differs between the SR (and its PBDs) in xapi now and the journalled record.
 fn compare(xapi: &Xapi, sr_ref: &str, undo: &Value) -> Result<Vec<String>> {
-    let x = |e: crate::xapi::XapiError| Error::Xapi {
-        what: "reading the SR given back",
-        why: error_chain(&e),
-    };
+    let x = crate::xapi::XapiError::failing("reading the SR given back");
     let now: Value = xapi.call("SR.get_record", vec![json!(sr_ref)]).map_err(x)?;
     let mut differs = Vec::new();
     for field in SR_FIELDS {

@@ -15,7 +15,7 @@ use crate::sm::Refcount;
 use crate::tapdisk::Tapdisk;
 use crate::xapi::XapiView;
 
-pub use gather::{gather, Asked};
+pub use gather::gather;
 
 /// tapdisk's layer, reduced to what concerns this volume.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -39,7 +39,9 @@ pub struct Facts {
     pub dm_name: DmName,
     /// The name split back into VG / LV (None when it is not LVM-shaped).
     pub lvm_name: Option<LvmDmName>,
+    #[serde(rename = "sr_uuid")]
     pub sr: Option<Uuid>,
+    #[serde(rename = "vdi_uuid")]
     pub vdi: Option<Uuid>,
     /// What the volume stores by SM's naming (a VDI, a local file SR's file system, or
     /// nothing SM makes); None when it is not an SR volume.

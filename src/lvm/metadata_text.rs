@@ -81,6 +81,7 @@ impl LvFilter {
 }
 
 /// The VG a metadata text (a trailing NUL, as stored on disk, ends it) describes.
+#[cfg(test)]
 pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
     volume_group_with(text, None)
 }

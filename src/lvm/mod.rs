@@ -11,9 +11,8 @@ pub mod scan;
 pub mod source;
 
 pub use names::{
-    dm_name_for, lvm_dm_uuid, split_dm_name, sr_of_vg, sr_volume, vdi_of_lv, LvmDmName, SrVolume,
-    Stores,
+    dm_name_for, split_dm_name, sr_of_vg, sr_volume, vdi_of_lv, LvmDmName, SrVolume, Stores,
 };
 pub use pv_metadata::{table_devices, PvReader};
-pub use report::{LvRecord, LvmView, Lvs, ReadFrom, TablePvs, VgReport};
+pub use report::{LvmView, Lvs, ReadFrom, TablePvs, VgReport};
 pub use source::LvmReader;

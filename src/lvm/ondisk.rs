@@ -139,6 +139,7 @@ pub struct Committed {
 
 /// The committed metadata text in the metadata area at `start` (absolute byte offset), or
 /// `None` when the area holds none (a fresh PV) or is marked ignored.
+#[cfg(test)]
 pub fn read_metadata_text(dev: &dyn ReadAt, start: u64) -> Result<Option<String>, OnDiskError> {
     match read_committed(dev, start)? {
         None => Ok(None),

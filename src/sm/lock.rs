@@ -57,8 +57,9 @@ impl SmLockKind {
 /// A held SM lock; dropping it releases the lock.
 #[derive(Debug)]
 pub enum SmLock {
-    Fairlock(UnixStream),
-    Fcntl(File),
+    // Held, never read: the connection and the file are the locks while they are open.
+    Fairlock(#[allow(dead_code)] UnixStream),
+    Fcntl(#[allow(dead_code)] File),
     None,
 }
 

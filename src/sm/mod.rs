@@ -3,5 +3,4 @@
 pub mod lock;
 pub mod refcount;
 
-pub use lock::{SmLock, SmLockKind};
 pub use refcount::Refcount;

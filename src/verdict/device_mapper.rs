@@ -1,7 +1,7 @@
 //! The device-mapper layer: what DM_DEV_STATUS says of the mapping (open count, suspended,
 //! tables, deferred remove) — or that a host scan did not ask it.
 
-use super::{reason, Layer, Reason, Signal};
+use super::{codes, reason, Reason, Signal};
 use crate::dm::{DmDevice, DmStatus};
 
 /// The device-mapper layer's reason (always one). `lvm_owned`: the mapping carries the uuid
@@ -22,17 +22,15 @@ pub(super) fn reasons(dev: &DmDevice, lvm_owned: bool) -> Vec<Reason> {
             let state = format!("{} uuid {}, status not read", dev.dev, uuid_text);
             rs.push(if lvm_owned {
                 reason(
-                    Layer::DeviceMapper,
+                    &codes::DM_LISTED,
                     Clear,
-                    "dm_listed",
                     state,
                     "listed by the kernel with the uuid LVM gives this LV; a host scan does not ask its open count (`dmheal inspect` does)",
                 )
             } else {
                 reason(
-                    Layer::DeviceMapper,
+                    &codes::DM_STATUS_UNKNOWN,
                     Suspicious,
-                    "dm_status_unknown",
                     state,
                     "the kernel's status of this mapping was not read: nothing is proven about its use",
                 )
@@ -49,9 +47,8 @@ fn status_reason(dev: &DmDevice, st: &DmStatus, uuid_text: &str) -> Reason {
     let dm_state = format!("{} open {}, uuid {}", dev.dev, st.open_count, uuid_text);
     if st.open_count > 0 {
         reason(
-            Layer::DeviceMapper,
+            &codes::DM_OPEN,
             InUse,
-            "dm_open",
             dm_state,
             format!(
                 "the kernel counts {} open(s) of this mapping",
@@ -60,41 +57,36 @@ fn status_reason(dev: &DmDevice, st: &DmStatus, uuid_text: &str) -> Reason {
         )
     } else if st.suspended {
         reason(
-            Layer::DeviceMapper,
+            &codes::DM_SUSPENDED,
             Suspicious,
-            "dm_suspended",
             format!("{dm_state}, suspended"),
             "the mapping is suspended: someone is in the middle of changing it",
         )
     } else if st.deferred_remove {
         reason(
-            Layer::DeviceMapper,
+            &codes::DM_DEFERRED_REMOVE,
             Suspicious,
-            "dm_deferred_remove",
             format!("{dm_state}, deferred remove"),
             "a deferred remove is already pending on this mapping",
         )
     } else if st.inactive_table {
         reason(
-            Layer::DeviceMapper,
+            &codes::DM_INACTIVE_TABLE,
             Suspicious,
-            "dm_inactive_table",
             format!("{dm_state}, inactive table"),
             "an inactive table is loaded: a reload is in progress",
         )
     } else if !st.live_table {
         reason(
-            Layer::DeviceMapper,
+            &codes::DM_NO_TABLE,
             Suspicious,
-            "dm_no_table",
             format!("{dm_state}, no table"),
             "the mapping has no live table",
         )
     } else {
         reason(
-            Layer::DeviceMapper,
+            &codes::DM_IDLE,
             Clear,
-            "dm_idle",
             dm_state,
             "registered in the kernel, open count 0, live table, not suspended",
         )
@@ -168,7 +160,7 @@ mod tests {
         let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Healthy, "{d:#?}");
         assert_eq!(code_of(&d, Layer::DeviceMapper), "dm_listed");
-        assert_eq!(code_of(&d, Layer::Holders), "not_searched");
+        assert_eq!(code_of(&d, Layer::Holders), "holders_not_searched");
         // The same without LVM's uuid: nothing is proven, so never a ghost.
         device(&mut f).uuid = Default::default();
         let d = from_facts(&f);

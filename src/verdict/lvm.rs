@@ -1,7 +1,7 @@
 //! The LVM layer: whether the mapping is LVM's own, another LV's, or in the way of an inactive
 //! LV's activation.
 
-use super::{reason, Layer, Reason, Signal};
+use super::{codes, reason, Reason, Signal};
 use crate::dm::DmDevice;
 use crate::facts::Facts;
 use crate::lvm::{LvmView, TablePvs};
@@ -18,9 +18,8 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
     let mut rs: Vec<Reason> = Vec::new();
     let other_lv = |owner: &str| {
         reason(
-            Layer::Lvm,
+            &codes::LVM_OTHER_LV,
             Suspicious,
-            "lvm_other_lv",
             "uuid of another LV",
             format!("the mapping carries the identity of {owner}, not of this LV: never removed"),
         )
@@ -34,17 +33,15 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
             let expected = lv.expected_dm_uuid();
             if lvm_owned {
                 rs.push(reason(
-                    Layer::Lvm,
+                    &codes::LVM_OWNS,
                     Healthy,
-                    "lvm_owns",
                     lv.state(),
                     "the mapping carries the uuid LVM gives this LV: it is LVM's own, live mapping",
                 ));
             } else if dev.uuid.starts_with(&expected) {
                 rs.push(reason(
-                    Layer::Lvm,
+                    &codes::LVM_SUB_UUID,
                     Suspicious,
-                    "lvm_sub_uuid",
                     format!("uuid {}", dev.uuid),
                     "the uuid is LVM's for this LV plus a suffix: an LVM internal layer",
                 ));
@@ -52,35 +49,31 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
                 rs.push(other_lv(owner));
             } else if lv.active {
                 rs.push(reason(
-                    Layer::Lvm,
+                    &codes::LVM_ACTIVE_ELSEWHERE,
                     Suspicious,
-                    "lvm_active_elsewhere",
                     lv.state(),
                     "LVM reports the LV active, yet not through this mapping",
                 ));
             } else {
-                rs.push(reason(Layer::Lvm, Clear, "lvm_inactive", lv.state(),
+                rs.push(reason(&codes::LVM_INACTIVE, Clear, lv.state(),
                     format!("LVM says the LV is inactive; it would create this name with uuid {expected}, which the kernel refuses while this mapping exists")));
             }
         }
         Some(LvmView::LvMissing) => rs.push(reason(
-            Layer::Lvm,
+            &codes::LVM_NO_LV,
             Clear,
-            "lvm_no_lv",
             "no such LV",
             "the VG has no LV of this name any more: the mapping outlived its volume",
         )),
         Some(LvmView::VgMissing) => rs.push(reason(
-            Layer::Lvm,
+            &codes::LVM_NO_VG,
             Suspicious,
-            "lvm_no_vg",
             "VG not found",
             "LVM does not see this VG on this host: nothing can be proven from LVM",
         )),
         Some(LvmView::Unreadable { why }) => rs.push(reason(
-            Layer::Lvm,
+            &codes::LVM_UNREADABLE,
             Suspicious,
-            "lvm_unreadable",
             "unreadable",
             format!("LVM could not be read: {why}"),
         )),
@@ -95,9 +88,8 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
         && !crate::dm::is_dmheal_stamp(&dev.uuid)
     {
         rs.push(reason(
-            Layer::Lvm,
+            &codes::LVM_FOREIGN_UUID,
             Suspicious,
-            "lvm_foreign_uuid",
             format!("uuid {}", dev.uuid),
             format!(
                 "the mapping carries uuid {}, which neither LVM nor dmheal gives: another \
@@ -110,23 +102,20 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice, lvm_owned: bool) -> Vec<Reason>
     match &f.table_pvs {
         TablePvs::NotChecked => {}
         TablePvs::OnVg => rs.push(reason(
-            Layer::Lvm,
+            &codes::LVM_TABLE_ON_VG,
             Clear,
-            "lvm_table_on_vg",
             "maps the VG's PVs",
             "its table maps only PVs of this volume group",
         )),
         TablePvs::Elsewhere { why } => rs.push(reason(
-            Layer::Lvm,
+            &codes::LVM_TABLE_ELSEWHERE,
             Suspicious,
-            "lvm_table_elsewhere",
             "maps outside the VG",
             format!("{why}: not this LV's mapping, whatever its name; never removed"),
         )),
         TablePvs::Unverified { why } => rs.push(reason(
-            Layer::Lvm,
+            &codes::LVM_TABLE_UNVERIFIED,
             Suspicious,
-            "lvm_table_unverified",
             "PVs unknown",
             format!("{why}; a mapping not proven to map this VG is never removed"),
         )),

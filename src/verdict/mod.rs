@@ -3,6 +3,7 @@
 //! module, readable on one screen; this one combines them. No I/O here, so every rule is
 //! tested without a kernel. Reason codes are part of the JSON contract: they do not change.
 
+pub mod codes;
 mod device_mapper;
 mod lvm;
 mod naming;
@@ -37,6 +38,14 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    pub const ALL: [Verdict; 5] = [
+        Verdict::Absent,
+        Verdict::Healthy,
+        Verdict::Ghost,
+        Verdict::InUse,
+        Verdict::Suspicious,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Absent => "absent",
@@ -112,17 +121,17 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
 }
 
+/// A reason of `code`'s layer (every code is registered in `codes`).
 fn reason(
-    layer: Layer,
+    code: &'static codes::Code,
     signal: Signal,
-    code: &'static str,
     state: impl Into<Cow<'static, str>>,
     message: impl Into<Cow<'static, str>>,
 ) -> Reason {
     Reason {
-        layer,
+        layer: code.layer,
         signal,
-        code,
+        code: code.code,
         state: state.into(),
         message: message.into(),
     }
@@ -135,9 +144,8 @@ pub fn from_facts(f: &Facts) -> Decision {
             verdict: Verdict::Absent,
             summary: "no mapping of this name in the kernel: nothing to do".into(),
             reasons: vec![reason(
-                Layer::DeviceMapper,
+                &codes::DM_ABSENT,
                 Signal::Clear,
-                "dm_absent",
                 "absent",
                 "the kernel has no mapping of this name; lvchange -ay can create it",
             )],

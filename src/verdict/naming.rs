@@ -1,7 +1,7 @@
 //! The naming layer: dmheal only ever considers the LV of a VDI in an SR volume group — never a
 //! foreign VG, an LVM sub-device, or an SR LV SM does not name as a VDI's.
 
-use super::{reason, Layer, Reason, Signal};
+use super::{codes, reason, Reason, Signal};
 use crate::facts::Facts;
 use crate::lvm::Stores;
 
@@ -12,23 +12,20 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
     // Naming: dmheal only ever considers plain LVs of SR volume groups.
     match &f.lvm_name {
         None => rs.push(reason(
-            Layer::Naming,
+            &codes::NAMING_NOT_LVM,
             Suspicious,
-            "not_lvm",
             "not an LVM name",
             "the name is not vg-lv shaped: not an LVM volume, dmheal never touches it",
         )),
         Some(n) if n.layer.is_some() => rs.push(reason(
-            Layer::Naming,
+            &codes::NAMING_LVM_LAYER,
             Suspicious,
-            "lvm_layer",
             format!("LVM sub-device -{}", n.layer.as_deref().unwrap_or_default()),
             "an LVM internal layer (snapshot, pool); never a VDI's ghost",
         )),
         Some(n) if f.sr.is_none() => rs.push(reason(
-            Layer::Naming,
+            &codes::NAMING_FOREIGN_VG,
             Suspicious,
-            "foreign_vg",
             format!("VG {}", n.vg),
             format!(
                 "VG {} is not an SR's (VG_XenStorage-<sr>, XSLocalEXT-<sr>): never touched",
@@ -37,9 +34,8 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
         )),
         Some(n) if !matches!(f.stores, Some(Stores::Vdi(_)) | Some(Stores::SrFilesystem)) => {
             rs.push(reason(
-                Layer::Naming,
+                &codes::NAMING_UNKNOWN_VOLUME,
                 Suspicious,
-                "naming_unknown_volume",
                 format!("LV {}", n.lv),
                 format!(
                     "LV {} of SR volume group {} is not a volume SM activates — a VDI's ({}<vdi uuid>, lower case, in VG_XenStorage-<sr>) or a local SR's own (<sr> in XSLocalEXT-<sr> or XSLocalLargeBlock-<sr>): its SM, xapi and tapdisk layers cannot be asked, so it is never healed",
@@ -50,9 +46,8 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
             ))
         }
         Some(n) => rs.push(reason(
-            Layer::Naming,
+            &codes::NAMING_SR_VOLUME,
             Clear,
-            "naming_sr_volume",
             format!(
                 "SR {}",
                 f.sr.as_ref().map(|s| s.as_str()).unwrap_or_default()
@@ -102,10 +97,10 @@ mod tests {
             Verdict::Suspicious,
             Signal::Suspicious,
             vec![
-                ("foreign_vg", rename("vg_data-lv_home", false, false)),
-                ("not_lvm", rename("cryptswap", false, false)),
+                ("naming_foreign_vg", rename("vg_data-lv_home", false, false)),
+                ("naming_not_lvm", rename("cryptswap", false, false)),
                 (
-                    "lvm_layer",
+                    "naming_lvm_layer",
                     rename(
                         "VG_XenStorage--9a3c6ed4--8f0e--4f57--a6c2--1b2d3e4f5a6b-thin-tpool",
                         true,

@@ -1,7 +1,7 @@
 //! The SM layer: SM's reference count for the VDI. Above 0, SM believes the volume active —
 //! except the one reference SM's own activation counted just before it activates the LV.
 
-use super::{reason, Layer, Reason, Signal};
+use super::{codes, reason, Reason, Signal};
 use crate::facts::Facts;
 use crate::sm::Refcount;
 
@@ -12,17 +12,15 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
     // SM.
     match &f.refcount {
         Refcount::NotApplicable => {}
-        Refcount::Absent => rs.push(reason(Layer::Sm, Clear, "refcount_absent", "no refcount",
+        Refcount::Absent => rs.push(reason(&codes::SM_REFCOUNT_ABSENT, Clear, "no refcount",
             "SM holds no reference to this VDI")),
-        Refcount::Counts { count, binary } if f.refcount.is_zero() => rs.push(reason(Layer::Sm, Clear,
-            "refcount_zero", format!("refcount {count} {binary}"), "SM's reference count is zero")),
-        Refcount::Counts { count, binary } if f.activating && count + binary == 1 => rs.push(reason(Layer::Sm, Clear,
-            "refcount_activating", format!("refcount {count} {binary}"),
+        Refcount::Counts { count, binary } if f.refcount.is_zero() => rs.push(reason(&codes::SM_REFCOUNT_ZERO, Clear, format!("refcount {count} {binary}"), "SM's reference count is zero")),
+        Refcount::Counts { count, binary } if f.activating && count + binary == 1 => rs.push(reason(&codes::SM_REFCOUNT_ACTIVATING, Clear, format!("refcount {count} {binary}"),
             "SM's one reference is the activation in progress's own: LVMCache.activate counts the reference, then activates the LV only when the count has just become 1")),
-        Refcount::Counts { count, binary } => rs.push(reason(Layer::Sm, InUse, "refcount",
+        Refcount::Counts { count, binary } => rs.push(reason(&codes::SM_REFCOUNT_HELD, InUse,
             format!("refcount {count} {binary}"),
             format!("SM holds references to this VDI (count {count}, binary {binary}): it believes the volume active"))),
-        Refcount::Unreadable { why } => rs.push(reason(Layer::Sm, Suspicious, "refcount_unreadable", "unreadable",
+        Refcount::Unreadable { why } => rs.push(reason(&codes::SM_REFCOUNT_UNREADABLE, Suspicious, "unreadable",
             format!("SM's reference count cannot be read: {why}"))),
     }
     rs
@@ -44,7 +42,10 @@ mod tests {
         each_change_gives(
             Verdict::InUse,
             Signal::InUse,
-            vec![("refcount", counts(1, 0)), ("refcount", counts(0, 1))],
+            vec![
+                ("sm_refcount_held", counts(1, 0)),
+                ("sm_refcount_held", counts(0, 1)),
+            ],
         );
     }
 
@@ -54,7 +55,7 @@ mod tests {
             Verdict::Suspicious,
             Signal::Suspicious,
             vec![(
-                "refcount_unreadable",
+                "sm_refcount_unreadable",
                 Box::new(|f: &mut Facts| f.refcount = Refcount::Unreadable { why: "x".into() }),
             )],
         );
@@ -69,7 +70,7 @@ mod tests {
         counts(1, 0)(&mut f);
         let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Ghost, "{d:#?}");
-        assert_eq!(code_of(&d, Layer::Sm), "refcount_activating");
+        assert_eq!(code_of(&d, Layer::Sm), "sm_refcount_activating");
         // A second reference is somebody else's.
         counts(2, 0)(&mut f);
         assert_eq!(from_facts(&f).verdict, Verdict::InUse);

@@ -1,7 +1,7 @@
 //! The tapdisk layer: a tapdisk naming the volume uses it — paused ones included, since a paused
 //! tapdisk has closed the device and will reopen it (open count 0 proves nothing then).
 
-use super::{reason, Layer, Reason, Signal};
+use super::{codes, reason, Reason, Signal};
 use crate::facts::{Facts, TapdiskFacts};
 
 /// The tapdisk layer's reason, when tapdisk was asked.
@@ -12,23 +12,20 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
     match &f.tapdisk {
         TapdiskFacts::NotChecked => {}
         TapdiskFacts::NotInstalled => rs.push(reason(
-            Layer::Tapdisk,
+            &codes::TAPDISK_NO_TAP_CTL,
             Clear,
-            "no_tap_ctl",
             "no tap-ctl",
             "tap-ctl is not installed: no tapdisk facts on this host",
         )),
         TapdiskFacts::Failed { why } => rs.push(reason(
-            Layer::Tapdisk,
+            &codes::TAPDISK_UNREADABLE,
             Suspicious,
-            "tap_ctl_failed",
             "tap-ctl failed",
             format!("tapdisk could not be asked: {why}"),
         )),
         TapdiskFacts::Listed { naming_this } if naming_this.is_empty() => rs.push(reason(
-            Layer::Tapdisk,
+            &codes::TAPDISK_NONE,
             Clear,
-            "no_tapdisk",
             "not listed",
             "no tapdisk serves this volume",
         )),
@@ -45,7 +42,7 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
                 })
                 .collect();
             let paused = naming_this.iter().any(|t| t.paused());
-            rs.push(reason(Layer::Tapdisk, InUse, if paused { "tapdisk_paused" } else { "tapdisk" }, who.join(", "),
+            rs.push(reason(if paused { &codes::TAPDISK_PAUSED } else { &codes::TAPDISK_SERVING }, InUse, who.join(", "),
                 if paused {
                     format!("tapdisk {} is paused: it has closed the device and will reopen it, so open count 0 proves nothing", who.join(", "))
                 } else {
@@ -83,7 +80,7 @@ mod tests {
             Verdict::InUse,
             Signal::InUse,
             vec![
-                ("tapdisk", naming_this(0)),
+                ("tapdisk_serving", naming_this(0)),
                 ("tapdisk_paused", naming_this(0x20)),
             ],
         );
@@ -95,7 +92,7 @@ mod tests {
             Verdict::Suspicious,
             Signal::Suspicious,
             vec![(
-                "tap_ctl_failed",
+                "tapdisk_unreadable",
                 Box::new(|f: &mut Facts| f.tapdisk = TapdiskFacts::Failed { why: "x".into() }),
             )],
         );
@@ -103,6 +100,6 @@ mod tests {
         f.tapdisk = TapdiskFacts::NotInstalled;
         let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Ghost);
-        assert_eq!(code_of(&d, Layer::Tapdisk), "no_tap_ctl");
+        assert_eq!(code_of(&d, Layer::Tapdisk), "tapdisk_no_tap_ctl");
     }
 }

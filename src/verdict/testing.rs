@@ -3,7 +3,8 @@
 use super::{from_facts, Decision, Layer, Signal, Verdict};
 use crate::dm::{DevNum, DmDevice, DmStatus};
 use crate::facts::{Facts, TapdiskFacts, UsersSearched};
-use crate::lvm::{dm_name_for, split_dm_name, LvRecord, LvmView};
+use crate::lvm::report::LvRecord;
+use crate::lvm::{dm_name_for, split_dm_name, LvmView};
 use crate::sm::Refcount;
 use crate::xapi::XapiView;
 

@@ -2,7 +2,7 @@
 //! open count is the kernel's own count of them; these are searched to name them when it is
 //! above 0, and a search that could not look says so.
 
-use super::{reason, Layer, Reason, Signal};
+use super::{codes, reason, Reason, Signal};
 use crate::dm::DmDevice;
 use crate::facts::{Facts, UsersSearched};
 
@@ -13,68 +13,57 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice) -> Vec<Reason> {
     // Kernel users.
     if f.users_searched == UsersSearched::Nothing && dev.status.is_none() {
         rs.push(reason(
-            Layer::Holders,
+            &codes::HOLDERS_NOT_SEARCHED,
             Clear,
-            "not_searched",
             "not searched",
             "a host scan does not look for the users of LVM's own mappings",
         ));
     } else if f.users_searched == UsersSearched::Nothing {
         rs.push(reason(
-            Layer::Holders,
+            &codes::HOLDERS_NOT_OPEN,
             Clear,
-            "not_open",
             "open count 0",
             "the kernel's own count of users is 0: no opener, mmap, mount, stacked device, swap or loop device holds it (the count is authoritative; users are searched only to name them)",
         ));
     } else {
         rs.push(if let Some(why) = &f.holders_unreadable {
             reason(
-                Layer::Holders,
+                &codes::HOLDERS_UNREADABLE,
                 Suspicious,
-                "holders_unreadable",
                 "not looked at",
                 format!("stacked devices could not be looked for: {why}"),
             )
         } else if f.holders.is_empty() {
             reason(
-                Layer::Holders,
+                &codes::HOLDERS_NONE,
                 Clear,
-                "no_holders",
                 "none",
                 "no device is stacked on it",
             )
         } else {
             let names: Vec<String> = f.holders.iter().map(|h| h.name.clone()).collect();
             reason(
-                Layer::Holders,
+                &codes::HOLDERS_STACKED,
                 InUse,
-                "holders",
                 names.join(", "),
                 format!("stacked under {}", names.join(", ")),
             )
         });
         if f.users_searched == UsersSearched::Holders {
             rs.push(reason(
-                Layer::Openers,
+                &codes::OPENERS_NOT_SEARCHED,
                 Clear,
-                "openers_not_searched",
                 "not searched",
                 "a host scan does not walk /proc; `dmheal inspect` names the processes",
             ));
         } else if let Some(why) = &f.proc_unreadable {
-            for (layer, code, what) in [
-                (
-                    Layer::Openers,
-                    "openers_unreadable",
-                    "processes holding it open",
-                ),
-                (Layer::Mounts, "mounts_unreadable", "mounts of it"),
+            for (code, what) in [
+                (&codes::OPENERS_UNREADABLE, "processes holding it open"),
+                (&codes::MOUNTS_UNREADABLE, "mounts of it"),
             ] {
                 rs.push(reason(
-                    layer,
-                    Suspicious,
                     code,
+                    Suspicious,
                     "not looked at",
                     format!("{what} could not be looked for: {why}"),
                 ));
@@ -82,9 +71,8 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice) -> Vec<Reason> {
         } else {
             rs.push(if f.openers.is_empty() {
                 reason(
-                    Layer::Openers,
+                    &codes::OPENERS_NONE,
                     Clear,
-                    "no_openers",
                     "none",
                     "no process has it open",
                 )
@@ -95,18 +83,16 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice) -> Vec<Reason> {
                     .map(|o| format!("pid {} ({})", o.pid, o.command))
                     .collect();
                 reason(
-                    Layer::Openers,
+                    &codes::OPENERS_HOLDING,
                     InUse,
-                    "openers",
                     who.join(", "),
                     format!("held open by {}", who.join(", ")),
                 )
             });
             rs.push(if f.mounts.is_empty() {
                 reason(
-                    Layer::Mounts,
+                    &codes::MOUNTS_NONE,
                     Clear,
-                    "no_mounts",
                     "none",
                     "not mounted in any mount namespace",
                 )
@@ -117,9 +103,8 @@ pub(super) fn reasons(f: &Facts, dev: &DmDevice) -> Vec<Reason> {
                     .map(|m| format!("{} (ns of pid {})", m.mount_point, m.pid))
                     .collect();
                 reason(
-                    Layer::Mounts,
+                    &codes::MOUNTS_MOUNTED,
                     InUse,
-                    "mounted",
                     at.join(", "),
                     format!("mounted at {}", at.join(", ")),
                 )
@@ -143,7 +128,7 @@ mod tests {
             Signal::InUse,
             vec![
                 (
-                    "holders",
+                    "holders_stacked",
                     Box::new(|f: &mut Facts| {
                         f.holders = vec![Holder {
                             name: "dm-1".into(),
@@ -153,7 +138,7 @@ mod tests {
                     }),
                 ),
                 (
-                    "openers",
+                    "openers_holding",
                     Box::new(|f: &mut Facts| {
                         f.openers = vec![Opener {
                             pid: 42,
@@ -164,7 +149,7 @@ mod tests {
                     }),
                 ),
                 (
-                    "mounted",
+                    "mounts_mounted",
                     Box::new(|f: &mut Facts| {
                         f.mounts = vec![Mount {
                             pid: 1,
@@ -184,7 +169,7 @@ mod tests {
         f.users_searched = UsersSearched::Nothing;
         let d = from_facts(&f);
         assert_eq!(d.verdict, Verdict::Ghost);
-        assert_eq!(code_of(&d, Layer::Holders), "not_open");
+        assert_eq!(code_of(&d, Layer::Holders), "holders_not_open");
         assert!(!d.reasons.iter().any(|r| r.layer == Layer::Openers));
     }
 

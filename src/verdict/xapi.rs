@@ -1,7 +1,7 @@
 //! The xapi layer: a VBD attached here, SM's sm-config marks (`host_<this host>`, `paused`,
 //! `relinking`). Facts xapi gives count; an unreachable xapi is reported and does not block.
 
-use super::{reason, Layer, Reason, Signal};
+use super::{codes, reason, Reason, Signal};
 use crate::facts::Facts;
 use crate::xapi::XapiView;
 
@@ -13,23 +13,20 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
     match &f.xapi {
         XapiView::NotApplicable => {}
         XapiView::NotConfigured => rs.push(reason(
-            Layer::Xapi,
+            &codes::XAPI_NOT_ASKED,
             Clear,
-            "no_xapi",
             "not asked",
             "no xapi on this host (no /var/lib/xcp/xapi) and none configured",
         )),
         XapiView::Unreachable { why } => rs.push(reason(
-            Layer::Xapi,
+            &codes::XAPI_UNREACHABLE,
             Clear,
-            "xapi_unreachable",
             "unreachable",
             format!("xapi unreachable ({why}); the local layers decide"),
         )),
         XapiView::VdiUnknown => rs.push(reason(
-            Layer::Xapi,
+            &codes::XAPI_NO_VDI,
             Clear,
-            "xapi_no_vdi",
             "no such VDI",
             "xapi has no VDI with this uuid",
         )),
@@ -42,9 +39,8 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
                 .collect();
             if !here.is_empty() {
                 rs.push(reason(
-                    Layer::Xapi,
+                    &codes::XAPI_ATTACHED,
                     InUse,
-                    "xapi_attached",
                     format!("attached: {}", here.len()),
                     format!(
                         "xapi has the VDI attached on this host: {}",
@@ -54,34 +50,30 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
             }
             if v.paused {
                 rs.push(reason(
-                    Layer::Xapi,
+                    &codes::XAPI_PAUSED,
                     InUse,
-                    "xapi_paused",
                     "paused",
                     "sm-config paused: SM paused the VDI's tapdisk and will unpause it",
                 ));
             }
             if v.relinking {
                 rs.push(reason(
-                    Layer::Xapi,
+                    &codes::XAPI_RELINKING,
                     Suspicious,
-                    "xapi_relinking",
                     "relinking",
                     "sm-config relinking: a coalesce is relinking this VDI's chain",
                 ));
             }
             match (&v.host_key, v.activating) {
                 (Some(mode), false) => rs.push(reason(
-                    Layer::Xapi,
+                    &codes::XAPI_HOST_KEY,
                     InUse,
-                    "xapi_host_key",
                     format!("host key {mode}"),
                     format!("sm-config records the VDI as activated on this host ({mode})"),
                 )),
                 (Some(mode), true) => rs.push(reason(
-                    Layer::Xapi,
+                    &codes::XAPI_ACTIVATING,
                     Clear,
-                    "xapi_activating",
                     format!("host key {mode}"),
                     "sm-config's mark for this host belongs to the activation in progress",
                 )),
@@ -94,9 +86,8 @@ pub(super) fn reasons(f: &Facts) -> Vec<Reason> {
             {
                 let elsewhere = v.attached.iter().filter(|a| !a.on_this_host).count();
                 rs.push(reason(
-                    Layer::Xapi,
+                    &codes::XAPI_FREE_HERE,
                     Clear,
-                    "xapi_free_here",
                     if elsewhere > 0 {
                         format!("attached elsewhere: {elsewhere}")
                     } else {
@@ -118,7 +109,8 @@ mod tests {
     use super::super::testing::*;
     use super::super::{from_facts, Verdict};
     use crate::xapi::view::AttachedVbd;
-    use crate::xapi::{XapiVdi, XapiView};
+    use crate::xapi::view::XapiVdi;
+    use crate::xapi::XapiView;
 
     fn xapi_vdi() -> XapiVdi {
         XapiVdi {

@@ -26,12 +26,12 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_uuid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub host_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vdi_uuid: Option<String>,
     pub summary: String,
-    /// What to run next, in order (commands; a line starting with '#' says why).
-    pub next: Vec<String>,
+    /// What to run plan, in order (commands; a line starting with '#' says why).
+    pub plan: Vec<String>,
 }
 
 fn running(vm: &VmInfo) -> bool {
@@ -50,10 +50,10 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                 severity,
                 code,
                 host_uuid: Some(h.host_uuid.clone()),
-                host: Some(h.name_label.clone()),
+                host_name: Some(h.host_name.clone()),
                 vdi_uuid: vdi.map(str::to_string),
                 summary,
-                next,
+                plan: next,
             };
         let is_resident = resident.is_some_and(|r| r.uuid == h.host_uuid);
         match (&h.status, &h.answer) {
@@ -67,13 +67,13 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                             "xapi says VM {} is {} on {}, which is {}",
                             vm.name_label,
                             vm.power_state,
-                            h.name_label,
+                            h.host_name,
                             h.error.as_deref().unwrap_or("not asked")
                         ),
                         vec![
                             format!(
                                 "# only once {} is really off (fenced or powered down):",
-                                h.name_label
+                                h.host_name
                             ),
                             format!("xe vm-reset-powerstate uuid={} --force", vm.uuid),
                         ],
@@ -85,7 +85,7 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                         None,
                         format!(
                             "{} was not asked ({})",
-                            h.name_label,
+                            h.host_name,
                             h.error.as_deref().unwrap_or("down")
                         ),
                         Vec::new(),
@@ -98,7 +98,7 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                 }
                 let mut next: Vec<String> = lvm_disks
                     .iter()
-                    .map(|d| format!("# on {}: dmheal inspect {}", h.name_label, d.vdi_uuid))
+                    .map(|d| format!("# on {}: dmheal inspect {}", h.host_name, d.vdi_uuid))
                     .collect();
                 next.push(format!(
                     "xe host-call-plugin host-uuid={} plugin=dmheal fn=version",
@@ -110,7 +110,7 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                     None,
                     format!(
                         "{} could not be asked ({}): a ghost of the VM's disks there would not be seen",
-                        h.name_label,
+                        h.host_name,
                         h.error.as_deref().unwrap_or("no answer")
                     ),
                     next,
@@ -118,43 +118,44 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
             }
             (AskStatus::Asked, Some(view)) => {
                 for vol in &view.volumes {
-                    let disk = disk_of(&vol.vdi);
+                    let disk = disk_of(&vol.vdi_uuid);
                     let what = match disk {
                         Some(d) => format!(
                             "VDI \"{}\" ({}, device {} of the VM)",
                             d.vdi_name, d.vdi_uuid, d.device
                         ),
-                        None => format!("VDI {}", vol.vdi),
+                        None => format!("VDI {}", vol.vdi_uuid),
                     };
                     let dm = vol.dm_name.as_deref().unwrap_or("-");
                     match vol.verdict {
                         Verdict::Ghost => out.push(finding(
                             Severity::Blocking,
                             "ghost",
-                            Some(&vol.vdi),
+                            Some(&vol.vdi_uuid),
                             format!(
                                 "{what} has a ghost mapping on {}: {dm}. Activating the VDI there fails \
                                  \"Device or resource busy\" (SR_BACKEND_FAILURE_46)",
-                                h.name_label
+                                h.host_name
                             ),
                             vec![
+                                crate::commands::heal_through_plugin(&h.host_uuid, &vol.vdi_uuid),
                                 format!(
-                                    "xe host-call-plugin host-uuid={} plugin=dmheal fn=heal args:vdi_uuid={} args:apply=true",
-                                    h.host_uuid, vol.vdi
+                                    "# or on {}: {}",
+                                    h.host_name,
+                                    crate::commands::heal_here(&vol.vdi_uuid)
                                 ),
-                                format!("# or on {}: dmheal heal {} --apply", h.name_label, vol.vdi),
                                 format!("# or for every ghost of this VM at once: dmheal vm {} --apply", vm.uuid),
                             ],
                         )),
                         Verdict::Suspicious => out.push(finding(
                             Severity::Blocking,
                             "needs_human",
-                            Some(&vol.vdi),
+                            Some(&vol.vdi_uuid),
                             format!(
                                 "{what} has a mapping on {} that needs a human: {}",
-                                h.name_label, vol.summary
+                                h.host_name, vol.summary
                             ),
-                            vec![format!("# on {}: dmheal inspect {}", h.name_label, vol.vdi)],
+                            vec![format!("# on {}: dmheal inspect {}", h.host_name, vol.vdi_uuid)],
                         )),
                         Verdict::InUse if is_resident && running(vm) => {}
                         Verdict::InUse => out.push(finding(
@@ -164,16 +165,16 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                                 Severity::Blocking
                             },
                             "in_use_elsewhere",
-                            Some(&vol.vdi),
+                            Some(&vol.vdi_uuid),
                             format!(
                                 "{what} is in use on {}{}: {}",
-                                h.name_label,
+                                h.host_name,
                                 if running(vm) { ", where the VM does not run" } else { " while the VM is not running" },
                                 vol.summary
                             ),
                             vec![format!(
                                 "# on {}: dmheal inspect {}   (names the user: a tapdisk, a process, a VBD)",
-                                h.name_label, vol.vdi
+                                h.host_name, vol.vdi_uuid
                             )],
                         )),
                         Verdict::Healthy | Verdict::Absent => {}
@@ -187,10 +188,10 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                             None,
                             format!(
                                 "xapi says VM {} is {} on {} as domain {}, but {} has no such domain ({})",
-                                vm.name_label, vm.power_state, h.name_label, d.domid, h.name_label, d.source
+                                vm.name_label, vm.power_state, h.host_name, d.domid, h.host_name, d.source
                             ),
                             vec![
-                                format!("# on {}: xl list   (confirm domain {} is gone)", h.name_label, d.domid),
+                                format!("# on {}: xl list   (confirm domain {} is gone)", h.host_name, d.domid),
                                 format!("xe vm-reset-powerstate uuid={} --force", vm.uuid),
                             ],
                         )),
@@ -200,9 +201,9 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
                             None,
                             format!(
                                 "whether domain {} runs on {} is unknown: {}",
-                                d.domid, h.name_label, d.source
+                                d.domid, h.host_name, d.source
                             ),
-                            vec![format!("# on {}: xl list", h.name_label)],
+                            vec![format!("# on {}: xl list", h.host_name)],
                         )),
                         Some(true) => {}
                     }
@@ -220,13 +221,13 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
             severity: Severity::Info,
             code: "not_lvm",
             host_uuid: None,
-            host: None,
+            host_name: None,
             vdi_uuid: None,
             summary: format!(
                 "not on an LVM-based SR, so no device-mapper ghost can block them: {}",
                 names.join(", ")
             ),
-            next: Vec::new(),
+            plan: Vec::new(),
         });
     }
     if !out.iter().any(|f| f.severity == Severity::Blocking) {
@@ -234,10 +235,10 @@ pub fn derive(vm: &VmInfo, disks: &[Disk], hosts: &[HostView]) -> Vec<Finding> {
             severity: Severity::Info,
             code: "clear",
             host_uuid: None,
-            host: None,
+            host_name: None,
             vdi_uuid: None,
             summary: "no host that answered holds a ghost or a stray user of the VM's disks".into(),
-            next: Vec::new(),
+            plan: Vec::new(),
         });
     }
     out.sort_by_key(|f| (f.severity, f.code != "ghost"));
@@ -281,7 +282,7 @@ mod tests {
     fn host(name: &str, verdict: Verdict, domain: Option<bool>) -> HostView {
         HostView {
             host_uuid: name.into(),
-            name_label: name.into(),
+            host_name: name.into(),
             state: HostState::Live,
             version: None,
             status: AskStatus::Asked,
@@ -289,7 +290,7 @@ mod tests {
             answer: Some(LocalView {
                 host_uuid: Some(name.into()),
                 volumes: vec![LocalVolume {
-                    vdi: VDI.into(),
+                    vdi_uuid: VDI.into(),
                     dm_name: Some("VG-VHD".into()),
                     verdict,
                     summary: "x".into(),
@@ -308,7 +309,7 @@ mod tests {
     fn failed(name: &str) -> HostView {
         HostView {
             host_uuid: name.into(),
-            name_label: name.into(),
+            host_name: name.into(),
             state: HostState::Live,
             version: None,
             status: AskStatus::Failed,
@@ -318,7 +319,7 @@ mod tests {
     }
 
     fn codes(f: &[Finding]) -> Vec<(&str, Option<&str>)> {
-        f.iter().map(|f| (f.code, f.host.as_deref())).collect()
+        f.iter().map(|f| (f.code, f.host_name.as_deref())).collect()
     }
 
     #[test]
@@ -333,8 +334,8 @@ mod tests {
             codes(&f),
             vec![("ghost", Some("b")), ("host_unanswered", Some("c"))]
         );
-        assert!(f[0].next[0].contains("host-uuid=b plugin=dmheal fn=heal"));
-        assert!(f[0].next[0].contains(&format!("args:vdi_uuid={VDI} args:apply=true")));
+        assert!(f[0].plan[0].contains("host-uuid=b plugin=dmheal fn=heal"));
+        assert!(f[0].plan[0].contains(&format!("args:vdi_uuid={VDI} args:apply=true")));
     }
 
     #[test]

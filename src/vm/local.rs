@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::OpContext;
 use crate::domains::{self, Domains};
 use crate::error::{Error, Result};
-use crate::host::Host;
 use crate::ids::{Target, Uuid};
 use crate::verdict::Verdict;
 
@@ -23,7 +23,9 @@ pub struct LocalView {
 /// One VDI on this host.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LocalVolume {
-    pub vdi: String,
+    // 0.1.0 members said `vdi`: a pool mid-upgrade still reads them.
+    #[serde(alias = "vdi")]
+    pub vdi_uuid: String,
     /// The DM name its LV has (None: the VDI could not be found on this host at all).
     pub dm_name: Option<String>,
     pub verdict: Verdict,
@@ -54,7 +56,7 @@ pub struct DomainHere {
 }
 
 /// This host's view of `vdis`, and of `domid` when given.
-pub fn local_view(host: &Host, vdis: &[Uuid], domid: Option<u32>) -> Result<LocalView> {
+pub fn local_view(host: &OpContext, vdis: &[Uuid], domid: Option<u32>) -> Result<LocalView> {
     let mut volumes = Vec::with_capacity(vdis.len());
     for vdi in vdis {
         volumes.extend(volumes_of(host, vdi)?);
@@ -69,13 +71,13 @@ pub fn local_view(host: &Host, vdis: &[Uuid], domid: Option<u32>) -> Result<Loca
 
 /// Every volume of `vdi` on this host (more than one when the same VDI uuid is in two SRs: a
 /// copied LUN), each inspected with every layer.
-fn volumes_of(host: &Host, vdi: &Uuid) -> Result<Vec<LocalVolume>> {
+fn volumes_of(host: &OpContext, vdi: &Uuid) -> Result<Vec<LocalVolume>> {
     let names = match host.resolve_all(&Target::Vdi(vdi.clone())) {
         Ok(n) => n,
         // Neither xapi, a mapping nor an LV here names it: nothing of it on this host.
         Err(Error::VdiNotFound(_)) => {
             return Ok(vec![LocalVolume {
-                vdi: vdi.to_string(),
+                vdi_uuid: vdi.to_string(),
                 dm_name: None,
                 verdict: Verdict::Absent,
                 summary: "no mapping and no LV of this VDI on this host".into(),
@@ -88,7 +90,7 @@ fn volumes_of(host: &Host, vdi: &Uuid) -> Result<Vec<LocalVolume>> {
     for name in names {
         let i = host.inspect_name(vdi.to_string(), &name)?;
         out.push(LocalVolume {
-            vdi: vdi.to_string(),
+            vdi_uuid: vdi.to_string(),
             dm_name: Some(i.dm_name),
             verdict: i.verdict,
             summary: i.summary,

@@ -19,7 +19,7 @@ use crate::error::{Error, InputError, Result};
 use crate::ids::Uuid;
 use crate::xapi::fanout::{self, HostAnswer, PoolHost, Reply};
 use crate::xapi::records::{Sr, Vbd, Vdi, Vm, NULL_REF};
-use crate::xapi::{view::error_chain, Xapi, XapiError};
+use crate::xapi::{Xapi, XapiError};
 
 pub use findings::{Finding, Severity};
 use local::LocalView;
@@ -73,7 +73,7 @@ pub type HostView = HostAnswer<LocalView>;
 #[derive(Clone, Debug, Serialize)]
 pub struct HealAttempt {
     pub host_uuid: String,
-    pub host: String,
+    pub host_name: String,
     pub vdi_uuid: String,
     /// The host's heal action (removed, refused, nothing-to-do ...) or "failed".
     pub action: String,
@@ -104,25 +104,18 @@ impl VmReport {
     }
 }
 
-fn xapi_err(what: &'static str) -> impl Fn(XapiError) -> Error {
-    move |e| Error::Xapi {
-        what,
-        why: error_chain(&e),
-    }
-}
-
 /// Why `vm` will not start, from every host's side; `apply`: heal the proven ghosts.
 pub fn trace(config: &Config, vm: &str, apply: bool, per_host: Duration) -> Result<VmReport> {
     let client = config.xapi.require("dmheal vm")?;
     let (vm_ref, record) = find_vm(&client, vm)?;
     let disks = disks_of(&client, &record)?;
-    let hosts = fanout::pool_hosts(&client).map_err(xapi_err("listing hosts"))?;
+    let hosts = fanout::pool_hosts(&client).map_err(XapiError::failing("listing hosts"))?;
     let resident = hosts
         .iter()
         .find(|h| h.host_ref == record.resident_on)
         .map(|h| HostName {
             uuid: h.host_uuid.clone(),
-            name_label: h.name_label.clone(),
+            name_label: h.host_name.clone(),
         });
     let info = VmInfo {
         uuid: record.uuid.clone(),
@@ -175,21 +168,21 @@ fn find_vm(client: &Xapi, vm: &str) -> Result<(String, Vm)> {
             Ok(r) => {
                 let rec: Vm = client
                     .call("VM.get_record", vec![json!(r)])
-                    .map_err(xapi_err("reading the VM"))?;
+                    .map_err(XapiError::failing("reading the VM"))?;
                 return check_vm(r, rec, vm);
             }
             Err(e) if e.code() == Some("UUID_INVALID") => {} // perhaps a name that looks like one
-            Err(e) => return Err(xapi_err("finding the VM")(e)),
+            Err(e) => return Err(XapiError::failing("finding the VM")(e)),
         }
     }
     let refs: Vec<String> = client
         .call("VM.get_by_name_label", vec![json!(vm)])
-        .map_err(xapi_err("finding the VM"))?;
+        .map_err(XapiError::failing("finding the VM"))?;
     let mut found = Vec::new();
     for r in refs {
         let rec: Vm = client
             .call("VM.get_record", vec![json!(r)])
-            .map_err(xapi_err("reading the VM"))?;
+            .map_err(XapiError::failing("reading the VM"))?;
         if !rec.is_a_template && !rec.is_a_snapshot && !rec.is_control_domain {
             found.push((r, rec));
         }
@@ -230,17 +223,17 @@ fn disks_of(client: &Xapi, vm: &Vm) -> Result<Vec<Disk>> {
     for vbd_ref in &vm.vbds {
         let vbd: Vbd = client
             .call("VBD.get_record", vec![json!(vbd_ref)])
-            .map_err(xapi_err("reading the VM's VBDs"))?;
+            .map_err(XapiError::failing("reading the VM's VBDs"))?;
         if vbd.vdi == NULL_REF || vbd.vdi.is_empty() {
             continue; // an empty CD drive
         }
         let vdi: Vdi = client
             .call("VDI.get_record", vec![json!(vbd.vdi)])
-            .map_err(xapi_err("reading the VM's VDIs"))?;
+            .map_err(XapiError::failing("reading the VM's VDIs"))?;
         if !srs.contains_key(&vdi.sr) {
             let sr: Sr = client
                 .call("SR.get_record", vec![json!(vdi.sr)])
-                .map_err(xapi_err("reading the VDIs' SRs"))?;
+                .map_err(XapiError::failing("reading the VDIs' SRs"))?;
             srs.insert(vdi.sr.clone(), sr);
         }
         let sr = &srs[&vdi.sr];
@@ -274,7 +267,7 @@ fn asked_vdis(disks: &[Disk]) -> Vec<&str> {
 /// host lists (a broken or hostile plugin) is dropped, so nothing downstream — the findings,
 /// the commands they print, `--apply` — ever names another VDI.
 fn only_asked(mut view: LocalView, vdis: &[&str], vm: &VmInfo) -> LocalView {
-    view.volumes.retain(|v| vdis.contains(&v.vdi.as_str()));
+    view.volumes.retain(|v| vdis.contains(&v.vdi_uuid.as_str()));
     if view.domain.as_ref().map(|d| d.domid) != vm.domid {
         view.domain = None;
     }
@@ -295,7 +288,7 @@ fn ask_hosts(
     let running = matches!(vm.power_state.as_str(), "Running" | "Paused");
     let args = |_: usize, h: &PoolHost| {
         let mut a = BTreeMap::new();
-        a.insert("vdi_uuids".to_string(), vdis.join(","));
+        a.insert("vdis".to_string(), vdis.join(","));
         if let (true, true, Some(d)) = (running, h.host_ref == resident_ref, vm.domid) {
             a.insert("domid".to_string(), d.to_string());
         }
@@ -370,7 +363,7 @@ fn heal_ghosts(
             };
             HealAttempt {
                 host_uuid: h.host_uuid,
-                host: h.name_label,
+                host_name: h.host_name,
                 vdi_uuid: vdi,
                 action,
                 message,
@@ -389,7 +382,7 @@ mod tests {
 
     fn volume(vdi: &str) -> LocalVolume {
         LocalVolume {
-            vdi: vdi.into(),
+            vdi_uuid: vdi.into(),
             dm_name: Some("x".into()),
             verdict: Verdict::Ghost,
             summary: "ghost".into(),
@@ -443,7 +436,7 @@ mod tests {
             }),
         };
         let kept = only_asked(view, &vdis, &vm);
-        let listed: Vec<&str> = kept.volumes.iter().map(|v| v.vdi.as_str()).collect();
+        let listed: Vec<&str> = kept.volumes.iter().map(|v| v.vdi_uuid.as_str()).collect();
         assert_eq!(listed, vec![MINE]);
         assert!(
             kept.domain.is_none(),

@@ -20,6 +20,28 @@ pub enum XapiError {
 }
 
 impl XapiError {
+    /// The error and every cause under it, one line ("xapi unreachable: connect: ...").
+    pub fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut cur = std::error::Error::source(self);
+        while let Some(c) = cur {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cur = c.source();
+        }
+        s
+    }
+
+    /// What an operation says when xapi fails it: `what` it was doing, and the chain.
+    pub fn failing(what: &'static str) -> impl Fn(XapiError) -> crate::error::Error + Copy {
+        move |e| crate::error::Error::Xapi {
+            what,
+            why: e.chain(),
+        }
+    }
+}
+
+impl XapiError {
     /// The API error code, when xapi answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::records::{Host, HostMetrics, NULL_REF};
 use super::transport::TransportError;
-use super::{view::error_chain, Xapi, XapiError};
+use super::{Xapi, XapiError};
 
 /// The plugin dmheal installs on every host (/etc/xapi.d/plugins/dmheal).
 pub const PLUGIN: &str = "dmheal";
@@ -66,7 +66,7 @@ pub struct PoolHost {
     #[serde(skip)]
     pub host_ref: String,
     pub host_uuid: String,
-    pub name_label: String,
+    pub host_name: String,
     pub state: HostState,
     /// The product and version it runs ("XCP-ng 8.3.0"), when its record says.
     pub version: Option<String>,
@@ -89,12 +89,12 @@ pub fn pool_hosts(client: &Xapi) -> Result<Vec<PoolHost>, XapiError> {
         .map(|(host_ref, h)| PoolHost {
             state: HostState::of(&h, &metrics),
             version: h.product_version(),
-            name_label: h.display_name(),
+            host_name: h.display_name(),
             host_uuid: h.uuid,
             host_ref,
         })
         .collect();
-    all.sort_by(|a, b| a.name_label.cmp(&b.name_label));
+    all.sort_by(|a, b| a.host_name.cmp(&b.host_name));
     Ok(all)
 }
 
@@ -114,7 +114,7 @@ pub enum AskStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct HostAnswer<T> {
     pub host_uuid: String,
-    pub name_label: String,
+    pub host_name: String,
     pub state: HostState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -137,7 +137,7 @@ impl<T: serde::de::DeserializeOwned> HostAnswer<T> {
         };
         HostAnswer {
             host_uuid: host.host_uuid,
-            name_label: host.name_label,
+            host_name: host.host_name,
             state: host.state,
             version: host.version,
             status,
@@ -226,7 +226,7 @@ impl Reply {
                 Reply::Failed {
                     why: format!(
                         "dmheal is not installed on {} ({}): install it there (yum install ./dmheal-{}-1.x86_64.rpm) and ask again",
-                        h.name_label,
+                        h.host_name,
                         h.version.as_deref().unwrap_or("version unknown"),
                         env!("CARGO_PKG_VERSION")
                     ),
@@ -262,7 +262,7 @@ pub fn call_each(
             let c = Xapi::new(client.endpoint.clone(), per_host).with_session(session.clone());
             let call = json!([h.host_ref, PLUGIN, function, args(i, h)]);
             let function = function.to_string();
-            let (answered, name) = (answered.clone(), h.name_label.clone());
+            let (answered, name) = (answered.clone(), h.host_name.clone());
             Some(thread::spawn(move || {
                 let Value::Array(params) = call else {
                     unreachable!()
@@ -290,7 +290,7 @@ pub fn call_each(
                     }
                     Err(e) => Reply::Failed {
                         code: e.code().map(str::to_string),
-                        why: error_chain(&e),
+                        why: e.chain(),
                     },
                 }
             }))

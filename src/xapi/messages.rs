@@ -93,7 +93,7 @@ pub fn send(client: &Xapi, state: &Path, messages: &[Message], deadline: Instant
                 vdi = %m.vdi_uuid,
                 "xapi message {} not created: {}",
                 m.name,
-                super::view::error_chain(&e)
+                e.chain()
             ),
         }
     }
@@ -105,7 +105,7 @@ pub fn send(client: &Xapi, state: &Path, messages: &[Message], deadline: Instant
 /// as the journal beside it is (a regular file of ours, no symlink, no FIFO); a lock held by
 /// another run is not waited for.
 fn claim(state: &Path, messages: &[Message], now: SystemTime) -> std::io::Result<Vec<Message>> {
-    let mut file = crate::journal::open_trusted_beside(state)?;
+    let mut file = crate::trusted_file::open_trusted_beside(state)?;
     let _lock = nix::fcntl::Flock::lock(
         file.try_clone()?,
         nix::fcntl::FlockArg::LockExclusiveNonblock,

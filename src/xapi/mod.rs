@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub use client::{Xapi, XapiError};
 pub use session::Session;
 pub use transport::Endpoint;
-pub use view::{XapiVdi, XapiView};
+pub use view::XapiView;
 
 pub const LOCAL_SOCKET: &str = "/var/lib/xcp/xapi";
 pub const INVENTORY: &str = "/etc/xensource-inventory";
@@ -56,7 +56,7 @@ impl XapiConfig {
         self.connect()
             .map_err(|e| crate::error::Error::Xapi {
                 what,
-                why: view::error_chain(&e),
+                why: e.chain(),
             })?
             .ok_or(crate::error::Error::Xapi {
                 what,

@@ -5,7 +5,7 @@
 use std::cell::OnceCell;
 use std::time::Duration;
 
-use super::{view, Xapi, XapiConfig};
+use super::{Xapi, XapiConfig};
 
 /// What connecting gave.
 pub enum Connection {
@@ -42,7 +42,7 @@ impl Session {
             xc.timeout = budget(xc.timeout);
             match xc.connect() {
                 Ok(None) => Connection::None,
-                Err(e) => Connection::Failed(view::error_chain(&e)),
+                Err(e) => Connection::Failed(e.chain()),
                 Ok(Some(client)) => Connection::Up {
                     client,
                     this_host: xc.this_host(),

@@ -73,21 +73,8 @@ pub fn vdi_view(xapi: &Xapi, host_uuid: &str, vdi_uuid: &str, activating: bool) 
     match vdi_view_inner(xapi, host_uuid, vdi_uuid, activating) {
         Ok(v) => v,
         Err(XapiError::Api { code, .. }) if code == "UUID_INVALID" => XapiView::VdiUnknown,
-        Err(e) => XapiView::Unreachable {
-            why: error_chain(&e),
-        },
+        Err(e) => XapiView::Unreachable { why: e.chain() },
     }
-}
-
-pub fn error_chain(e: &XapiError) -> String {
-    let mut s = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn vdi_view_inner(
@@ -151,7 +138,7 @@ pub fn vdi_views(
     let (host_ref, vdis, vbds, vms, srs) = match read() {
         Ok(r) => r,
         Err(e) => {
-            let why = error_chain(&e);
+            let why = e.chain();
             return vdi_uuids
                 .iter()
                 .map(|u| (u.to_string(), XapiView::Unreachable { why: why.clone() }))

@@ -156,7 +156,7 @@ pub fn raised(s: &Snapshot) -> Vec<Finding> {
             };
             let uuids: Vec<&str> = g.messages.iter().map(|m| m.uuid.as_str()).collect();
             Finding {
-                check: "alarm",
+                code: "alarm",
                 severity,
                 subject: g.subject.clone(),
                 summary: format!(

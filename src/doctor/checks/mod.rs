@@ -47,7 +47,7 @@ pub enum SafeAction {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    pub check: &'static str,
+    pub code: &'static str,
     pub severity: Severity,
     pub subject: String,
     pub summary: String,
@@ -100,7 +100,7 @@ pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
-            .then(a.check.cmp(b.check))
+            .then(a.code.cmp(b.code))
             .then(a.subject.cmp(&b.subject))
     });
 }

@@ -18,7 +18,7 @@ pub fn no_default_sr(s: &Snapshot) -> Vec<Finding> {
         .map(|p| {
             let unset = p.default_sr.is_empty() || p.default_sr == NULL_REF;
             Finding {
-                check: "no_default_sr",
+                code: "no_default_sr",
                 severity: Severity::Warning,
                 subject: format!("pool {}", p.uuid),
                 summary: if unset {
@@ -53,7 +53,7 @@ pub fn local_default_sr(s: &Snapshot) -> Vec<Finding> {
             continue;
         }
         out.push(Finding {
-            check: "default_sr_local",
+            code: "default_sr_local",
             severity: Severity::Warning,
             subject: format!("pool {}", p.uuid),
             summary: format!(

@@ -38,7 +38,7 @@ pub fn stale(s: &Snapshot) -> Vec<Finding> {
             .cloned()
             .unwrap_or_default();
         out.push(Finding {
-            check: "stale_sm_refcount",
+            code: "stale_sm_refcount",
             severity: Severity::Warning,
             subject: format!("VDI {vdi}"),
             summary: format!(

@@ -36,7 +36,7 @@ pub fn orphaned(s: &Snapshot) -> Vec<Finding> {
         .values()
         .filter(|v| v.is_a_snapshot && !s.vms.contains_key(&v.snapshot_of))
         .map(|v| Finding {
-            check: "orphaned_vm_snapshot",
+            code: "orphaned_vm_snapshot",
             severity: Severity::Info,
             subject: label(v),
             summary: format!(
@@ -67,7 +67,7 @@ pub fn too_many(s: &Snapshot) -> Vec<Finding> {
         .filter(|v| is_vm(v) && v.snapshots.len() > MAX_HEALTHY_SNAPSHOTS)
         .filter(|v| !v.tags.iter().any(|t| t == CR_TAG))
         .map(|v| Finding {
-            check: "too_many_snapshots",
+            code: "too_many_snapshots",
             severity: Severity::Warning,
             subject: label(v),
             summary: format!(
@@ -107,7 +107,7 @@ fn old_at(s: &Snapshot, now: u64) -> Vec<Finding> {
             (age >= OLD_SNAPSHOT_SECONDS).then_some((v, age / 86400))
         })
         .map(|(v, days)| Finding {
-            check: "old_snapshot",
+            code: "old_snapshot",
             severity: Severity::Info,
             subject: label(v),
             summary: format!(

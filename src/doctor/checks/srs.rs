@@ -169,7 +169,7 @@ pub fn identity_findings(s: &Snapshot, ids: &BTreeMap<Ref, Identity>) -> Vec<Fin
                     ));
                 }
                 out.push(Finding {
-                    check: "duplicate_sr",
+                    code: "duplicate_sr",
                     severity: Severity::Warning,
                     subject: sr_label(s, r),
                     summary: format!(
@@ -195,7 +195,7 @@ pub fn identity_findings(s: &Snapshot, ids: &BTreeMap<Ref, Identity>) -> Vec<Fin
                     sr.uuid
                 ));
                 out.push(Finding {
-                    check: "sr_identity_unproven",
+                    code: "sr_identity_unproven",
                     severity: if iso_like {
                         Severity::Info
                     } else {
@@ -251,7 +251,7 @@ pub fn without_pbds(s: &Snapshot) -> Vec<Finding> {
                 );
             }
             Finding {
-                check: "sr_without_pbds",
+                code: "sr_without_pbds",
                 severity: Severity::Warning,
                 subject: sr_label(s, r),
                 summary: format!(
@@ -343,7 +343,7 @@ pub fn pbd_problems(s: &Snapshot, ids: &BTreeMap<Ref, Identity>) -> Vec<Finding>
                 format!("; {}", refs.join("; "))
             };
             out.push(Finding {
-                check: "pbd_host_not_in_database",
+                code: "pbd_host_not_in_database",
                 severity: Severity::Warning,
                 subject: sr_label(s, r),
                 summary: format!(
@@ -361,7 +361,7 @@ pub fn pbd_problems(s: &Snapshot, ids: &BTreeMap<Ref, Identity>) -> Vec<Finding>
         }
         if !unplugged.is_empty() {
             out.push(Finding {
-                check: "pbd_unplugged",
+                code: "pbd_unplugged",
                 severity: Severity::Warning,
                 subject: sr_label(s, r),
                 summary: format!(
@@ -378,7 +378,7 @@ pub fn pbd_problems(s: &Snapshot, ids: &BTreeMap<Ref, Identity>) -> Vec<Finding>
         }
         if !down.is_empty() {
             out.push(Finding {
-                check: "host_down",
+                code: "host_down",
                 severity: Severity::Info,
                 subject: sr_label(s, r),
                 summary: format!(
@@ -413,7 +413,7 @@ pub fn usage(s: &Snapshot) -> Vec<Finding> {
         .filter(|(_, sr)| sr.physical_size > 0 && sr.content_type != "iso")
         .filter_map(|(r, sr)| {
             let used = sr.physical_utilisation as f64 / sr.physical_size as f64;
-            let (check, severity) = if used > 0.9 {
+            let (code, severity) = if used > 0.9 {
                 ("sr_nearly_full", Severity::Warning)
             } else if used >= 0.8 {
                 ("sr_usage_high", Severity::Info)
@@ -421,7 +421,7 @@ pub fn usage(s: &Snapshot) -> Vec<Finding> {
                 return None;
             };
             Some(Finding {
-                check,
+                code,
                 severity,
                 subject: sr_label(s, r),
                 summary: format!(
@@ -452,12 +452,12 @@ mod tests {
     fn all(s: &Snapshot) -> Vec<Finding> {
         crate::doctor::checks::all(s)
             .into_iter()
-            .filter(|f| f.check != "no_default_sr")
+            .filter(|f| f.code != "no_default_sr")
             .collect()
     }
 
     fn of<'a>(fs: &'a [Finding], check: &str) -> Vec<&'a Finding> {
-        fs.iter().filter(|f| f.check == check).collect()
+        fs.iter().filter(|f| f.code == check).collect()
     }
 
     fn uuid(s: &Snapshot, r: &str) -> String {
@@ -468,7 +468,7 @@ mod tests {
         let u = uuid(s, sr);
         fs.iter()
             .filter(|f| f.subject.contains(&u))
-            .map(|f| f.check)
+            .map(|f| f.code)
             .collect()
     }
 
@@ -777,7 +777,7 @@ mod tests {
         let set = |s: &mut Snapshot, used: i64| {
             s.srs.get_mut(&sr).unwrap().physical_size = 1000;
             s.srs.get_mut(&sr).unwrap().physical_utilisation = used;
-            usage(s).iter().map(|f| f.check).collect::<Vec<_>>()
+            usage(s).iter().map(|f| f.code).collect::<Vec<_>>()
         };
         assert!(set(&mut s, 799).is_empty());
         assert_eq!(set(&mut s, 800), vec!["sr_usage_high"]);

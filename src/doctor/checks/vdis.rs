@@ -64,7 +64,7 @@ pub fn stale_host_keys(s: &Snapshot) -> Vec<Finding> {
             };
             let host_uuid = s.hosts.get(host_ref).map(|h| h.uuid.clone());
             out.push(Finding {
-                check: "stale_host_key",
+                code: "stale_host_key",
                 severity: Severity::Warning,
                 subject: vdi_label(vdi),
                 summary: format!("sm-config {key}={mode} {why}"),
@@ -102,7 +102,7 @@ pub fn on_control_domain(s: &Snapshot) -> Vec<Finding> {
             }
             plan.push(format!("xe vbd-destroy uuid={}", b.uuid));
             Finding {
-                check: "vdi_on_control_domain",
+                code: "vdi_on_control_domain",
                 severity: Severity::Info,
                 subject: vdi_label(v),
                 summary: format!(
@@ -159,7 +159,7 @@ pub fn orphaned(s: &Snapshot) -> Vec<Finding> {
                 "no VBD: no VM uses it"
             };
             Finding {
-                check: "orphaned_vdi",
+                code: "orphaned_vdi",
                 severity: Severity::Info,
                 subject: vdi_label(v),
                 summary: format!("{what} (in {})", sr_label(s, &v.sr)),
@@ -183,7 +183,7 @@ pub fn broken_chains(s: &Snapshot) -> Vec<Finding> {
         .filter_map(|v| v.sm_config.get("vhd-parent").map(|p| (v, p)))
         .filter(|(_, p)| !known.contains(p.as_str()))
         .map(|(v, p)| Finding {
-            check: "broken_vhd_chain",
+            code: "broken_vhd_chain",
             severity: Severity::Critical,
             subject: vdi_label(v),
             summary: format!("its vhd-parent {p} is not a VDI xapi knows: the chain is broken"),
@@ -251,7 +251,7 @@ pub fn chains(s: &Snapshot) -> Vec<Finding> {
         let evidence = json!({"chain": uuids, "depth": c.len(), "to_coalesce": to_coalesce});
         if c.len() >= SM_MAX_CHAIN {
             out.push(Finding {
-                check: "vdi_chain_too_long",
+                code: "vdi_chain_too_long",
                 severity: Severity::Warning,
                 subject: vdi_label(v),
                 summary: format!(
@@ -269,7 +269,7 @@ pub fn chains(s: &Snapshot) -> Vec<Finding> {
                 .filter_map(|x| x["into"].as_str())
                 .collect();
             out.push(Finding {
-                check: "vdi_to_coalesce",
+                code: "vdi_to_coalesce",
                 severity: Severity::Info,
                 subject: vdi_label(v),
                 summary: format!(
@@ -377,7 +377,7 @@ mod tests {
             .insert("vhd-parent".into(), base_uuid.clone());
         let f = chains(&s);
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].check, "vdi_to_coalesce");
+        assert_eq!(f[0].code, "vdi_to_coalesce");
         assert_eq!(f[0].evidence["depth"], 2);
         // A second child (a snapshot's base): nothing to coalesce.
         let other = add_vdi(&mut s, &sr, "other");
@@ -419,6 +419,6 @@ mod tests {
         }
         let f = chains(&s);
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].check, "vdi_chain_too_long");
+        assert_eq!(f[0].code, "vdi_chain_too_long");
     }
 }

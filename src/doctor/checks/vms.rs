@@ -66,7 +66,7 @@ pub fn without_domain(s: &Snapshot) -> Vec<Finding> {
         }
         let host_uuid = s.hosts.get(host).map(|h| h.uuid.clone());
         out.push(Finding {
-            check: "vm_without_domain",
+            code: "vm_without_domain",
             severity: Severity::Critical,
             subject: label(vm),
             summary: format!(
@@ -128,7 +128,7 @@ pub fn paused_with_a_domain(s: &Snapshot) -> Vec<Finding> {
             )
         };
         out.push(Finding {
-            check: "vm_paused_with_domain",
+            code: "vm_paused_with_domain",
             severity: Severity::Warning,
             subject: label(vm),
             summary: format!(

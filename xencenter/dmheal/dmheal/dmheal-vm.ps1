@@ -13,12 +13,12 @@ function Show-DmhealVm($Report) {
         Write-Host ("   disk {0}: {1} on {2} ({3})" -f $d.device, $d.vdi_name, $d.sr_name, $d.sr_type)
     }
     foreach ($h in $Report.healed) {
-        Write-Host ("HEALED   {0} on {1}: {2} - {3}" -f $h.vdi_uuid, $h.host, $h.action, $h.message)
+        Write-Host ("HEALED   {0} on {1}: {2} - {3}" -f $h.vdi_uuid, $h.host_name, $h.action, $h.message)
     }
     Write-Host ""
     foreach ($f in $Report.findings) {
         Write-Host ("{0,-8} {1}" -f $f.severity.ToUpper(), $f.summary)
-        foreach ($step in $f.next) {
+        foreach ($step in $f.plan) {
             if ($step.StartsWith("# ")) { Write-Host ("         {0}" -f $step.Substring(2)) }
             else { Write-Host ("         > {0}" -f $step) }
         }
