@@ -149,4 +149,6 @@ dm_state "$DM_NAME" > "$OUT/state.after"
     assert lvm["code"] == "lvm_unreadable", lvm
     assert "not installed" in lvm["message"] and "no LVM label" in lvm["message"], lvm
     assert r.file("state.before") == r.file("state.after")
-    assert not r.has("journal.jsonl")
+    # The apply path takes the journal's lock (creating an empty journal) before deciding under
+    # it; a refusal writes no entry.
+    assert not r.has("journal.jsonl") or r.file("journal.jsonl") == "", r.file("journal.jsonl")
