@@ -456,9 +456,10 @@ fn host_header(last: &str) -> [String; 3] {
 }
 
 /// One host of a pool-wide answer: name, uuid, version; asked/skipped/failed and its state
-/// when that is not plain "live"; what it said.
+/// when that is not plain "live" (a skipped host is down, and its error says so); what it
+/// said.
 fn host_row<T>(h: &crate::xapi::fanout::HostAnswer<T>, says: String) -> [String; 3] {
-    use crate::xapi::fanout::HostState;
+    use crate::xapi::fanout::{AskStatus, HostState};
     let mut who = if h.host_name.contains(&h.host_uuid) {
         h.host_name.clone()
     } else {
@@ -468,7 +469,7 @@ fn host_row<T>(h: &crate::xapi::fanout::HostAnswer<T>, says: String) -> [String;
         let _ = write!(who, " {v}");
     }
     let mut status = format!("{:?}", h.status).to_lowercase();
-    if h.state != HostState::Live {
+    if h.state != HostState::Live && h.status != AskStatus::Skipped {
         let _ = write!(status, ", {}", h.state.said());
     }
     [who, status, says]

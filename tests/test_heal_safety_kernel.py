@@ -160,7 +160,7 @@ def test_a_free_running_race_never_removes_a_protected_mapping(kernel, dmheal_bi
     adversary = json.loads(r.file("adversary.json"))
     heals = int(r.file("heals"))
     # Enough turns of both sides that the race was run at all (about a third of what they
-    # manage alone, since the suite runs two kernels at once).
+    # manage alone, since the suite runs three kernels at once).
     assert adversary["steps"] > RACE_SECONDS * 0.5 and heals > RACE_SECONDS * 2, (adversary["steps"], heals)
     assert adversary["vanished"] == [], adversary
     entries = [json.loads(l) for l in r.file("journal.jsonl").splitlines()]

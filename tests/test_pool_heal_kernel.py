@@ -23,11 +23,7 @@ export DMHEAL_BIN="$DMHEAL" PATH="$(dirname "$PYTHON"):$PATH"
 export PYTHONPATH="%(sim)s:$PYTHONPATH"
 make_sr_vg
 make_ghost
-mkdir -p /run/xapi
-export DMHEAL_XAPI=/run/xapi/xapi
-"$SIMPY" "%(sim)s/simulator.py" "%(scenario)s" --unix /run/xapi/xapi \
-    --plugins "$(dirname "$HELPERS")/../xapi-plugin" --ready /run/xapi/ready &
-for i in $(seq 100); do [ -e /run/xapi/ready ] && break; sleep 0.1; done
+start_xapi_sim "%(scenario)s"
 
 capture dry "$DMHEAL" --json pool heal --host-timeout 4
 capture dry_text "$DMHEAL" pool heal --host-timeout 4

@@ -300,7 +300,7 @@ pub fn call_each(
         .iter()
         .zip(jobs)
         .map(|(h, job)| match job {
-            None => Reply::Skipped("down"),
+            None => Reply::Skipped("the host is down"),
             Some(job) => job
                 .join()
                 .unwrap_or_else(|_| Reply::Failed {

@@ -45,3 +45,13 @@ capture() {
     "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"
     echo $? > "$OUT/$name.rc"
 }
+
+# The xapi simulator on xapi's local socket, serving the real plugin (the plugins inherit
+# DMHEAL_XAPI from "xapi"): start_xapi_sim SCENARIO.json
+start_xapi_sim() {
+    mkdir -p /run/xapi
+    export DMHEAL_XAPI=/run/xapi/xapi
+    "$SIMPY" "$HELPERS/../xapi_sim/simulator.py" "$1" --unix /run/xapi/xapi \
+        --plugins "$HELPERS/../../xapi-plugin" --ready /run/xapi/ready &
+    for i in $(seq 100); do [ -e /run/xapi/ready ] && break; sleep 0.1; done
+}
