@@ -35,7 +35,7 @@ mkfs.ext4 -q "/dev/%(vg)s/$SR"
 lvchange -q -an "%(vg)s/$SR"
 export VG=%(vg)s LV="$SR"
 site="$WORK/site"; mkdir -p "$site"
-"$DMHEAL" hook install --site-dir "$site" > /dev/null
+DMHEAL_PYTHON="$PYTHON" "$DMHEAL" hook install --site-dir "$site" > /dev/null
 for layout_backend in legacy:native upstream:binary; do
     layout=${layout_backend%%:*} backend=${layout_backend#*:}
     for i in $(seq %(rounds)d); do
