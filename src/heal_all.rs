@@ -118,6 +118,21 @@ impl BatchOutcome {
 }
 
 /// Heal every ghost a scan of this host proves; `apply`: really (else a dry run).
+/// What one ghost's turn came to: decided and acted on as a single heal, or left alone because
+/// the device under its name is not the one the scan proved.
+enum Turn {
+    Decided(Box<heal::HealOutcome>),
+    Changed(String),
+}
+
+fn shown(uuid: &str) -> &str {
+    if uuid.is_empty() {
+        "none"
+    } else {
+        uuid
+    }
+}
+
 pub fn heal_all(host: &OpContext, apply: bool) -> Result<BatchOutcome> {
     let clock = crate::logging::Stopwatch::start();
     let scan = host.scan_keeping(&|m| m.verdict == Verdict::Ghost)?;
@@ -191,18 +206,42 @@ pub fn heal_all(host: &OpContext, apply: bool) -> Result<BatchOutcome> {
         // Its own facts, under SM's lock and the journal's, exactly as a single heal. A lock
         // that stays busy, or a journal that cannot be written, refuses this one mapping and
         // the batch goes on: the next may find SM idle again, and every refusal is reported.
-        let one = |g: &mut gather::Gathered| -> Result<heal::HealOutcome> {
+        let one = |g: &mut gather::Gathered| -> Result<Turn> {
             let sm_lock = lock::acquire(&kind, cfg.within(cfg.lock_timeout), cfg.in_sm_process)?;
             let journal = Journal::new(&cfg.journal).writer(cfg.within(cfg.lock_timeout))?;
             let kernel = g.refresh(name)?;
+            // LVM's side was read once for the batch, for the devices the scan saw. A device
+            // under this name that is not the one the scan proved a ghost — an LV removed and
+            // created again, another LV's mapping renamed here — carries a uuid that read
+            // knows nothing of, and would be taken for a removed LV's: left alone, for a new
+            // run (or a single heal) to judge with LVM read afresh.
+            if let (Some(was), Some(now)) = (scanned.facts.device.as_ref(), kernel.device.as_ref())
+            {
+                if was.uuid != now.uuid || was.dev != now.dev {
+                    return Ok(Turn::Changed(format!(
+                        "left alone: changed since the scan (uuid {} dev {} then, uuid {} dev {} now); \
+                         run heal --all again to judge it afresh",
+                        shown(was.uuid.as_str()),
+                        was.dev,
+                        shown(now.uuid.as_str()),
+                        now.dev
+                    )));
+                }
+            }
             let now = Inspection::new(
                 Target::DmName(name.clone()).to_string(),
                 g.complete(kernel)?,
             );
             heal::act_on_decision(host, name, now, journal, out.lock.clone(), sm_lock)
+                .map(|o| Turn::Decided(Box::new(o)))
         };
         match one(&mut g) {
-            Ok(o) => {
+            Ok(Turn::Changed(why)) => {
+                out.results
+                    .push(item(name, scanned, BatchAction::Refused, why, None));
+            }
+            Ok(Turn::Decided(o)) => {
+                let o = *o;
                 let action = match o.action {
                     Action::Removed => BatchAction::Removed,
                     Action::NothingToDo if o.inspection.facts.device.is_none() => {

@@ -1,6 +1,8 @@
 //! The append-only journal: one JSON object per line. A removal is written and flushed to disk
 //! BEFORE the mapping is removed, with everything `restore` needs to recreate it exactly.
-//! Writers serialise on an exclusive flock of the journal file itself.
+//! Writers serialise on an exclusive flock of the journal's directory, not of the file: logrotate
+//! renames the file (`create`), and two writers locking the old and the new inode would both
+//! take the same next id.
 //!
 //! It survives faults: an append is a whole line or nothing (a failed write or flush is rolled
 //! back by truncating to the previous length, so a full disk leaves no torn line); a torn last
@@ -107,7 +109,9 @@ pub struct Journal {
 
 /// The journal, locked for appending.
 pub struct Writer {
-    file: Flock<File>,
+    file: File,
+    /// The directory's lock, held as long as the writer lives.
+    _lock: Flock<File>,
     path: PathBuf,
     next_id: Option<JournalId>,
 }
@@ -269,12 +273,21 @@ impl Journal {
         if fs::symlink_metadata(dir).is_err() {
             create_dir(dir).map_err(self.io())?;
         }
-        let file = open_trusted(&self.path, true)
-            .map_err(self.io())?
-            .expect("created when missing");
+        // Trusted (and created) before anything else is done; opened again below, under the
+        // lock, so that what is appended to is the journal of now, not one logrotate renamed.
+        drop(open_trusted(&self.path, true).map_err(self.io())?);
+        // The directory, not the journal, is locked: it is the same before and after logrotate
+        // renames the journal.
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(dir)
+                .map_err(self.io())?
+        };
         let deadline = Instant::now() + timeout;
-        let mut file = file;
-        let mut locked = loop {
+        let lock = loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(locked) => break locked,
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
@@ -290,6 +303,9 @@ impl Journal {
                 Err((_, errno)) => return Err(self.io()(errno.into())),
             }
         };
+        let mut locked = open_trusted(&self.path, true)
+            .map_err(self.io())?
+            .expect("created when missing");
         // The next id follows the last entry. Entries are appended in id order under this
         // lock, so the last complete line of each generation holds its highest id: only that
         // line is read — a heal inside a VM start, or the thousandth of a batch, must not
@@ -328,6 +344,7 @@ impl Journal {
                 locked.seek(SeekFrom::End(0)).map_err(self.io())?;
                 locked
             },
+            _lock: lock,
             path: self.path.clone(),
             next_id,
         };
@@ -587,14 +604,45 @@ mod tests {
         // Swap the writer's file for one whose writes fail, keeping the real one's length
         // bookkeeping honest: /dev/full accepts the open and refuses every write.
         let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let real = std::mem::replace(
-            &mut w.file,
-            Flock::lock(full, FlockArg::LockExclusiveNonblock).unwrap(),
-        );
+        let real = std::mem::replace(&mut w.file, full);
         assert!(w.append(removal()).is_err());
         drop(real);
+        drop(w);
         assert_eq!(fs::read(&path).unwrap(), before);
         assert_eq!(append(&j, removal()).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_writer_waits_across_logrotate_and_ids_stay_unique() {
+        // logrotate (`create`) renames the journal while a heal holds the writer: a second
+        // writer must still wait for it, then continue after its entries, never reuse an id.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let j = Journal::new(&path);
+        append(&j, removal()).unwrap();
+        let mut first = j.writer(Duration::from_secs(1)).unwrap();
+        let mut rotated = path.clone().into_os_string();
+        rotated.push(".1");
+        fs::rename(&path, &rotated).unwrap();
+        std::os::unix::fs::OpenOptionsExt::mode(
+            OpenOptions::new().write(true).create_new(true),
+            0o600,
+        )
+        .open(&path)
+        .unwrap();
+        assert!(matches!(
+            j.writer(Duration::from_millis(100)),
+            Err(Error::LockTimeout { .. })
+        ));
+        assert_eq!(first.append(removal()).unwrap(), 2);
+        drop(first);
+        assert_eq!(append(&j, removal()).unwrap(), 3);
+        let ids: Vec<u64> = j.entries().unwrap().iter().map(|e| e.id.0).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(
+            ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+            3
+        );
     }
 
     #[test]
