@@ -4,13 +4,11 @@
 hold, for type checkers and readers. The words in them (verdicts, actions, reason codes) are
 listed by `contract()` and mirrored in `dmheal.outcomes`."""
 
-import sys
 from typing import Dict, List, Optional
 
-if sys.version_info >= (3, 8):
-    from typing import Literal, TypedDict
-else:  # pragma: no cover
-    from typing_extensions import Literal, TypedDict
+# typing_extensions, not typing: a stub is read only by type checkers (which all know it), and
+# this package also ships to dom0's Python 3.6, whose typing has neither name.
+from typing_extensions import Literal, TypedDict
 
 __version__: str
 
@@ -30,6 +28,8 @@ BatchAction = Literal["removed", "would-remove", "refused", "already-gone", "fai
 Layer = Literal["naming", "device-mapper", "lvm", "tapdisk", "sm", "xapi", "holders",
                 "openers", "mounts"]
 Signal = Literal["clear", "healthy", "in-use", "suspicious"]
+HostState = Literal["live", "disabled", "down", "unknown"]
+AskStatus = Literal["asked", "skipped", "failed"]
 
 class Reason(TypedDict):
     layer: Layer
@@ -107,9 +107,9 @@ class HostAnswer(TypedDict, total=False):
     """One host's part of `pool scan`, `pool heal`, `vm` and `doctor` (the same shape)."""
     host_uuid: str
     host_name: str
-    state: Literal["live", "disabled", "down", "unknown"]
+    state: HostState
     version: str
-    status: Literal["asked", "skipped", "failed"]
+    status: AskStatus
     error: str
     answer: object
 
