@@ -117,7 +117,6 @@ impl BatchOutcome {
     }
 }
 
-/// Heal every ghost a scan of this host proves; `apply`: really (else a dry run).
 /// What one ghost's turn came to: decided and acted on as a single heal, or left alone because
 /// the device under its name is not the one the scan proved.
 enum Turn {
@@ -133,6 +132,7 @@ fn shown(uuid: &str) -> &str {
     }
 }
 
+/// Heal every ghost a scan of this host proves; `apply`: really (else a dry run).
 pub fn heal_all(host: &OpContext, apply: bool) -> Result<BatchOutcome> {
     let clock = crate::logging::Stopwatch::start();
     let scan = host.scan_keeping(&|m| m.verdict == Verdict::Ghost)?;
