@@ -16,12 +16,13 @@ import atexit
 import errno
 import json
 import os
-import select
-import signal
-import subprocess
 import sys
 import threading
 import time
+
+# subprocess, select and signal are imported where the binary is used: the native path, in
+# SM's process on a VM start, needs none of them (subprocess alone takes longer to import than
+# a heal's decision when nothing else in the process has imported it).
 
 from .errors import DmhealError
 
@@ -97,6 +98,7 @@ def _reap(proc):
 def _communicate(proc, text, timeout):
     """Send `text`, read stdout and stderr to the end, by `timeout` (None: no bound); None at
     the deadline. One path for every Python (2.7 has no communicate(timeout=))."""
+    import select
     deadline = None if timeout is None else _monotonic() + timeout
     try:
         proc.stdin.write(text)
@@ -136,6 +138,8 @@ def _communicate(proc, text, timeout):
 
 def _via_binary(text, timeout):
     """The envelope `dmheal call` prints for request `text`."""
+    import signal
+    import subprocess
     own_group = {"start_new_session": True} if sys.version_info[0] >= 3 else {"preexec_fn": os.setsid}
     proc = subprocess.Popen(
         [_binary_path(), "call"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -235,5 +239,6 @@ def contract(force=None):
     """The core's contract (operations and parameters), from the chosen backend."""
     if _choose(force) == "native":
         return json.loads(_load_native().contract())
+    import subprocess
     out = subprocess.check_output([_binary_path(), "contract"], universal_newlines=True)
     return json.loads(out)

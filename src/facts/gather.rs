@@ -2,7 +2,7 @@
 //! sysfs holders, one /proc walk, one LVM read, one tap-ctl run, this host's xapi session), then
 //! each name completed into its `Facts`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{Facts, KernelSearch, TapdiskFacts, UsersSearched};
 use crate::config::Config;
@@ -137,6 +137,8 @@ pub struct Gathered<'a> {
     carried: HashSet<String>,
     carried_all: bool,
     taps: TapdiskView,
+    /// Which of `taps` name which volume, indexed once.
+    tap_index: TapIndex,
     xapi: XapiSource<'a>,
     refcounts: refcount::Reader<'a>,
 }
@@ -167,7 +169,15 @@ pub fn prepare<'a>(
             {
                 Some(DmDevice::listed(&k.dm_name, uuid, dev))
             }
-            (KernelSearch::HoldersWhereOpen, _) => dm.status(&k.dm_name)?,
+            // Listed with no LVM uuid: status and table in one call; the table is what a
+            // possible ghost's verdict reads, and a scan keeps it of idle mappings only.
+            (KernelSearch::HoldersWhereOpen, Some(_)) => dm.device(&k.dm_name)?.map(|mut d| {
+                if d.open_count().is_none_or(|n| n > 0) {
+                    d.table = None;
+                }
+                d
+            }),
+            (KernelSearch::HoldersWhereOpen, None) => dm.status(&k.dm_name)?,
         };
         all.push(k);
     }
@@ -206,6 +216,7 @@ pub fn prepare<'a>(
             carried: HashSet::new(),
             carried_all: false,
             taps: TapdiskView::NotInstalled,
+            tap_index: TapIndex::default(),
             xapi,
             refcounts: refcount::Reader::new(&config.refcount_dir),
         });
@@ -291,6 +302,7 @@ pub fn prepare<'a>(
         report,
         carried,
         carried_all,
+        tap_index: TapIndex::of(&taps),
         taps,
         xapi,
         refcounts: refcount::Reader::new(&config.refcount_dir),
@@ -368,7 +380,7 @@ impl Gathered<'_> {
             return Ok(f);
         };
         let (report, carried, dm, config) = (&self.report, &self.carried, self.dm, self.config);
-        let (taps, refcounts) = (&self.taps, &mut self.refcounts);
+        let (taps, tap_index, refcounts) = (&self.taps, &self.tap_index, &mut self.refcounts);
         let mut view = report.view(&n.vg, &n.lv);
         if let LvmView::Lv(lv) = &mut view {
             if lv.read_from == lvm::ReadFrom::Metadata {
@@ -388,23 +400,13 @@ impl Gathered<'_> {
             _ => TablePvs::NotChecked,
         };
         f.tapdisk = match &taps {
-            TapdiskView::Listed { tapdisks } => {
-                // The paths that would name this volume, formatted once per volume.
-                let lv_path = format!("/dev/{}/{}", n.vg, n.lv);
-                let mapper_path = format!("/dev/mapper/{}", f.dm_name);
-                let vdi = f.vdi.as_ref().map(|v| v.as_str());
-                TapdiskFacts::Listed {
-                    naming_this: tapdisks
-                        .iter()
-                        .filter(|t| {
-                            t.path
-                                .as_deref()
-                                .is_some_and(|p| names_volume(p, Some(&lv_path), &mapper_path, vdi))
-                        })
-                        .cloned()
-                        .collect(),
-                }
-            }
+            TapdiskView::Listed { tapdisks } => TapdiskFacts::Listed {
+                naming_this: tap_index
+                    .naming(&n, &f.dm_name, f.vdi.as_ref())
+                    .into_iter()
+                    .map(|i| tapdisks[i].clone())
+                    .collect(),
+            },
             TapdiskView::NotInstalled => TapdiskFacts::NotInstalled,
             TapdiskView::Failed { why } => TapdiskFacts::Failed { why: why.clone() },
         };
@@ -440,20 +442,78 @@ fn read_needed_tables(
         let lvm_owned = d.uuid.starts_with("LVM-");
         let candidate = d.open_count() == Some(0) && !lvm_owned;
         let finds_pv = lvm_owned && !vg_covered.contains(&n.vg);
-        if candidate || finds_pv {
+        if (candidate || finds_pv) && d.table.is_none() {
             k.device = dm.device(&k.dm_name)?;
-            if finds_pv && k.device.as_ref().is_some_and(|d| d.table.is_some()) {
-                vg_covered.insert(n.vg);
-            }
+        }
+        if finds_pv && k.device.as_ref().is_some_and(|d| d.table.is_some()) {
+            vg_covered.insert(n.vg);
         }
     }
     Ok(())
 }
 
-/// Whether a tapdisk's image path names this volume: by /dev/<vg>/<lv>, by /dev/mapper/<dm>,
-/// or — erring on the side of "in use" — by containing the VDI's uuid at all.
-fn names_volume(path: &str, lv_path: Option<&str>, mapper_path: &str, vdi: Option<&str>) -> bool {
-    Some(path) == lv_path || path == mapper_path || vdi.is_some_and(|v| path.contains(v))
+/// Which tapdisks name which volume, read once from tap-ctl's list: a host scan asks about
+/// thousands of volumes, and a path search per volume and tapdisk was most of its time.
+///
+/// A tapdisk names a volume by its image path: `/dev/<vg>/<lv>`, `/dev/mapper/<dm name>`, or
+/// — erring on the side of "in use" — any path containing the VDI's uuid at all (SM's
+/// `/dev/sm/backend/<sr>/<vdi>`, a path dmheal does not know). A VDI uuid is 36 characters in
+/// the 8-4-4-4-12 form, so a path contains it exactly when one of its well-formed 36-character
+/// windows is it: those windows are the index.
+#[derive(Default)]
+struct TapIndex {
+    by_path: HashMap<String, Vec<usize>>,
+    by_uuid: HashMap<String, Vec<usize>>,
+}
+
+impl TapIndex {
+    fn of(view: &TapdiskView) -> Self {
+        let mut index = TapIndex::default();
+        let TapdiskView::Listed { tapdisks } = view else {
+            return index;
+        };
+        for (i, path) in tapdisks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, t.path.as_deref()?)))
+        {
+            index.by_path.entry(path.to_string()).or_default().push(i);
+            for (at, _) in path.char_indices() {
+                let Some(window) = path.get(at..at + 36) else {
+                    continue;
+                };
+                if Uuid::is_well_formed(window) {
+                    let naming = index.by_uuid.entry(window.to_string()).or_default();
+                    if naming.last() != Some(&i) {
+                        naming.push(i);
+                    }
+                }
+            }
+        }
+        index
+    }
+
+    /// The tapdisks (indices into the list, in its order) that name volume `lv` of mapping
+    /// `dm_name`, storing `vdi`.
+    fn naming(&self, lv: &lvm::LvmDmName, dm_name: &DmName, vdi: Option<&Uuid>) -> Vec<usize> {
+        if self.by_path.is_empty() {
+            return Vec::new();
+        }
+        let paths = [
+            format!("/dev/{}/{}", lv.vg, lv.lv),
+            format!("/dev/mapper/{dm_name}"),
+        ];
+        let mut found: Vec<usize> = paths
+            .iter()
+            .filter_map(|p| self.by_path.get(p))
+            .chain(vdi.and_then(|v| self.by_uuid.get(v.as_str())))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
 }
 
 #[cfg(test)]
@@ -462,6 +522,7 @@ mod tests {
     use crate::dm::DevNum;
     use crate::ids::{LvName, VgName};
     use crate::lvm::metadata_text::{LvMetadata, VgMetadata};
+    use crate::tapdisk::Tapdisk;
     use crate::test_support::{self, FakeKernel};
 
     const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
@@ -500,6 +561,7 @@ mod tests {
             carried: carried.iter().map(|u| u.to_string()).collect(),
             carried_all,
             taps: TapdiskView::NotInstalled,
+            tap_index: TapIndex::default(),
             xapi: XapiSource::Asked(BTreeMap::new()),
             refcounts: refcount::Reader::new(&config.refcount_dir),
         };
@@ -524,6 +586,71 @@ mod tests {
         };
         let asked = asked.borrow().clone();
         (lv.active, asked)
+    }
+
+    /// The rule the index answers: a path names a volume by its LV path, its mapper path, or
+    /// by containing the VDI's uuid anywhere.
+    fn names_by_search(path: &str, lv_path: &str, mapper_path: &str, vdi: Option<&str>) -> bool {
+        path == lv_path || path == mapper_path || vdi.is_some_and(|v| path.contains(v))
+    }
+
+    #[test]
+    fn the_tapdisk_index_finds_what_a_search_of_every_path_finds() {
+        let vg = VgName::new(&format!("VG_XenStorage-{SR}")).unwrap();
+        let lv = LvName::new(&format!("VHD-{VDI}")).unwrap();
+        let other_vdi = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d6";
+        let other = LvName::new(&format!("LV-{other_vdi}")).unwrap();
+        let paths = [
+            format!("/dev/{vg}/{lv}"),
+            format!("/dev/mapper/{}", lvm::dm_name_for(&vg, &other).unwrap()),
+            format!("/dev/sm/backend/{SR}/{VDI}"),
+            format!("/run/sr-mount/{SR}/{VDI}.vhd"),
+            format!("/x/{}/{VDI}{VDI}", VDI.to_uppercase()),
+            "/dev/sm/backend/not-a-uuid/0c1d2e3f-4a5b-4c6d".to_string(),
+            format!("/dév/ü{VDI}é"),
+            format!("/dev/{vg}/{lv}"),
+        ];
+        let mut tapdisks: Vec<Tapdisk> = paths
+            .iter()
+            .map(|p| Tapdisk {
+                pid: Some(1),
+                minor: Some(0),
+                state: Some(0),
+                kind: Some("vhd".into()),
+                path: Some(p.clone()),
+            })
+            .collect();
+        tapdisks.push(Tapdisk {
+            path: None,
+            ..tapdisks[0].clone()
+        });
+        let index = TapIndex::of(&TapdiskView::Listed {
+            tapdisks: tapdisks.clone(),
+        });
+        for (lv, vdi) in [(&lv, Some(VDI)), (&other, Some(other_vdi)), (&lv, None)] {
+            let name = lvm::dm_name_for(&vg, lv).unwrap();
+            let split = lvm::split_dm_name(&name).unwrap();
+            let vdi = vdi.map(|v| Uuid::new(v).unwrap());
+            let found = index.naming(&split, &name, vdi.as_ref());
+            let lv_path = format!("/dev/{vg}/{lv}");
+            let mapper_path = format!("/dev/mapper/{name}");
+            let searched: Vec<usize> = (0..tapdisks.len())
+                .filter(|i| {
+                    tapdisks[*i].path.as_deref().is_some_and(|p| {
+                        names_by_search(p, &lv_path, &mapper_path, vdi.as_ref().map(|v| v.as_str()))
+                    })
+                })
+                .collect();
+            assert_eq!(found, searched, "{lv} {vdi:?}");
+        }
+        // Named by its LV path (twice), its backend path, its file and an embedded uuid.
+        let vdi = Uuid::new(VDI).unwrap();
+        let name = lvm::dm_name_for(&vg, &lv).unwrap();
+        let split = lvm::split_dm_name(&name).unwrap();
+        assert_eq!(
+            index.naming(&split, &name, Some(&vdi)),
+            vec![0, 2, 3, 4, 6, 7]
+        );
     }
 
     #[test]

@@ -4,14 +4,15 @@
 //! A read of a dead path (a suspended PV, a lost multipath) sleeps uninterruptibly (D state)
 //! until the I/O completes. On a thread, that is not enough: a process whose thread is in D
 //! state cannot finish exiting, so the `dmheal` binary — and with it the SM hook that waits for
-//! it inside a VM start — would hang on exit. Here the reads happen in a grandchild process
-//! (forked twice, so init reaps it): at the deadline it is sent SIGKILL and left behind, and
-//! this process carries on and exits normally. In the native module this runs inside SM's
-//! Python, so the child does nothing but async-signal-safe system calls on memory prepared
-//! before the fork: open, fstat, read, pread, write, close, _exit.
+//! it inside a VM start — would hang on exit. Here the reads happen in a child process: at the
+//! deadline it is sent SIGKILL and left behind (reaped without waiting, once it has ended, or
+//! by init after this process exits), and this process carries on and exits normally. In the
+//! native module this runs inside SM's Python, so the child does nothing but async-signal-safe
+//! system calls on memory prepared before the fork: open, fstat, read, pread, write, close,
+//! _exit.
 //!
-//! Protocol: the child first sends its pid (so it can be killed even while its open hangs),
-//! then answers the open with `[i64 rc][u64 st_mode][u64 st_rdev]` (rc < 0: -errno), then
+//! Protocol: the child first sends its pid (a sign it runs, before its open can hang), then
+//! answers the open with `[i64 rc][u64 st_mode][u64 st_rdev]` (rc < 0: -errno), then
 //! serves requests `[u64 offset][u64 len]` (aligned, at most CHUNK) with `[i64 rc]` followed
 //! by rc bytes.
 
@@ -93,34 +94,29 @@ impl IsolatedDevice {
         // only `serve` runs, which makes async-signal-safe system calls on memory prepared
         // above (the path, the pipes, the aligned buffer) and ends in _exit: no allocation,
         // no lock, no return into Rust or Python code of the parent.
-        let first = unsafe { libc::fork() };
-        if first < 0 {
+        let child = unsafe { libc::fork() };
+        if child < 0 {
             return Err(io::Error::last_os_error());
         }
-        if first == 0 {
-            // SAFETY: as above; the intermediate child forks the reader and exits at once, so
-            // the reader's parent is init (or a subreaper), which reaps it whenever it ends.
-            unsafe {
-                let second = libc::fork();
-                if second == 0 {
-                    serve(&fds);
-                }
-                libc::_exit(0);
-            }
+        if child == 0 {
+            // SAFETY: as above.
+            unsafe { serve(&fds) }
         }
-        // Reap the intermediate child (it exits at once).
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+        // One fork, not two: forking a big process (SM's Python) costs a copy of its page
+        // tables each time. The reader stays this process's child, so its pid cannot be reused
+        // before it is reaped, and the SIGKILL at drop can only ever reach it.
+        reap_readers();
         drop((req_r, rep_w));
         let mut dev = IsolatedDevice {
             requests: File::from(req_w),
             replies: File::from(rep_r),
-            pid: 0,
+            pid: child,
             deadline,
             mode: 0,
             rdev: 0,
         };
-        let pid = dev.read_reply(8, started)?;
-        dev.pid = u64::from_ne_bytes(pid.try_into().expect("8")) as libc::pid_t;
+        // The reader says its pid first: it runs, whatever its open does next.
+        dev.read_reply(8, started)?;
         let hello = dev.read_reply(24, started)?;
         let word = |i: usize| u64::from_ne_bytes(hello[i * 8..i * 8 + 8].try_into().expect("8"));
         let rc = word(0) as i64;
@@ -242,14 +238,38 @@ impl ReadAt for IsolatedDevice {
 impl Drop for IsolatedDevice {
     fn drop(&mut self) {
         // EOF on its request pipe ends an idle reader; a reader stuck in D state dies when
-        // its I/O returns. Either way nothing here waits for it.
+        // its I/O returns. Either way nothing here waits for it: it is reaped now if it is
+        // already gone, else when the next reader starts (or by init once this process ends).
         if self.pid > 0 {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+            if let Ok(mut pending) = UNREAPED.lock() {
+                pending.push(self.pid);
+            }
+            reap_readers();
         }
     }
+}
+
+/// Readers killed and not yet reaped.
+static UNREAPED: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+/// Reap every killed reader that has ended, without waiting for any.
+fn reap_readers() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let Ok(mut pending) = UNREAPED.lock() else {
+        return;
+    };
+    // Still running: kept. Reaped, or not ours to reap (ECHILD: SIGCHLD ignored, or someone
+    // else waited for it): dropped.
+    pending.retain(|pid| {
+        matches!(
+            waitpid(nix::unistd::Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        )
+    });
 }
 
 /// This process's open descriptors (from /proc/self/fd), for a kernel without close_range.
@@ -474,6 +494,38 @@ mod tests {
         assert!(
             nix::fcntl::Flock::lock(again, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(),
             "the abandoned reader still holds the lock"
+        );
+    }
+
+    /// Whether `pid` is still in the process table (running, or a zombie nobody reaped).
+    fn in_process_table(pid: libc::pid_t) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    /// A reader is this process's child: once killed it is reaped, never left a zombie (nor
+    /// waited for while it runs).
+    #[test]
+    fn a_dropped_reader_is_reaped_not_left_a_zombie() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("disk");
+        std::fs::write(&p, vec![7u8; 2 * ALIGN]).unwrap();
+        let fifo = dir.path().join("dead");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let idle =
+            IsolatedDevice::open_with(&p, Instant::now() + Duration::from_secs(20), 0).unwrap();
+        let pids = [idle.pid];
+        assert!(in_process_table(pids[0]));
+        drop(idle);
+        // One stuck opening a FIFO nobody writes, abandoned at its deadline.
+        assert!(IsolatedDevice::open(&fifo, Instant::now() + Duration::from_millis(200)).is_err());
+        let until = Instant::now() + Duration::from_secs(10);
+        while pids.iter().any(|p| in_process_table(*p)) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+            reap_readers();
+        }
+        assert!(
+            !pids.iter().any(|p| in_process_table(*p)),
+            "a killed reader was left in the process table"
         );
     }
 

@@ -53,19 +53,27 @@ pub struct LvmDmName {
 
 /// Undo LVM's mangling. `None` when the name is not LVM-shaped (no single `-` separator).
 pub fn split_dm_name(name: &DmName) -> Option<LvmDmName> {
-    let mut parts: Vec<String> = vec![String::new()];
-    let mut chars = name.as_str().chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '-' {
-            if chars.peek() == Some(&'-') {
-                chars.next();
-                parts.last_mut()?.push('-');
-            } else {
-                parts.push(String::new());
+    // A DM name is ASCII (LVM's character set): cut at each single dash, left to right, a
+    // doubled dash being a dash of the name. A host scan splits thousands of names.
+    let s = name.as_str();
+    let bytes = s.as_bytes();
+    let mut cuts: Vec<usize> = Vec::with_capacity(2);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'-' {
+            if bytes.get(i + 1) == Some(&b'-') {
+                i += 2;
+                continue;
             }
-        } else {
-            parts.last_mut()?.push(c);
+            cuts.push(i);
         }
+        i += 1;
+    }
+    let mut parts: Vec<String> = Vec::with_capacity(cuts.len() + 1);
+    let mut from = 0;
+    for cut in cuts.iter().copied().chain(std::iter::once(s.len())) {
+        parts.push(s[from..cut].replace("--", "-"));
+        from = cut + 1;
     }
     let (vg, lv, layer) = match parts.as_slice() {
         [vg, lv] => (vg, lv, None),
@@ -194,6 +202,59 @@ mod tests {
 
     const SR: &str = "9a3c6ed4-8f0e-4f57-a6c2-1b2d3e4f5a6b";
     const VDI: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
+
+    /// LVM's unmangling as it reads, character by character: the reference the byte-level
+    /// split must agree with.
+    fn split_by_chars(name: &str) -> Option<(String, String, Option<String>)> {
+        let mut parts = vec![String::new()];
+        let mut chars = name.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '-' && chars.peek() == Some(&'-') {
+                chars.next();
+                parts.last_mut()?.push('-');
+            } else if c == '-' {
+                parts.push(String::new());
+            } else {
+                parts.last_mut()?.push(c);
+            }
+        }
+        match parts.as_slice() {
+            [vg, lv] => Some((vg.clone(), lv.clone(), None)),
+            [vg, lv, layer] => Some((vg.clone(), lv.clone(), Some(layer.clone()))),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_split_agrees_with_lvm_unmangling_on_odd_dash_runs() {
+        let names = [
+            "vg-lv",
+            "vg--x-lv",
+            "vg---lv",
+            "vg----lv",
+            "vg-----lv",
+            "a---b-c",
+            "a-b---c",
+            "a--",
+            "-a-b",
+            "a-b-",
+            "a-b-c-d",
+            "a-b-c",
+            "a--b--c",
+            "a---b---c",
+            "a----b-c--d",
+            "plain",
+            "x-y--real",
+            "x-y---real",
+        ];
+        for name in names {
+            let Ok(dm) = DmName::new(name) else { continue };
+            let ours = split_dm_name(&dm).map(|n| (n.vg.to_string(), n.lv.to_string(), n.layer));
+            let reference = split_by_chars(name)
+                .filter(|(vg, lv, _)| VgName::new(vg).is_ok() && LvName::new(lv).is_ok());
+            assert_eq!(ours, reference, "{name}");
+        }
+    }
 
     #[test]
     fn mangling_round_trips() {
