@@ -144,7 +144,12 @@ fn print_json(value: &impl serde::Serialize) {
 /// after them: the same object `Scan` serialises to, without holding every mapping at once.
 fn scan_json(host: &OpContext) -> Result<ScanSummary> {
     let io = |e: std::io::Error| Error::Io("writing the scan".into(), e);
-    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    // Megabytes of JSON, straight to the descriptor in 256 KiB writes: through stdout's own
+    // line buffering each block would go out as two writes, split at its last newline.
+    let stdout = std::os::fd::AsFd::as_fd(&std::io::stdout())
+        .try_clone_to_owned()
+        .map_err(io)?;
+    let mut out = std::io::BufWriter::with_capacity(256 << 10, std::fs::File::from(stdout));
     out.write_all(b"{\"mappings\": [").map_err(io)?;
     let mut first = true;
     let summary = host.scan_each(&mut |m| {

@@ -26,14 +26,15 @@ pub fn holders_of(sys_root: &Path, dev: DevNum) -> Result<Vec<Holder>, String> {
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
     let start = sys_root.join(format!("dev/block/{dev}/holders"));
-    if !start.is_dir() {
+    // Read first, asked why only when it fails: a host scan reads hundreds of these.
+    let Ok(entries) = fs::read_dir(&start) else {
         return Err(if sys_root.join("dev/block").is_dir() {
             format!("sysfs has no {}", start.display())
         } else {
             format!("{} is not mounted (no dev/block)", sys_root.display())
         });
-    }
-    walk(sys_root, &start, 1, &mut seen, &mut found);
+    };
+    walk_entries(sys_root, entries, 1, &mut seen, &mut found);
     Ok(found)
 }
 
@@ -44,11 +45,20 @@ fn walk(
     seen: &mut BTreeSet<String>,
     found: &mut Vec<Holder>,
 ) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        walk_entries(sys_root, entries, depth, seen, found);
+    }
+}
+
+fn walk_entries(
+    sys_root: &Path,
+    entries: fs::ReadDir,
+    depth: usize,
+    seen: &mut BTreeSet<String>,
+    found: &mut Vec<Holder>,
+) {
     // A stack deeper than this is a loop or a sysfs oddity; stop rather than spin.
     const MAX_DEPTH: usize = 16;
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())

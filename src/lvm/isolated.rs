@@ -28,7 +28,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::ondisk::ReadAt;
 
 /// Largest read the child does at once; bigger reads are split.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 /// O_DIRECT wants offsets, lengths and memory aligned to the logical sector; 4 KiB covers
 /// 512-byte and 4K-native devices alike.
 const ALIGN: usize = 4096;
