@@ -1,5 +1,6 @@
 //! `dmheal`: a thin main. Parse, run, print the error chain once, map it to an exit code.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,7 +14,9 @@ fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(e) => {
             if cli.json {
-                println!("{}", cli::error_json(&e));
+                // Best effort: when stdout itself failed (a full disk, a reader gone), the
+                // error still reaches stderr and the exit code.
+                let _ = writeln!(std::io::stdout(), "{}", cli::error_json(&e));
             }
             eprintln!("dmheal: error: {}", e.chain());
             cli::exit_of(&e).into()

@@ -3,6 +3,7 @@ host, which has no device-mapper: exactly the "no /dev/mapper/control" case."""
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -91,3 +92,20 @@ def test_help_documents_exit_codes(dmheal_bin):
     p = run_cli(dmheal_bin, "--help")
     assert p.returncode == 0
     assert "3 ghost (or doctor finding) found, not fixed" in p.stdout and "4 refused, in use" in p.stdout
+
+
+@pytest.mark.parametrize("json_mode", [True, False])
+def test_a_stdout_that_takes_nothing_is_said_on_stderr_not_a_crash(dmheal_bin, json_mode):
+    """A full disk (or a reader gone) on stdout: the error still reaches stderr and the exit
+    code is the operation's, never a Rust panic (exit 101)."""
+    args = [dmheal_bin] + (["--json"] if json_mode else []) + ["--journal", "/nonexistent/j", "inspect", "vg-lv"]
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(args, stdout=full, stderr=subprocess.PIPE, universal_newlines=True)
+    assert p.returncode not in (0, 101), p.stderr
+    assert "panicked" not in p.stderr, p.stderr
+    assert "dmheal: error:" in p.stderr, p.stderr
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([dmheal_bin, "contract"], stdout=full, stderr=subprocess.PIPE,
+                           universal_newlines=True)
+    assert p.returncode == 0 and "panicked" not in p.stderr, p.stderr
+    assert "could not be written to stdout" in p.stderr, p.stderr

@@ -135,9 +135,25 @@ fn seconds(flag: &str, v: Option<f64>) -> Result<Value> {
 fn print_json(value: &impl serde::Serialize) {
     // Streamed: a scan of thousands of mappings is never held twice in memory.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-    let _ = serde_json::to_writer_pretty(&mut out, value)
-        .and_then(|_| writeln!(out).map_err(serde_json::Error::io));
-    let _ = out.flush();
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|_| writeln!(out))
+        .and_then(|_| out.flush());
+    unwritten(written);
+}
+
+/// An answer for a terminal, printed; see `unwritten`.
+fn print_text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    unwritten(out.write_all(text.as_bytes()).and_then(|_| out.flush()));
+}
+
+/// An answer stdout would not take (a full disk, a reader gone) is said on stderr; what was
+/// done stays done, and the exit code is still the operation's.
+fn unwritten(written: std::io::Result<()>) {
+    if let Err(e) = written {
+        eprintln!("dmheal: error: the answer could not be written to stdout: {e}");
+    }
 }
 
 /// A scan as JSON, each mapping written as soon as it is decided (one per line), the summary
@@ -181,17 +197,14 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             // The table lists what needs a look; healthy mappings are counted (--json lists
             // every one), so forty ghosts are not lost among five thousand rows.
             let scan = host.scan_keeping(&|m| m.verdict != crate::verdict::Verdict::Healthy)?;
-            print!(
-                "{}",
-                crate::render::terminal_safe(&crate::render::scan(&scan))
-            );
+            print_text(&crate::render::terminal_safe(&crate::render::scan(&scan)));
             return Ok(Exit::of_scan(&scan.counts));
         }
         let answer = execute::execute(&req, base, false)?;
         if cli.json {
             print_json(&answer);
         } else {
-            print!("{}", crate::render::terminal_safe(&answer.render()));
+            print_text(&crate::render::terminal_safe(&answer.render()));
         }
         return Ok(answer.exit());
     }
@@ -223,10 +236,7 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             if cli.json {
                 print_json(&p);
             } else {
-                print!(
-                    "{}",
-                    crate::render::terminal_safe(&crate::render::pool_scan(&p))
-                );
+                print_text(&crate::render::terminal_safe(&crate::render::pool_scan(&p)));
             }
             Ok(Exit::of_pool_scan(&p.counts))
         }
@@ -247,10 +257,7 @@ pub fn run(cli: &Cli) -> Result<Exit> {
             if cli.json {
                 print_json(&p);
             } else {
-                print!(
-                    "{}",
-                    crate::render::terminal_safe(&crate::render::pool_heal(&p))
-                );
+                print_text(&crate::render::terminal_safe(&crate::render::pool_heal(&p)));
             }
             Ok(Exit::of_pool_heal(&p))
         }

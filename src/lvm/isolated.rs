@@ -19,7 +19,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Instant;
 
@@ -38,6 +38,8 @@ pub struct IsolatedDevice {
     requests: File,
     replies: File,
     pid: libc::pid_t,
+    /// The reader itself, where the kernel can name it (Linux 5.3+): see `Reader`.
+    pidfd: Option<OwnedFd>,
     deadline: Instant,
     /// What the child's fstat said: file type bits and the device number.
     pub mode: u32,
@@ -103,14 +105,15 @@ impl IsolatedDevice {
             unsafe { serve(&fds) }
         }
         // One fork, not two: forking a big process (SM's Python) costs a copy of its page
-        // tables each time. The reader stays this process's child, so its pid cannot be reused
-        // before it is reaped, and the SIGKILL at drop can only ever reach it.
+        // tables each time. The reader stays this process's child until it is reaped.
+        let pidfd = pidfd_of(child);
         reap_readers();
         drop((req_r, rep_w));
         let mut dev = IsolatedDevice {
             requests: File::from(req_w),
             replies: File::from(rep_r),
             pid: child,
+            pidfd,
             deadline,
             mode: 0,
             rdev: 0,
@@ -241,35 +244,111 @@ impl Drop for IsolatedDevice {
         // its I/O returns. Either way nothing here waits for it: it is reaped now if it is
         // already gone, else when the next reader starts (or by init once this process ends).
         if self.pid > 0 {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let reader = Reader {
+                pid: self.pid,
+                pidfd: self.pidfd.take(),
+            };
+            reader.kill();
             if let Ok(mut pending) = UNREAPED.lock() {
-                pending.push(self.pid);
+                pending.push(reader);
             }
             reap_readers();
         }
     }
 }
 
+/// A reader process, by pid and, where the kernel has them, by pidfd.
+///
+/// Normally the reader is this process's child until this process reaps it, so its pid
+/// cannot name another process. Two things break that: SIGCHLD set to SIG_IGN by the program
+/// around the native module (the kernel then reaps every child as it exits), and that program
+/// reaping any child itself (`os.waitpid(-1, ...)`). Then the pid may already belong to
+/// someone else. A pidfd names the process itself, so nothing else is ever signalled or
+/// reaped through it; without one (Linux < 5.3, XenServer 8's 4.19) the pid is checked to be
+/// an unreaped child of ours first, which leaves only the instant between check and kill.
+struct Reader {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+}
+
+/// A descriptor naming process `pid` (close-on-exec), or None where the kernel has no
+/// pidfd_open.
+fn pidfd_of(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, no memory; it returns a new descriptor that
+    // nothing else owns, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: as above, the descriptor is new and owned here alone.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether `pid` is a child of this process that has not ended yet (asked without reaping).
+fn running_child(pid: libc::pid_t) -> bool {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    matches!(
+        waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags),
+        Ok(WaitStatus::StillAlive)
+    )
+}
+
+impl Reader {
+    /// SIGKILL to the reader, and to nothing else.
+    fn kill(&self) {
+        match &self.pidfd {
+            Some(fd) => {
+                // SAFETY: pidfd_send_signal with a pidfd we own, no siginfo (null) and no
+                // flags: it signals that process or fails (ESRCH once it has been reaped).
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        fd.as_raw_fd(),
+                        libc::SIGKILL,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    );
+                }
+            }
+            None if running_child(self.pid) => {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// Reaped now if it has ended; false while it runs.
+    fn reaped(&self) -> bool {
+        use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
+        let by_pid = || {
+            waitpid(
+                nix::unistd::Pid::from_raw(self.pid),
+                Some(WaitPidFlag::WNOHANG),
+            )
+        };
+        let status = match &self.pidfd {
+            // P_PIDFD came in Linux 5.4, a release after pidfd_open: EINVAL before it.
+            Some(fd) => match waitid(Id::PIDFd(fd.as_fd()), flags) {
+                Err(nix::errno::Errno::EINVAL) => by_pid(),
+                other => other,
+            },
+            None => by_pid(),
+        };
+        // Ended and reaped, or not ours to reap any more (ECHILD): either way done with.
+        !matches!(status, Ok(WaitStatus::StillAlive))
+    }
+}
+
 /// Readers killed and not yet reaped.
-static UNREAPED: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+static UNREAPED: std::sync::Mutex<Vec<Reader>> = std::sync::Mutex::new(Vec::new());
 
 /// Reap every killed reader that has ended, without waiting for any.
 fn reap_readers() {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let Ok(mut pending) = UNREAPED.lock() else {
-        return;
-    };
-    // Still running: kept. Reaped, or not ours to reap (ECHILD: SIGCHLD ignored, or someone
-    // else waited for it): dropped.
-    pending.retain(|pid| {
-        matches!(
-            waitpid(nix::unistd::Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG)),
-            Ok(WaitStatus::StillAlive)
-        )
-    });
+    if let Ok(mut pending) = UNREAPED.lock() {
+        pending.retain(|r| !r.reaped());
+    }
 }
 
 /// This process's open descriptors (from /proc/self/fd), for a kernel without close_range.
@@ -527,6 +606,66 @@ mod tests {
             !pids.iter().any(|p| in_process_table(*p)),
             "a killed reader was left in the process table"
         );
+    }
+
+    /// A child that waits for a signal (`pause`), or ends at once.
+    fn child(wait: bool) -> libc::pid_t {
+        // SAFETY: the child only calls pause and _exit (async-signal-safe), then ends.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                if wait {
+                    libc::pause();
+                }
+                libc::_exit(0)
+            }
+        }
+        pid
+    }
+
+    fn reaped_within(r: &Reader, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while !r.reaped() {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// A running reader is killed and reaped, through its pidfd or (older kernels) its pid.
+    #[test]
+    fn a_running_reader_is_killed_and_reaped_by_pidfd_or_pid() {
+        for with_pidfd in [true, false] {
+            let pid = child(true);
+            assert!(running_child(pid));
+            let r = Reader {
+                pid,
+                pidfd: if with_pidfd { pidfd_of(pid) } else { None },
+            };
+            assert!(!r.reaped(), "a running reader taken for ended");
+            r.kill();
+            assert!(reaped_within(&r, Duration::from_secs(10)), "{with_pidfd}");
+            assert!(!in_process_table(pid));
+        }
+    }
+
+    /// A reader something else reaped first (SIGCHLD ignored, the host program's own wait):
+    /// its pid may be another process's by now, so it is neither signalled nor reaped by it.
+    #[test]
+    fn a_reader_reaped_elsewhere_is_not_signalled_through_its_old_pid() {
+        let pid = child(false);
+        let pidfd = pidfd_of(pid);
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert!(
+            !running_child(pid),
+            "the guard takes a reaped pid for our child"
+        );
+        for r in [Reader { pid, pidfd }, Reader { pid, pidfd: None }] {
+            r.kill();
+            assert!(r.reaped());
+        }
     }
 
     #[test]
