@@ -63,7 +63,7 @@ def main():
     print("|---|" + "---|" * len(rows[0]["manual_s"]))
     for r in rows:
         print("| %d | " % r["n"] + " | ".join("%.2f s" % v for v in r["manual_s"].values()) + " |")
-    print("\nSM hook, added time per activation (median of the rounds; *first*: the first call of a fresh process):\n")
+    print("\nSM hook, added time per activation (median of the rounds; *first*: the first call of a fresh process, median of as many fresh processes):\n")
     print("| case | " + " | ".join("%d mappings" % r["n"] for r in rows) + " |")
     print("|---|" + "---|" * len(rows))
     for case in rows[0]["hook_s"]:
