@@ -280,7 +280,9 @@ fn wait_readable(pipes: &mut [Pipe; 2], wait: Duration) {
 /// Kill the tool's whole group and stop waiting for it: a process stuck in uninterruptible
 /// sleep cannot die until its I/O returns, and nothing here may wait for that.
 fn abandon(mut child: Child, group: Pid) {
-    let _ = killpg(group, Signal::SIGKILL);
+    if still_ours(group) {
+        let _ = killpg(group, Signal::SIGKILL);
+    }
     for _ in 0..10 {
         if let Ok(Some(_)) = child.try_wait() {
             return;
@@ -292,6 +294,17 @@ fn abandon(mut child: Child, group: Pid) {
     let _ = thread::Builder::new().name("reap".into()).spawn(move || {
         let _ = child.wait();
     });
+}
+
+/// Whether `leader` (the tool, leader of its process group) is a child of this process not
+/// yet reaped, running or ended: then neither its pid nor its group id can have been given to
+/// another process. Not so when something else reaped it first (SIGCHLD set to SIG_IGN by the
+/// program around the native module, or its own waitpid(-1)): the group id may then be anyone's
+/// by now, and is left alone.
+fn still_ours(leader: Pid) -> bool {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    waitid(Id::Pid(leader), flags).is_ok()
 }
 
 impl Output {
@@ -312,6 +325,33 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tool's group is killed only while the tool is an unreaped child of ours (running or
+    /// ended): once something else has reaped it, its group id may be another process's.
+    #[test]
+    fn a_tool_reaped_elsewhere_leaves_its_group_id_alone() {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let leader = Pid::from_raw(child.id() as i32);
+        assert!(still_ours(leader), "a running tool");
+        nix::sys::signal::kill(leader, Signal::SIGKILL).unwrap();
+        // Ended, not yet reaped: its ids are still reserved.
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{leader}/stat")).exists()
+            && !std::fs::read_to_string(format!("/proc/{leader}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+            && Instant::now() < until
+        {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(still_ours(leader), "an ended, unreaped tool");
+        child.wait().unwrap();
+        assert!(!still_ours(leader), "a reaped tool taken for ours");
+    }
 
     #[test]
     fn missing_program_is_not_found() {
