@@ -33,6 +33,11 @@ pub enum CommandError {
         #[source]
         source: std::io::Error,
     },
+    /// Something else in this process collected the tool's exit status (SIGCHLD ignored by
+    /// the program around the native module, or its own wait for any child): whether it
+    /// succeeded is unknown, so its answer is not used.
+    #[error("{program} ran, but its exit status was collected by something else in this process (SIGCHLD ignored, or a wait for any child); its answer is not used")]
+    StatusLost { program: String },
     #[error("{program} did not finish within {} and was killed", crate::external_tool::time_given(*.seconds))]
     Timeout { program: String, seconds: f64 },
     /// Output past the limit is read and dropped, so what was kept is not the whole answer:
@@ -121,7 +126,7 @@ pub fn start(program: &str, args: &[&str], timeout: Duration) -> Result<Running,
     ];
     for p in &pipes {
         if let Err(source) = set_nonblocking(p.fd()) {
-            abandon(child, group);
+            abandon(child, group, true);
             return Err(CommandError::Spawn {
                 program: program.to_string(),
                 source,
@@ -159,13 +164,19 @@ impl Running {
                 Ok(Some(status)) => break status,
                 Ok(None) => {}
                 Err(source) => {
-                    abandon(child, group);
-                    return Err(spawn_err(source));
+                    let held = pipes.iter().any(|p| !p.eof);
+                    abandon(child, group, held);
+                    return Err(if source.raw_os_error() == Some(libc::ECHILD) {
+                        CommandError::StatusLost { program }
+                    } else {
+                        spawn_err(source)
+                    });
                 }
             }
             let now = Instant::now();
             if now >= deadline {
-                abandon(child, group);
+                let held = pipes.iter().any(|p| !p.eof);
+                abandon(child, group, held);
                 return Err(CommandError::Timeout {
                     program,
                     seconds: timeout.as_secs_f64(),
@@ -199,8 +210,9 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some((child, _)) = self.tool.take() {
-            abandon(child, self.group);
+        if let Some((child, pipes)) = self.tool.take() {
+            let held = pipes.iter().any(|p| !p.eof);
+            abandon(child, self.group, held);
         }
     }
 }
@@ -279,8 +291,14 @@ fn wait_readable(pipes: &mut [Pipe; 2], wait: Duration) {
 
 /// Kill the tool's whole group and stop waiting for it: a process stuck in uninterruptible
 /// sleep cannot die until its I/O returns, and nothing here may wait for that.
-fn abandon(mut child: Child, group: Pid) {
-    if still_ours(group) {
+///
+/// The group id is safe to signal while it cannot have been given to anyone else: while the
+/// tool, its leader, is an unreaped child of ours, or while something still holds the tool's
+/// output pipes (`pipes_held`: a process it started, in its group, which keeps the group id
+/// taken). With neither — the leader reaped elsewhere and its group empty — the id may be
+/// another group's by now, and nothing is sent.
+fn abandon(mut child: Child, group: Pid, pipes_held: bool) {
+    if still_ours(group) || pipes_held {
         let _ = killpg(group, Signal::SIGKILL);
     }
     for _ in 0..10 {

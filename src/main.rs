@@ -8,6 +8,16 @@ use clap::Parser;
 use dmheal::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    // SIGCHLD ignored by whoever started dmheal (the disposition survives exec) would have the
+    // kernel reap every tool dmheal runs before dmheal could read its exit status.
+    // SAFETY: sigaction to SIG_DFL installs no handler, and nothing here relies on the
+    // disposition it replaces.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGCHLD,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let cli = Cli::parse();
     dmheal::logging::init(cli.verbose);
     match cli::run(&cli) {

@@ -109,3 +109,13 @@ def test_a_stdout_that_takes_nothing_is_said_on_stderr_not_a_crash(dmheal_bin, j
                            universal_newlines=True)
     assert p.returncode == 0 and "panicked" not in p.stderr, p.stderr
     assert "could not be written to stdout" in p.stderr, p.stderr
+
+
+def test_call_says_on_stderr_when_stdout_takes_nothing(dmheal_bin):
+    """`dmheal call` is what the Python facade talks to: an answer it could not write is said
+    on stderr, not lost silently."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([dmheal_bin, "call"], input='{"op": "contract"}', stdout=full,
+                           stderr=subprocess.PIPE, universal_newlines=True)
+    assert "panicked" not in p.stderr, p.stderr
+    assert "could not be written to stdout" in p.stderr, p.stderr

@@ -213,3 +213,30 @@ def test_qcow2_volumes_get_every_layer_and_unknown_names_are_never_ghosts(kernel
         o = load(case)
         assert o["action"] == "refused" and o["inspection"]["verdict"] == "suspicious", case
         assert any(x["code"] == "naming_unknown_volume" for x in o["inspection"]["reasons"]), case
+
+
+SIGCHLD_IGNORED = r"""
+make_sr_vg
+make_ghost
+export TAPCTL_LIST_FILE="$WORK/taps" PATH="$HELPERS/../doubles:$PATH"
+: > "$WORK/taps"
+# Started by a program that ignores SIGCHLD (the disposition survives exec): the kernel would
+# reap every tool dmheal runs before dmheal read its exit status.
+ignoring() { "$PYTHON" -c 'import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])' "$@"; }
+capture inspect ignoring "$DMHEAL" --json inspect "$DM_NAME"
+capture heal ignoring "$DMHEAL" --json heal "$DM_NAME" --apply
+dmsetup info "$DM_NAME" > /dev/null 2>&1 && echo present > "$OUT/after" || echo absent > "$OUT/after"
+"""
+
+
+def test_a_parent_ignoring_sigchld_does_not_blind_the_binary(kernel, dmheal_bin):
+    """Before, tap-ctl's status was reaped by the kernel, "tap-ctl could not be started", and
+    the ghost came out suspicious and was refused."""
+    r = kernel.run(SIGCHLD_IGNORED, dmheal_bin, timeout=300)
+    assert r.rc == 0, r.output
+    inspected = json.loads(r.file("inspect.out"))
+    assert inspected["verdict"] == "ghost", inspected["summary"]
+    assert r.file("inspect.rc").strip() == "3"
+    healed = json.loads(r.file("heal.out"))
+    assert healed["action"] == "removed", healed["message"]
+    assert r.file("after").strip() == "absent"

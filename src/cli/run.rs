@@ -283,9 +283,11 @@ fn call() -> Result<Exit> {
         ),
     };
     let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer(&mut out, &envelope);
-    let _ = writeln!(out);
-    let _ = out.flush();
+    let written = serde_json::to_writer(&mut out, &envelope)
+        .map_err(std::io::Error::from)
+        .and_then(|_| writeln!(out))
+        .and_then(|_| out.flush());
+    unwritten(written);
     Ok(exit)
 }
 

@@ -171,13 +171,15 @@ pub fn prepare<'a>(
             }
             // Listed with no LVM uuid: status and table in one call; the table is what a
             // possible ghost's verdict reads, and a scan keeps it of idle mappings only.
-            (KernelSearch::HoldersWhereOpen, Some(_)) => dm.device(&k.dm_name)?.map(|mut d| {
-                if d.open_count().is_none_or(|n| n > 0) {
-                    d.table = None;
-                }
-                d
-            }),
-            (KernelSearch::HoldersWhereOpen, None) => dm.status(&k.dm_name)?,
+            (KernelSearch::HoldersWhereOpen, Some(_)) if k.sr_volume().is_some() => {
+                dm.device(&k.dm_name)?.map(|mut d| {
+                    if d.open_count().is_none_or(|n| n > 0) {
+                        d.table = None;
+                    }
+                    d
+                })
+            }
+            (KernelSearch::HoldersWhereOpen, _) => dm.status(&k.dm_name)?,
         };
         all.push(k);
     }

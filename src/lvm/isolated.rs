@@ -11,9 +11,9 @@
 //! system calls on memory prepared before the fork: open, fstat, read, pread, write, close,
 //! _exit.
 //!
-//! Protocol: the child first sends its pid (a sign it runs, before its open can hang), then
-//! answers the open with `[i64 rc][u64 st_mode][u64 st_rdev]` (rc < 0: -errno), then
-//! serves requests `[u64 offset][u64 len]` (aligned, at most CHUNK) with `[i64 rc]` followed
+//! Protocol: the child waits for one byte (the parent has named it by pidfd), sends its pid (a
+//! sign it runs, before its open can hang), then answers the open with
+//! `[i64 rc][u64 st_mode][u64 st_rdev]` (rc < 0: -errno), then serves requests `[u64 offset][u64 len]` (aligned, at most CHUNK) with `[i64 rc]` followed
 //! by rc bytes.
 
 use std::ffi::CString;
@@ -118,6 +118,8 @@ impl IsolatedDevice {
             mode: 0,
             rdev: 0,
         };
+        // Named (pidfd) before it may do anything that ends it: go.
+        (&dev.requests).write_all(&[1])?;
         // The reader says its pid first: it runs, whatever its open does next.
         dev.read_reply(8, started)?;
         let hello = dev.read_reply(24, started)?;
@@ -453,6 +455,13 @@ unsafe fn serve(f: &ChildFds) -> ! {
     // Keep nothing of the parent's but the two pipe ends: a reader stuck on dead storage must
     // not hold SM's Fairlock connection, the journal's flock, or the stdout a caller waits on.
     close_all_but(f, [f.req_r, f.rep_w]);
+    // Nothing that could end this process before the parent has named it by pidfd: a reader
+    // that exited at once could be reaped by something else (SIGCHLD ignored) and its pid
+    // reused before the parent names it.
+    let mut go = 0u8;
+    if !take(f.req_r, &mut go as *mut u8, 1) {
+        libc::_exit(0);
+    }
     let pid = libc::getpid() as u64;
     put(f.rep_w, (&pid as *const u64).cast(), 8);
     let fd = libc::open(f.path, f.flags);
