@@ -466,6 +466,19 @@ mod tests {
         assert_eq!(mode, 0o600);
     }
 
+    /// What logrotate's `create` does: the journal renamed to `.1`, a new empty one (0600).
+    fn rotate(path: &Path) {
+        let mut rotated = path.to_path_buf().into_os_string();
+        rotated.push(".1");
+        fs::rename(path, &rotated).unwrap();
+        std::os::unix::fs::OpenOptionsExt::mode(
+            OpenOptions::new().write(true).create_new(true),
+            0o600,
+        )
+        .open(path)
+        .unwrap();
+    }
+
     #[test]
     fn ids_continue_across_logrotate_and_rotated_entries_stay_readable() {
         let dir = tempfile::tempdir().unwrap();
@@ -473,10 +486,7 @@ mod tests {
         let j = Journal::new(&path);
         append(&j, removal()).unwrap();
         append(&j, removal()).unwrap();
-        // logrotate: rename to .1, start an empty file.
-        fs::rename(&path, dir.path().join("journal.jsonl.1")).unwrap();
-        fs::write(&path, "").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        rotate(&path);
         assert_eq!(append(&j, removal()).unwrap(), 3);
         let ids: Vec<JournalId> = j.entries().unwrap().iter().map(|e| e.id).collect();
         assert_eq!(
@@ -621,15 +631,7 @@ mod tests {
         let j = Journal::new(&path);
         append(&j, removal()).unwrap();
         let mut first = j.writer(Duration::from_secs(1)).unwrap();
-        let mut rotated = path.clone().into_os_string();
-        rotated.push(".1");
-        fs::rename(&path, &rotated).unwrap();
-        std::os::unix::fs::OpenOptionsExt::mode(
-            OpenOptions::new().write(true).create_new(true),
-            0o600,
-        )
-        .open(&path)
-        .unwrap();
+        rotate(&path);
         assert!(matches!(
             j.writer(Duration::from_millis(100)),
             Err(Error::LockTimeout { .. })
