@@ -314,15 +314,15 @@ fn abandon(mut child: Child, group: Pid, pipes_held: bool) {
     });
 }
 
-/// Whether `leader` (the tool, leader of its process group) is a child of this process not
-/// yet reaped, running or ended: then neither its pid nor its group id can have been given to
-/// another process. Not so when something else reaped it first (SIGCHLD set to SIG_IGN by the
-/// program around the native module, or its own waitpid(-1)): the group id may then be anyone's
-/// by now, and is left alone.
-fn still_ours(leader: Pid) -> bool {
+/// Whether `pid` is a child of this process not yet reaped, running or ended (asked without
+/// reaping): then neither its pid nor, for a group leader, its group id can have been given
+/// to another process, and signalling them reaches only it. Not so when something else reaped
+/// it first (SIGCHLD set to SIG_IGN by the program around the native module, or its own
+/// waitpid(-1)): they may be anyone's by now. The PV reader's guard too (`lvm::isolated`).
+pub(crate) fn still_ours(pid: Pid) -> bool {
     use nix::sys::wait::{waitid, Id, WaitPidFlag};
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    waitid(Id::Pid(leader), flags).is_ok()
+    waitid(Id::Pid(pid), flags).is_ok()
 }
 
 impl Output {

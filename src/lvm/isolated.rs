@@ -26,6 +26,7 @@ use std::time::Instant;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::ondisk::ReadAt;
+use crate::external_tool::still_ours;
 
 /// Largest read the child does at once; bigger reads are split.
 const CHUNK: usize = 256 << 10;
@@ -283,16 +284,6 @@ fn pidfd_of(pid: libc::pid_t) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Whether `pid` is a child of this process that has not ended yet (asked without reaping).
-fn running_child(pid: libc::pid_t) -> bool {
-    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    matches!(
-        waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags),
-        Ok(WaitStatus::StillAlive)
-    )
-}
-
 impl Reader {
     /// SIGKILL to the reader, and to nothing else.
     fn kill(&self) {
@@ -310,7 +301,7 @@ impl Reader {
                     );
                 }
             }
-            None if running_child(self.pid) => {
+            None if still_ours(nix::unistd::Pid::from_raw(self.pid)) => {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(self.pid),
                     nix::sys::signal::Signal::SIGKILL,
@@ -648,7 +639,7 @@ mod tests {
     fn a_running_reader_is_killed_and_reaped_by_pidfd_or_pid() {
         for with_pidfd in [true, false] {
             let pid = child(true);
-            assert!(running_child(pid));
+            assert!(still_ours(nix::unistd::Pid::from_raw(pid)));
             let r = Reader {
                 pid,
                 pidfd: if with_pidfd { pidfd_of(pid) } else { None },
@@ -668,7 +659,7 @@ mod tests {
         let pidfd = pidfd_of(pid);
         nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
         assert!(
-            !running_child(pid),
+            !still_ours(nix::unistd::Pid::from_raw(pid)),
             "the guard takes a reaped pid for our child"
         );
         for r in [Reader { pid, pidfd }, Reader { pid, pidfd: None }] {
