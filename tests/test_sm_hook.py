@@ -330,6 +330,21 @@ def test_dmheal_hook_cli_forwards_to_the_module(dmheal_bin, tmp_path):
     assert json.loads(p.stdout)["installed"] is False
 
 
+def test_lvms_own_uuid_is_told_apart_as_lvms_pattern_would():
+    """The probe's check (written without `re`, which costs milliseconds to load on the first
+    VM start) says exactly what LVM's uuid pattern says."""
+    import re
+    from dmheal import dm_probe
+    pattern = re.compile(r"LVM-[A-Za-z0-9!#]{64}\Z")
+    good = "LVM-" + "K2BweQUkrIa1b2c3d4e5f6g7h8i9j0k1" + "X4HzXTjZRqDfaP00001111222233333x"
+    cases = [good, good + "-real", good[:-1], good[:-1] + "!", good[:-1] + "#", good[:-1] + "-",
+             good[:-1] + "\u00e9", "lvm-" + good[4:], "LVM_" + good[4:], "", "LVM-",
+             good[:-1] + "\n", "CRYPT-" + good[4:]]
+    for uuid in cases:
+        assert dm_probe.Mapping(True, uuid).lvm_made() is bool(pattern.match(uuid)), repr(uuid)
+    assert dm_probe.Mapping(True, good).lvm_made() and not dm_probe.Mapping(False, good).lvm_made()
+
+
 def test_lv_paths_map_to_lvms_dm_names():
     from dmheal.dm_probe import dm_name_of_lv_path
     assert dm_name_of_lv_path("/dev/VG_XenStorage-a-b/VHD-c-d") == "VG_XenStorage--a--b-VHD--c--d"

@@ -195,18 +195,22 @@ def _via_native(core, text, timeout):
     if timeout is None:
         return json.loads(core.call(text))
     box = {}
+    # Set as soon as the answer is in: the caller goes on while the thread winds down (its
+    # exit costs a few milliseconds in some kernels, and a VM start waits on this).
+    done = threading.Event()
 
     def run():
         try:
             box["out"] = core.call(text)
         except BaseException as e:  # a PanicException is not an Exception
             box["raised"] = e
+        finally:
+            done.set()
 
     t = threading.Thread(target=run, name="dmheal-core")
     t.daemon = True
     t.start()
-    t.join(timeout)
-    if t.is_alive():
+    if not done.wait(timeout):
         _ABANDONED.append(t)
         raise _timed_out("the in-process core", timeout)
     if "raised" in box:

@@ -176,7 +176,13 @@ impl IsolatedDevice {
     /// One aligned read of `out.len()` bytes (at most CHUNK) at `offset`, into `out`.
     fn read_chunk(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
         let started = Instant::now();
-        let len = out.len();
+        self.request(offset, out.len(), started)?;
+        self.read_reply_into(out, started)
+    }
+
+    /// Ask for an aligned read of `len` bytes (at most CHUNK) at `offset`; Ok once the reader
+    /// said it read all of them, which follow on the reply pipe.
+    fn request(&self, offset: u64, len: usize, started: Instant) -> io::Result<()> {
         let mut req = [0u8; 16];
         req[..8].copy_from_slice(&offset.to_ne_bytes());
         req[8..].copy_from_slice(&(len as u64).to_ne_bytes());
@@ -191,8 +197,8 @@ impl IsolatedDevice {
                 "the device reader answered more than asked",
             ));
         }
-        self.read_reply_into(&mut out[..rc], started)?;
         if rc < len {
+            // The rc bytes read are still sent; nothing reads them: the reader is dropped.
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!("short read at {offset}: {rc} of {len} bytes"),
@@ -201,6 +207,11 @@ impl IsolatedDevice {
         Ok(())
     }
 }
+
+/// How much of a streamed read is held at once. Small on purpose: every page of a buffer is a
+/// page fault the first time it is written (costly in some kernels: user-mode Linux), and a
+/// metadata area is megabytes of which a heal keeps a few hundred bytes.
+const PIECE: usize = 64 << 10;
 
 /// Ask the kernel to back `buf` with memory now, in one call, instead of one page fault per
 /// page as it is first written (a metadata area is megabytes; some kernels — user-mode Linux —
@@ -238,6 +249,36 @@ impl ReadAt for IsolatedDevice {
         data.truncate(from + len);
         data.drain(..from);
         Ok(data)
+    }
+
+    fn read_each(&self, offset: u64, len: usize, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        let a = ALIGN as u64;
+        let first = offset / a * a;
+        let end = (offset + len as u64).div_ceil(a) * a;
+        // Bytes of the aligned range before `offset` and after offset + len: not handed on.
+        let (mut skip, mut left) = ((offset - first) as usize, len);
+        let mut piece = vec![0u8; PIECE.min((end - first) as usize)];
+        let mut at = first;
+        while at < end {
+            let started = Instant::now();
+            let n = ((end - at) as usize).min(CHUNK);
+            self.request(at, n, started)?;
+            let mut got = 0;
+            while got < n {
+                let k = (n - got).min(piece.len());
+                self.read_reply_into(&mut piece[..k], started)?;
+                got += k;
+                let wanted = &piece[skip.min(k)..k];
+                let wanted = &wanted[..wanted.len().min(left)];
+                skip = skip.saturating_sub(k);
+                left -= wanted.len();
+                if !wanted.is_empty() {
+                    each(wanted);
+                }
+            }
+            at += n as u64;
+        }
+        Ok(())
     }
 }
 
@@ -542,6 +583,32 @@ mod tests {
         }
         // Past the end: a short read is an error, not a silent truncation.
         assert!(dev.read_at(data.len() as u64 - 10, 100).is_err());
+    }
+
+    #[test]
+    fn streamed_reads_hand_over_exactly_the_bytes_read_at_gives() {
+        let data: Vec<u8> = (0..CHUNK * 2 + 3 * ALIGN)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), &data).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let dev = IsolatedDevice::open_with(f.path(), deadline, 0).unwrap();
+        for (offset, len) in [
+            (0u64, 512usize),
+            (100, CHUNK + 5000),
+            (CHUNK as u64 - 3, 10),
+            (ALIGN as u64 + 1, 2 * CHUNK),
+            (5, PIECE * 3 + 17),
+        ] {
+            let mut pieces = Vec::new();
+            dev.read_each(offset, len, &mut |p| pieces.push(p.to_vec()))
+                .unwrap();
+            assert!(pieces.iter().all(|p| !p.is_empty() && p.len() <= PIECE));
+            assert_eq!(pieces.concat(), dev.read_at(offset, len).unwrap());
+            let o = offset as usize;
+            assert_eq!(pieces.concat(), data[o..o + len], "{offset} {len}");
+        }
     }
 
     #[test]

@@ -80,6 +80,198 @@ impl LvFilter {
     }
 }
 
+/// A metadata text cut down as it streams in, for a filtered read: the sections of LVs the
+/// filter cannot want are dropped as they close, so a heal that asks about one LV of
+/// thousands holds a few kilobytes instead of megabytes. What is kept is exactly what
+/// `volume_group_with` then parses with the same filter, and it gives the same answer as on
+/// the whole text: an LV section is dropped only when its name is not wanted and none of its
+/// strings is a wanted id (an id with an escape in it keeps the section: the parser decides).
+/// Dropped sections are checked for nothing but where they end — the parser skips an
+/// unwanted LV's section the same way. Fed in pieces of any size, byte for byte alike.
+pub struct Reducer<'f> {
+    filter: Option<&'f LvFilter>,
+    out: Vec<u8>,
+    lex: Lex,
+    /// Sections open at this point of the text.
+    depth: usize,
+    /// The section open at depth 2 is `logical_volumes`.
+    in_lvs: bool,
+    /// The last name read (start, end in `out`), while only blanks and comments follow it:
+    /// the name of a section if `{` comes next.
+    name: Option<(usize, usize)>,
+    in_word: bool,
+    /// The LV section being read, when its name is not wanted.
+    lv: Option<Unwanted>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    Text,
+    Comment,
+    Str { escaped: bool },
+}
+
+/// An LV section the filter does not want by name, held until it closes: kept only if one of
+/// its strings turns out to be a wanted id.
+struct Unwanted {
+    /// The section so far, from its name on.
+    text: Vec<u8>,
+    /// Where the string being read starts in `text`, and whether it has an escape.
+    string: (usize, bool),
+    keep: bool,
+}
+
+impl<'f> Reducer<'f> {
+    pub fn new(filter: Option<&'f LvFilter>) -> Self {
+        Reducer {
+            filter,
+            out: Vec::new(),
+            lex: Lex::Text,
+            depth: 0,
+            in_lvs: false,
+            name: None,
+            in_word: false,
+            lv: None,
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.filter.is_none() {
+            self.out.extend_from_slice(bytes);
+            return;
+        }
+        for &b in bytes {
+            self.byte(b);
+        }
+    }
+
+    /// The text kept; Err when it is not UTF-8.
+    pub fn finish(mut self) -> Result<String, String> {
+        // A section still open at the end is kept, so that the parser says it is not closed.
+        if let Some(lv) = self.lv.take() {
+            self.out.extend_from_slice(&lv.text);
+        }
+        String::from_utf8(self.out).map_err(|_| "metadata text is not UTF-8".to_string())
+    }
+
+    fn byte(&mut self, b: u8) {
+        match &mut self.lv {
+            Some(lv) => lv.text.push(b),
+            None => self.out.push(b),
+        }
+        match self.lex {
+            Lex::Comment => {
+                if b == b'\n' {
+                    self.lex = Lex::Text;
+                }
+                return;
+            }
+            Lex::Str { escaped: true } => {
+                self.lex = Lex::Str { escaped: false };
+                return;
+            }
+            Lex::Str { escaped: false } => {
+                match b {
+                    b'\\' => {
+                        self.lex = Lex::Str { escaped: true };
+                        if let Some(lv) = &mut self.lv {
+                            lv.string.1 = true;
+                        }
+                    }
+                    b'"' => {
+                        self.lex = Lex::Text;
+                        self.string_read();
+                    }
+                    _ => {}
+                }
+                return;
+            }
+            Lex::Text => {}
+        }
+        let word = !matches!(
+            b,
+            b' ' | b'\t' | b'\r' | b'\n' | b'#' | b'=' | b'{' | b'}' | b'[' | b']' | b',' | b'"'
+        );
+        if word {
+            if self.lv.is_some() {
+                return; // names inside an unwanted LV's section do not matter
+            }
+            let at = self.out.len();
+            match (&mut self.name, self.in_word) {
+                (Some((_, end)), true) => *end = at,
+                _ => self.name = Some((at - 1, at)),
+            }
+            self.in_word = true;
+            return;
+        }
+        self.in_word = false;
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            b'#' => self.lex = Lex::Comment,
+            b'"' => {
+                self.name = None;
+                self.lex = Lex::Str { escaped: false };
+                if let Some(lv) = &mut self.lv {
+                    lv.string = (lv.text.len(), false);
+                }
+            }
+            b'{' => self.open(),
+            b'}' => self.close(),
+            _ => self.name = None,
+        }
+    }
+
+    fn open(&mut self) {
+        let name = self.name.take();
+        self.depth += 1;
+        if self.lv.is_some() {
+            return;
+        }
+        match self.depth {
+            2 => self.in_lvs = name.is_some_and(|(s, e)| &self.out[s..e] == b"logical_volumes"),
+            3 if self.in_lvs => {
+                let Some((start, end)) = name else { return };
+                let filter = self.filter.expect("only a filtered read is reduced");
+                let wanted = std::str::from_utf8(&self.out[start..end])
+                    .map_or(true, |n| filter.wants_name(n));
+                if !wanted {
+                    self.lv = Some(Unwanted {
+                        text: self.out.split_off(start),
+                        string: (0, false),
+                        keep: false,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn close(&mut self) {
+        self.name = None;
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth == 2 {
+            if let Some(lv) = self.lv.take() {
+                if lv.keep {
+                    self.out.extend_from_slice(&lv.text);
+                }
+            }
+        }
+    }
+
+    /// A string inside an unwanted LV's section ended: a wanted id keeps the section.
+    fn string_read(&mut self) {
+        let (Some(lv), Some(filter)) = (&mut self.lv, self.filter) else {
+            return;
+        };
+        if lv.keep || filter.ids.is_empty() {
+            return;
+        }
+        let (start, escaped) = lv.string;
+        let content = &lv.text[start..lv.text.len() - 1];
+        lv.keep = escaped || std::str::from_utf8(content).map_or(true, |id| filter.wants_id(id));
+    }
+}
+
 /// The VG a metadata text (a trailing NUL, as stored on disk, ends it) describes.
 #[cfg(test)]
 pub fn volume_group(text: &str) -> Result<VgMetadata, String> {
@@ -569,6 +761,131 @@ VG_XenStorage-9a3c {
         assert_ne!(tricky, SAMPLE);
         let vg = volume_group_with(&tricky, Some(&by_name)).unwrap();
         assert_eq!(vg.lvs.len(), 1);
+    }
+
+    /// `text` through a Reducer in pieces of `piece` bytes.
+    fn reduced(text: &str, filter: &LvFilter, piece: usize) -> Result<String, String> {
+        let mut r = Reducer::new(Some(filter));
+        for p in text.as_bytes().chunks(piece.max(1)) {
+            r.feed(p);
+        }
+        r.finish()
+    }
+
+    fn filter(names: &[&str], ids: &[&str]) -> LvFilter {
+        LvFilter {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// SAMPLE made harder for a reader that cuts sections out: braces, quotes and `#` in
+    /// strings and comments, a name split from its `{` by a comment, an escape in an id, a
+    /// wanted id quoted in another LV's tags, an id after other keys, odd LV names.
+    fn tricky_sample() -> String {
+        let extra = r##"
+		lv.with+odd_chars-1 # its { comes on the next line
+		{
+			id = "ODD111-jZRq-DfaP-0000-1111-2222-333333"
+			status = ["READ", "WRITE", "VISIBLE"]
+			tags = ["X4HzXT-jZRq-DfaP-0000-1111-2222-333333", "{", "}", "#", "a\"b"]
+			segment_count = 0
+		}
+
+		escaped_id {
+			id = "ESC\222-jZRq-DfaP-0000-1111-2222-333333"
+			status = ["READ", "WRITE", "VISIBLE"]
+			segment_count = 0
+		}
+
+		# logical_volumes { not_a_section { id = "x" }
+		last_lv {
+			status = ["VISIBLE"]	# the id after the status, and } in this comment
+			id = "LAST00-jZRq-DfaP-0000-1111-2222-333333"
+			segment_count = 0
+		}
+"##;
+        SAMPLE.replace("\t\thidden_lv {", &format!("{extra}\n\t\thidden_lv {{"))
+    }
+
+    #[test]
+    fn a_reduced_text_parses_to_what_the_whole_text_does() {
+        let texts = [
+            SAMPLE.to_string(),
+            tricky_sample(),
+            // Damaged: the parser's verdict on the reduced text is its verdict on the whole.
+            tricky_sample().replace("\t\t}\n\n\t\tescaped_id", "\t\t\n\n\t\tescaped_id"),
+            SAMPLE[..SAMPLE.len() / 2].to_string(),
+            SAMPLE.replace("segment_count = 0\n\t\t}", "segment_count = \"0\n\t\t}"),
+        ];
+        let filters = [
+            filter(&[], &[]),
+            filter(&["hidden_lv"], &[]),
+            filter(&["VHD-0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5"], &[]),
+            filter(&["lv.with+odd_chars-1"], &[]),
+            filter(&["no_such_lv"], &["X4HzXTjZRqDfaP000011112222333333"]),
+            filter(&[], &["ESC222jZRqDfaP000011112222333333"]),
+            filter(&[], &["LAST00jZRqDfaP000011112222333333"]),
+            filter(&["last_lv"], &["HHHHHHjZRqDfaP000011112222333333"]),
+            filter(&[], &["nothing-like-any-id"]),
+        ];
+        for text in &texts {
+            for f in &filters {
+                let whole = volume_group_with(text, Some(f));
+                for piece in [1, 2, 3, 7, 64, text.len()] {
+                    let cut = reduced(text, f, piece);
+                    let part = cut.clone().and_then(|t| volume_group_with(&t, Some(f)));
+                    match (&whole, &part) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{f:?} piece {piece}"),
+                        (Err(_), Err(_)) => {}
+                        _ => panic!(
+                            "{f:?} piece {piece}: whole {whole:?}, reduced {part:?}\n{cut:?}"
+                        ),
+                    }
+                }
+            }
+        }
+        // The tricky LVs are really there and really found.
+        let vg = volume_group_with(&tricky_sample(), None).unwrap();
+        assert_eq!(vg.lvs.len(), 5);
+        let esc = filter(&[], &["ESC222jZRqDfaP000011112222333333"]);
+        let vg = volume_group_with(&tricky_sample(), Some(&esc)).unwrap();
+        assert_eq!(vg.lvs[0].name, "escaped_id");
+        let last = filter(&[], &["LAST00jZRqDfaP000011112222333333"]);
+        let cut = reduced(&tricky_sample(), &last, 5).unwrap();
+        assert!(
+            cut.contains("last_lv {") && !cut.contains("hidden_lv"),
+            "{cut}"
+        );
+    }
+
+    #[test]
+    fn a_reduced_text_keeps_only_the_sections_asked_for() {
+        let mut lvs = String::new();
+        for i in 0..2000 {
+            lvs += &format!(
+                "\t\tVHD-{i:08} {{\n\t\t\tid = \"ID{i:04}-jZRq-DfaP-0000-1111-2222-333333\"\n\t\t\tstatus = [\"VISIBLE\"] # {{\n\t\t\tsegment_count = 0\n\t\t}}\n"
+            );
+        }
+        let text = SAMPLE.replace("\t\thidden_lv {", &format!("{lvs}\t\thidden_lv {{"));
+        let f = filter(&["VHD-00001234"], &["ID0042jZRqDfaP000011112222333333"]);
+        let cut = reduced(&text, &f, 65536).unwrap();
+        // SAMPLE's first LV stays too (a string with an escape: the parser decides), and the
+        // blanks between the LVs dropped.
+        assert!(
+            cut.len() < text.len() / 20,
+            "{} bytes kept of {}",
+            cut.len(),
+            text.len()
+        );
+        assert_eq!(cut.matches("VHD-").count(), 3, "{cut}");
+        let vg = volume_group_with(&cut, Some(&f)).unwrap();
+        let names: Vec<_> = vg.lvs.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["VHD-00000042", "VHD-00001234"]);
+        // Unfiltered, nothing is cut.
+        let mut all = Reducer::new(None);
+        all.feed(text.as_bytes());
+        assert_eq!(all.finish().unwrap(), text);
     }
 
     #[test]

@@ -34,6 +34,14 @@ const MAX_TEXT: u64 = 128 << 20;
 /// Reads bytes at absolute offsets of one device (an in-memory image in tests).
 pub trait ReadAt {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+
+    /// The same bytes as `read_at`, handed to `each` piece by piece in order, so that a
+    /// caller who keeps little of megabytes never holds them all (the device reader streams
+    /// them through one small buffer).
+    fn read_each(&self, offset: u64, len: usize, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        each(&self.read_at(offset, len)?);
+        Ok(())
+    }
 }
 
 /// LVM's CRC: the reflected CRC-32 polynomial (0xedb88320) seeded with `initial`, with no
@@ -197,7 +205,21 @@ pub fn read_committed(dev: &dyn ReadAt, start: u64) -> Result<Option<Committed>,
 }
 
 /// The committed text `c` locates, its checksum verified.
+#[cfg(test)]
 pub fn read_text(dev: &dyn ReadAt, c: &Committed) -> Result<String, OnDiskError> {
+    let mut text = Vec::new();
+    stream_text(dev, c, &mut |piece| text.extend_from_slice(piece))?;
+    String::from_utf8(text).or_else(|_| corrupt("metadata text is not UTF-8"))
+}
+
+/// The committed text `c` locates, up to its terminating NUL, handed to `each` piece by
+/// piece; Ok once the checksum over all of it (NUL and what follows included, as LVM
+/// computes it) matched. On an error the pieces already handed over must be thrown away.
+pub fn stream_text(
+    dev: &dyn ReadAt,
+    c: &Committed,
+    each: &mut dyn FnMut(&[u8]),
+) -> Result<(), OnDiskError> {
     let Committed {
         start,
         size,
@@ -206,16 +228,24 @@ pub fn read_text(dev: &dyn ReadAt, c: &Committed) -> Result<String, OnDiskError>
         checksum,
     } = *c;
     let wrap = (offset + len).saturating_sub(size);
-    let mut text = dev.read_at(start + offset, (len - wrap) as usize)?;
+    let mut crc = crc32fast::Hasher::new_with_initial(!INITIAL_CRC);
+    let mut ended = false;
+    let mut take = |piece: &[u8]| {
+        crc.update(piece);
+        if !ended {
+            let end = piece.iter().position(|b| *b == 0);
+            each(&piece[..end.unwrap_or(piece.len())]);
+            ended = end.is_some();
+        }
+    };
+    dev.read_each(start + offset, (len - wrap) as usize, &mut take)?;
     if wrap > 0 {
-        text.extend(dev.read_at(start + MDA_HEADER_SIZE, wrap as usize)?);
+        dev.read_each(start + MDA_HEADER_SIZE, wrap as usize, &mut take)?;
     }
-    if lvm_crc(INITIAL_CRC, &text) != checksum {
+    if !crc.finalize() != checksum {
         return corrupt("metadata text checksum mismatch (changed while read?)");
     }
-    let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
-    text.truncate(end);
-    String::from_utf8(text).or_else(|_| corrupt("metadata text is not UTF-8"))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -315,6 +345,51 @@ mod tests {
         let text = "x".repeat(300) + "y";
         let img = Mem(pv_image(0, 8192, 8192 - 100, &text));
         assert_eq!(read_metadata_text(&img, 4096).unwrap().unwrap(), text);
+    }
+
+    /// Hands every read over one byte at a time: the checksum, the NUL and the wrap must not
+    /// depend on where pieces end.
+    struct Bytewise(Mem);
+    impl ReadAt for Bytewise {
+        fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+            self.0.read_at(offset, len)
+        }
+        fn read_each(
+            &self,
+            offset: u64,
+            len: usize,
+            each: &mut dyn FnMut(&[u8]),
+        ) -> io::Result<()> {
+            for b in self.0.read_at(offset, len)? {
+                each(&[b]);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_streamed_text_is_the_text_whatever_the_pieces() {
+        let text = "x".repeat(300) + "y";
+        for img in [
+            pv_image(0, 8192, 8192 - 100, &text), // wraps round the area
+            pv_image(1, 8192, 512, &text),
+        ] {
+            let dev = Bytewise(Mem(img.clone()));
+            let c = read_committed(&dev, 4096).unwrap().unwrap();
+            let mut got = Vec::new();
+            stream_text(&dev, &c, &mut |p| got.extend_from_slice(p)).unwrap();
+            assert_eq!(got, text.as_bytes());
+            // One byte changed anywhere the checksum covers (here: after the NUL) fails it.
+            let mut bad = img;
+            let after_nul = 4096 + 512 + text.len() as u64 + 1;
+            let wraps = c.offset + c.len > c.size;
+            if !wraps {
+                bad[after_nul as usize - 1] ^= 1; // the NUL itself
+                let dev = Bytewise(Mem(bad));
+                let e = stream_text(&dev, &c, &mut |_| {}).unwrap_err();
+                assert!(e.to_string().contains("text checksum"), "{e}");
+            }
+        }
     }
 
     #[test]

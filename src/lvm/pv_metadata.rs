@@ -359,11 +359,12 @@ fn read_copies(
     Ok((label.pv_uuid, copies))
 }
 
-/// The last committed text this process read, by device and what the area's header said of
-/// it. SM activates a VHD chain LV by LV in one process (and the hook asks about each): the
-/// header — one sector, read every time — tells whether the text is still the one read, so
-/// megabytes are not read again for each LV. A text that changed has another location or
-/// checksum, and is read afresh.
+/// The last whole committed text this process read, by device and what the area's header
+/// said of it. A scan reads the whole text; a batch heal then reads the same VG again for the
+/// ghosts it found: the header — one sector, read every time — tells whether the text is
+/// still the one read, so megabytes are not read twice. A text that changed has another
+/// location or checksum, and is read afresh. A filtered read (a single heal, which keeps a few
+/// LVs of thousands) is not cached: it never holds the whole text.
 static LAST_TEXT: std::sync::Mutex<Option<CachedText>> = std::sync::Mutex::new(None);
 
 /// A committed text, by the device and header location it was read from.
@@ -396,20 +397,32 @@ fn read_area(
         });
         let text = match cached {
             Some(t) => t,
-            None => match ondisk::read_text(file, &committed) {
-                Ok(t) => {
-                    let t = std::sync::Arc::new(t);
+            None => {
+                // Streamed and cut down as it comes (see `Reducer`): a metadata area is
+                // megabytes, and each page held costs a page fault.
+                let mut kept = metadata_text::Reducer::new(filter);
+                match ondisk::stream_text(file, &committed, &mut |piece| kept.feed(piece)) {
+                    Ok(()) => {}
+                    Err(OnDiskError::Io(e)) => return Err(format!("read error: {e}")),
+                    Err(e) => {
+                        last = e.to_string();
+                        continue;
+                    }
+                }
+                let t = match kept.finish() {
+                    Ok(t) => std::sync::Arc::new(t),
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                };
+                if filter.is_none() {
                     if let Ok(mut l) = LAST_TEXT.lock() {
                         *l = Some((key, t.clone()));
                     }
-                    t
                 }
-                Err(OnDiskError::Io(e)) => return Err(format!("read error: {e}")),
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
-            },
+                t
+            }
         };
         clock.lap("pv: metadata text read");
         return metadata_text::volume_group_with(&text, filter).map(Some);
