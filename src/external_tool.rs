@@ -12,7 +12,7 @@
 //!   return — and to exit.
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -87,6 +87,11 @@ pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, Co
 /// deadline counts from the start). Output beyond the pipe's buffer waits for `finish`.
 pub struct Running {
     program: String,
+    /// The tool itself, where the kernel can name it (Linux 5.3+): readable once it has
+    /// exited, so its end is noticed at once instead of at the next tick. Only ever polled,
+    /// never signalled: if something else reaped the tool before it was opened (SIGCHLD
+    /// ignored), the worst it can name is a stranger whose exit wakes us early.
+    pidfd: Option<std::os::fd::OwnedFd>,
     /// The tool and its stdout and stderr, taken by `finish`; a `Running` dropped unfinished
     /// (its caller gave up early) kills the tool's group rather than leave it behind.
     tool: Option<(Child, [Pipe; 2])>,
@@ -120,6 +125,7 @@ pub fn start(program: &str, args: &[&str], timeout: Duration) -> Result<Running,
             }
         })?;
     let group = Pid::from_raw(child.id() as i32);
+    let pidfd = pidfd_of(group.as_raw());
     let pipes = [
         Pipe::new(child.stdout.take().expect("piped").into()),
         Pipe::new(child.stderr.take().expect("piped").into()),
@@ -135,6 +141,7 @@ pub fn start(program: &str, args: &[&str], timeout: Duration) -> Result<Running,
     }
     Ok(Running {
         program: program.to_string(),
+        pidfd,
         tool: Some((child, pipes)),
         group,
         deadline,
@@ -182,7 +189,7 @@ impl Running {
                     seconds: timeout.as_secs_f64(),
                 });
             }
-            wait_readable(&mut pipes, TICK.min(deadline - now));
+            wait_readable(&mut pipes, self.pidfd.as_ref(), TICK.min(deadline - now));
         };
         // The tool has exited: everything it wrote is in the pipes. Drain it; a pipe that is
         // not at end of file is held by something the tool left running, which goes with the
@@ -274,19 +281,32 @@ fn borrow_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// Sleep until a pipe has data (or is closed) or `wait` passes.
-fn wait_readable(pipes: &mut [Pipe; 2], wait: Duration) {
-    let open: Vec<i32> = pipes.iter().filter(|p| !p.eof).map(|p| p.fd()).collect();
+/// Sleep until a pipe has data (or is closed), the tool has exited (`pidfd`), or `wait`
+/// passes.
+fn wait_readable(pipes: &mut [Pipe; 2], pidfd: Option<&std::os::fd::OwnedFd>, wait: Duration) {
+    let mut fds: Vec<PollFd> = pipes
+        .iter()
+        .filter(|p| !p.eof)
+        .map(|p| PollFd::new(borrow_fd(p.fd()), PollFlags::POLLIN))
+        .collect();
+    fds.extend(pidfd.map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
     let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
-    if open.is_empty() {
+    if fds.is_empty() {
         thread::sleep(wait);
         return;
     }
-    let mut fds: Vec<PollFd> = open
-        .iter()
-        .map(|fd| PollFd::new(borrow_fd(*fd), PollFlags::POLLIN))
-        .collect();
     let _ = poll(&mut fds, PollTimeout::from(ms));
+}
+
+/// A descriptor naming process `pid` (close-on-exec), or None where the kernel has no
+/// pidfd_open. `pid` must be an unreaped child of ours, so that it names no one else.
+pub(crate) fn pidfd_of(pid: libc::pid_t) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags, no memory; it returns a new descriptor that
+    // nothing else owns, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: as above, the descriptor is new and owned here alone.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Kill the tool's whole group and stop waiting for it: a process stuck in uninterruptible

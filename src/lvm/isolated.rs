@@ -4,14 +4,13 @@
 //! A read of a dead path (a suspended PV, a lost multipath) sleeps uninterruptibly (D state)
 //! until the I/O completes. On a thread, that is not enough: a process whose thread is in D
 //! state cannot finish exiting, so the `dmheal` binary — and with it the SM hook that waits for
-//! it inside a VM start — would hang on exit. Here the reads happen in a child process: at the
-//! deadline it is sent SIGKILL and left behind (reaped without waiting, once it has ended, or
-//! by init after this process exits), and this process carries on and exits normally. In the
-//! native module this runs inside SM's Python, so the child does nothing but async-signal-safe
-//! system calls on memory prepared before the fork: open, fstat, read, pread, write, close,
-//! _exit.
+//! it inside a VM start — would hang on exit. Here the reads happen in a reader process
+//! (`reader_process`: it shares this process's memory but touches only a mapping of its own):
+//! at the deadline it is sent SIGKILL and left behind (reaped without waiting, once it has
+//! ended, or by init after this process exits), and this process carries on and exits
+//! normally.
 //!
-//! Protocol: the child waits for one byte (the parent has named it by pidfd), sends its pid (a
+//! Protocol: the reader waits for one byte (the parent has named it by pidfd), sends its pid (a
 //! sign it runs, before its open can hang), then answers the open with
 //! `[i64 rc][u64 st_mode][u64 st_rdev]` (rc < 0: -errno), then serves requests `[u64 offset][u64 len]` (aligned, at most CHUNK) with `[i64 rc]` followed
 //! by rc bytes.
@@ -19,17 +18,15 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::ondisk::ReadAt;
-use crate::external_tool::still_ours;
-
-/// Largest read the child does at once; bigger reads are split.
-const CHUNK: usize = 256 << 10;
+use super::reader_process::{self, ReaderMemory, CHUNK};
+use crate::external_tool::{pidfd_of, still_ours};
 /// O_DIRECT wants offsets, lengths and memory aligned to the logical sector; 4 KiB covers
 /// 512-byte and 4K-native devices alike.
 const ALIGN: usize = 4096;
@@ -41,6 +38,8 @@ pub struct IsolatedDevice {
     pid: libc::pid_t,
     /// The reader itself, where the kernel can name it (Linux 5.3+): see `Reader`.
     pidfd: Option<OwnedFd>,
+    /// The reader's stack and buffer: released once it is reaped, never before.
+    memory: Option<ReaderMemory>,
     deadline: Instant,
     /// What the child's fstat said: file type bits and the device number.
     pub mode: u32,
@@ -76,8 +75,7 @@ impl IsolatedDevice {
         let started = Instant::now();
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a device path"))?;
-        // Everything the child touches exists before the fork (its read buffer it maps itself),
-        // including the list of descriptors it must close where close_range is missing.
+        // The list of descriptors the reader must close where close_range is missing.
         let inherited = open_descriptors();
         let (req_r, req_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -85,40 +83,36 @@ impl IsolatedDevice {
         // sixteen 64 KiB round trips between the two processes. Best effort (the default
         // size works, slower).
         let _ = nix::fcntl::fcntl(&rep_w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
-        let fds = ChildFds {
-            inherited: inherited.as_ptr(),
-            inherited_len: inherited.len(),
-            path: c_path.as_ptr(),
-            flags: libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | direct,
-            req_r: req_r.as_raw_fd(),
-            rep_w: rep_w.as_raw_fd(),
+        let memory = ReaderMemory::new(
+            &c_path,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | direct,
+            req_r.as_raw_fd(),
+            rep_w.as_raw_fd(),
+            &inherited,
+        )?;
+        // SAFETY: the memory goes into the device right away, and from there only to the
+        // queue of readers not yet reaped, which releases it once the reader is reaped.
+        let child = match unsafe { reader_process::start(&memory) } {
+            Ok(pid) => pid,
+            Err(e) => {
+                // SAFETY: no reader was started on it.
+                unsafe { memory.release() };
+                return Err(e);
+            }
         };
-        // SAFETY: fork() is a syscall with no memory effects on this process. In the child
-        // only `serve` runs, which makes async-signal-safe system calls on memory prepared
-        // above (the path, the pipes, the aligned buffer) and ends in _exit: no allocation,
-        // no lock, no return into Rust or Python code of the parent.
-        let child = unsafe { libc::fork() };
-        if child < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if child == 0 {
-            // SAFETY: as above.
-            unsafe { serve(&fds) }
-        }
-        // One fork, not two: forking a big process (SM's Python) costs a copy of its page
-        // tables each time. The reader stays this process's child until it is reaped.
-        let pidfd = pidfd_of(child);
-        reap_readers();
         drop((req_r, rep_w));
         let mut dev = IsolatedDevice {
             requests: File::from(req_w),
             replies: File::from(rep_r),
             pid: child,
-            pidfd,
+            pidfd: None,
+            memory: Some(memory),
             deadline,
             mode: 0,
             rdev: 0,
         };
+        dev.pidfd = pidfd_of(child);
+        reap_readers();
         // Named (pidfd) before it may do anything that ends it: go.
         (&dev.requests).write_all(&[1])?;
         // The reader says its pid first: it runs, whatever its open does next.
@@ -291,10 +285,13 @@ impl Drop for IsolatedDevice {
             let reader = Reader {
                 pid: self.pid,
                 pidfd: self.pidfd.take(),
+                memory: self.memory.take(),
             };
             reader.kill();
-            if let Ok(mut pending) = UNREAPED.lock() {
-                pending.push(reader);
+            match UNREAPED.lock() {
+                Ok(mut pending) => pending.push(reader),
+                // Its memory may still be written by a read that returns late: leaked.
+                Err(_) => std::mem::forget(reader),
             }
             reap_readers();
         }
@@ -313,16 +310,8 @@ impl Drop for IsolatedDevice {
 struct Reader {
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
-}
-
-/// A descriptor naming process `pid` (close-on-exec), or None where the kernel has no
-/// pidfd_open.
-fn pidfd_of(pid: libc::pid_t) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags, no memory; it returns a new descriptor that
-    // nothing else owns, or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: as above, the descriptor is new and owned here alone.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    /// Released once the reader is reaped (a dropped `ReaderMemory` is leaked, not unmapped).
+    memory: Option<ReaderMemory>,
 }
 
 impl Reader {
@@ -370,8 +359,13 @@ impl Reader {
             },
             None => by_pid(),
         };
-        // Ended and reaped, or not ours to reap any more (ECHILD): either way done with.
-        !matches!(status, Ok(WaitStatus::StillAlive))
+        // Ended and reaped, or reaped by something else (ECHILD): either way it is dead. Any
+        // other answer (EINTR, ...) says nothing: it may still run, and use its memory.
+        match status {
+            Ok(WaitStatus::StillAlive) => false,
+            Ok(_) | Err(nix::errno::Errno::ECHILD) => true,
+            Err(_) => false,
+        }
     }
 }
 
@@ -381,7 +375,16 @@ static UNREAPED: std::sync::Mutex<Vec<Reader>> = std::sync::Mutex::new(Vec::new(
 /// Reap every killed reader that has ended, without waiting for any.
 fn reap_readers() {
     if let Ok(mut pending) = UNREAPED.lock() {
-        pending.retain(|r| !r.reaped());
+        pending.retain_mut(|r| {
+            if !r.reaped() {
+                return true;
+            }
+            if let Some(memory) = r.memory.take() {
+                // SAFETY: reaped: the reader has ended and nothing runs on its memory.
+                unsafe { memory.release() };
+            }
+            false
+        });
     }
 }
 
@@ -393,156 +396,6 @@ fn open_descriptors() -> Vec<i32> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// What the reader process works with, all prepared before the fork.
-struct ChildFds {
-    /// Descriptors open before the fork (for closing without close_range).
-    inherited: *const i32,
-    inherited_len: usize,
-    path: *const libc::c_char,
-    flags: libc::c_int,
-    req_r: i32,
-    rep_w: i32,
-}
-
-/// Write all of `len` bytes at `p` to `fd`, or exit.
-///
-/// # Safety
-/// `p..p+len` must be readable. Async-signal-safe: write and _exit only.
-unsafe fn put(fd: i32, p: *const u8, len: usize) {
-    let mut done = 0;
-    while done < len {
-        let n = libc::write(fd, p.add(done).cast(), len - done);
-        if n <= 0 {
-            if n < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
-            libc::_exit(1);
-        }
-        done += n as usize;
-    }
-}
-
-/// Read exactly `len` bytes into `p` from `fd`; false at end of file.
-///
-/// # Safety
-/// `p..p+len` must be writable. Async-signal-safe: read only.
-unsafe fn take(fd: i32, p: *mut u8, len: usize) -> bool {
-    let mut done = 0;
-    while done < len {
-        let n = libc::read(fd, p.add(done).cast(), len - done);
-        if n == 0 {
-            return false;
-        }
-        if n < 0 {
-            if *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
-            return false;
-        }
-        done += n as usize;
-    }
-    true
-}
-
-/// Close every descriptor but `keep`: close_range (Linux 5.9+) around them, else the list read
-/// before the fork.
-///
-/// # Safety
-/// Only in the reader process; system calls only.
-unsafe fn close_all_but(f: &ChildFds, keep: [i32; 2]) {
-    let (lo, hi) = (keep[0].min(keep[1]) as u32, keep[0].max(keep[1]) as u32);
-    let ranges = [
-        (0u32, lo.wrapping_sub(1)),
-        (lo + 1, hi - 1),
-        (hi + 1, u32::MAX),
-    ];
-    let mut supported = true;
-    for (first, last) in ranges {
-        if first > last || (first == 0 && lo == 0) {
-            continue;
-        }
-        if libc::syscall(libc::SYS_close_range, first, last, 0) != 0 {
-            supported = false;
-            break;
-        }
-    }
-    if !supported {
-        for i in 0..f.inherited_len {
-            let fd = *f.inherited.add(i);
-            if fd != keep[0] && fd != keep[1] {
-                libc::close(fd);
-            }
-        }
-    }
-}
-
-/// The reader process: open, report, serve reads until the request pipe closes. (mmap is on
-/// the list of async-signal-safe calls in practice on Linux: a system call, no lock.)
-///
-/// # Safety
-/// Only in a freshly forked child, with `f` prepared before the fork. Never returns.
-unsafe fn serve(f: &ChildFds) -> ! {
-    // Keep nothing of the parent's but the two pipe ends: a reader stuck on dead storage must
-    // not hold SM's Fairlock connection, the journal's flock, or the stdout a caller waits on.
-    close_all_but(f, [f.req_r, f.rep_w]);
-    // Nothing that could end this process before the parent has named it by pidfd: a reader
-    // that exited at once could be reaped by something else (SIGCHLD ignored) and its pid
-    // reused before the parent names it.
-    let mut go = 0u8;
-    if !take(f.req_r, &mut go as *mut u8, 1) {
-        libc::_exit(0);
-    }
-    let pid = libc::getpid() as u64;
-    put(f.rep_w, (&pid as *const u64).cast(), 8);
-    let fd = libc::open(f.path, f.flags);
-    let mut hello = [0u64; 3];
-    if fd < 0 {
-        hello[0] = (-(*libc::__errno_location() as i64)) as u64;
-        put(f.rep_w, hello.as_ptr().cast(), 24);
-        libc::_exit(0);
-    }
-    let mut st: libc::stat = std::mem::zeroed();
-    if libc::fstat(fd, &mut st) < 0 {
-        hello[0] = (-(*libc::__errno_location() as i64)) as u64;
-        put(f.rep_w, hello.as_ptr().cast(), 24);
-        libc::_exit(0);
-    }
-    hello[1] = st.st_mode as u64;
-    hello[2] = st.st_rdev;
-    // Its read buffer: mapped here (no copy-on-write of the parent's heap), page-aligned as
-    // O_DIRECT wants, and populated at once.
-    let buffer = libc::mmap(
-        std::ptr::null_mut(),
-        CHUNK,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-        -1,
-        0,
-    );
-    if buffer == libc::MAP_FAILED {
-        hello[0] = (-(*libc::__errno_location() as i64)) as u64;
-        put(f.rep_w, hello.as_ptr().cast(), 24);
-        libc::_exit(0);
-    }
-    let buffer = buffer.cast::<u8>();
-    put(f.rep_w, hello.as_ptr().cast(), 24);
-    let mut req = [0u64; 2];
-    while take(f.req_r, req.as_mut_ptr().cast(), 16) {
-        let len = (req[1] as usize).min(CHUNK);
-        let n = libc::pread(fd, buffer.cast(), len, req[0] as libc::off_t);
-        let rc: i64 = if n < 0 {
-            -(*libc::__errno_location() as i64)
-        } else {
-            n as i64
-        };
-        put(f.rep_w, (&rc as *const i64).cast(), 8);
-        if rc > 0 {
-            put(f.rep_w, buffer, rc as usize);
-        }
-    }
-    libc::_exit(0)
 }
 
 #[cfg(test)]
@@ -675,6 +528,91 @@ mod tests {
         );
     }
 
+    /// The `name:` line of /proc/<pid>/status, as a hex mask.
+    fn status_mask(pid: &str, name: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+    }
+
+    /// Whether a mapping starts at `addr` in this process.
+    fn mapped_at(addr: usize) -> bool {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .any(|l| l.split('-').next() == Some(&format!("{addr:x}")))
+    }
+
+    /// The reader shares our memory, so none of our signal handlers may ever run in it: it
+    /// runs with every signal blocked (SIGKILL ends it), and the thread that started it gets
+    /// its own mask back.
+    #[test]
+    fn the_reader_runs_with_every_signal_blocked_and_ours_is_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("disk");
+        std::fs::write(&p, vec![7u8; 2 * ALIGN]).unwrap();
+        let before = status_mask("thread-self", "SigBlk:");
+        let dev =
+            IsolatedDevice::open_with(&p, Instant::now() + Duration::from_secs(20), 0).unwrap();
+        assert_eq!(status_mask("thread-self", "SigBlk:"), before);
+        // The kernel never shows SIGKILL and SIGSTOP blocked: everything else is.
+        let unblockable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
+        assert_eq!(status_mask(&dev.pid.to_string(), "SigBlk:"), !unblockable);
+        // A signal sent to it waits, blocked; it still reads.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(dev.pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert_eq!(dev.read_at(0, 512).unwrap(), vec![7u8; 512]);
+        assert_ne!(status_mask(&dev.pid.to_string(), "ShdPnd:"), 0);
+    }
+
+    /// The reader's stack and buffer stay mapped while it may still run — a read that comes
+    /// back late would write into them — and are unmapped once it is reaped.
+    #[test]
+    fn the_readers_memory_outlives_it_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("dead");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A reader stuck opening a FIFO, as on dead storage; it is abandoned at the deadline.
+        let (req_r, _req_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (_rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let path = CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        let memory = ReaderMemory::new(
+            &path,
+            libc::O_RDONLY,
+            req_r.as_raw_fd(),
+            rep_w.as_raw_fd(),
+            &[],
+        )
+        .unwrap();
+        let base = memory.base as usize;
+        assert!(mapped_at(base));
+        let pid = unsafe { reader_process::start(&memory) }.unwrap();
+        let reader = Reader {
+            pid,
+            pidfd: pidfd_of(pid),
+            memory: Some(memory),
+        };
+        UNREAPED.lock().unwrap().push(reader);
+        // Not killed yet (it waits for its go byte): still running, still mapped.
+        reap_readers();
+        assert!(in_process_table(pid) && mapped_at(base));
+        UNREAPED
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.pid == pid)
+            .unwrap()
+            .kill();
+        let until = Instant::now() + Duration::from_secs(10);
+        while mapped_at(base) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            reap_readers();
+        }
+        assert!(!mapped_at(base) && !in_process_table(pid));
+    }
+
     /// A child that waits for a signal (`pause`), or ends at once.
     fn child(wait: bool) -> libc::pid_t {
         // SAFETY: the child only calls pause and _exit (async-signal-safe), then ends.
@@ -710,6 +648,7 @@ mod tests {
             let r = Reader {
                 pid,
                 pidfd: if with_pidfd { pidfd_of(pid) } else { None },
+                memory: None,
             };
             assert!(!r.reaped(), "a running reader taken for ended");
             r.kill();
@@ -729,7 +668,19 @@ mod tests {
             !still_ours(nix::unistd::Pid::from_raw(pid)),
             "the guard takes a reaped pid for our child"
         );
-        for r in [Reader { pid, pidfd }, Reader { pid, pidfd: None }] {
+        let readers = [
+            Reader {
+                pid,
+                pidfd,
+                memory: None,
+            },
+            Reader {
+                pid,
+                pidfd: None,
+                memory: None,
+            },
+        ];
+        for r in readers {
             r.kill();
             assert!(r.reaped());
         }

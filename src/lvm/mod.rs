@@ -6,6 +6,7 @@ pub mod metadata_text;
 pub mod names;
 pub mod ondisk;
 pub mod pv_metadata;
+mod reader_process;
 pub mod report;
 pub mod scan;
 pub mod source;
