@@ -260,41 +260,18 @@ fn exit(code: i64) -> ! {
     loop {} // exit does not return
 }
 
-/// Write all of `len` bytes at `p` to `fd`, or end the reader.
+/// Move exactly `len` bytes between `p` and `fd` with `call` (read or write): false at end of
+/// file or on an error.
 ///
 /// # Safety
-/// `p..p+len` must be readable.
-unsafe fn put(fd: i32, p: *const u8, len: usize) {
+/// `p..p+len` must be valid for what `call` does with it.
+unsafe fn transfer(call: i64, fd: i32, p: *const u8, len: usize) -> bool {
     let mut done = 0;
     while done < len {
         // SAFETY: the caller's range.
         let n = unsafe {
             syscall(
-                nr::WRITE,
-                [fd as i64, p.add(done) as i64, (len - done) as i64, 0],
-            )
-        };
-        if n == -(libc::EINTR as i64) {
-            continue;
-        }
-        if n <= 0 {
-            exit(1);
-        }
-        done = done.wrapping_add(n as usize);
-    }
-}
-
-/// Read exactly `len` bytes into `p` from `fd`; false at end of file or on an error.
-///
-/// # Safety
-/// `p..p+len` must be writable.
-unsafe fn take(fd: i32, p: *mut u8, len: usize) -> bool {
-    let mut done = 0;
-    while done < len {
-        // SAFETY: the caller's range.
-        let n = unsafe {
-            syscall(
-                nr::READ,
+                call,
                 [fd as i64, p.add(done) as i64, (len - done) as i64, 0],
             )
         };
@@ -307,6 +284,26 @@ unsafe fn take(fd: i32, p: *mut u8, len: usize) -> bool {
         done = done.wrapping_add(n as usize);
     }
     true
+}
+
+/// Write all of `len` bytes at `p` to `fd`, or end the reader.
+///
+/// # Safety
+/// `p..p+len` must be readable.
+unsafe fn put(fd: i32, p: *const u8, len: usize) {
+    // SAFETY: the caller's range, read by write.
+    if !unsafe { transfer(nr::WRITE, fd, p, len) } {
+        exit(1);
+    }
+}
+
+/// Read exactly `len` bytes into `p` from `fd`; false at end of file or on an error.
+///
+/// # Safety
+/// `p..p+len` must be writable.
+unsafe fn take(fd: i32, p: *mut u8, len: usize) -> bool {
+    // SAFETY: the caller's range, written by read.
+    unsafe { transfer(nr::READ, fd, p, len) }
 }
 
 /// Close every descriptor but `keep` (in the reader's own table): close_range (Linux 5.9+)
