@@ -153,7 +153,9 @@ pub fn call(request: &str, in_process: bool) -> (Value, Exit) {
         let req = Request::from_json(request)?;
         execute(&req, Overrides::default(), in_process)
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    crate::lvm::isolated::reap_ended_readers();
+    match outcome {
         Ok(result) => {
             let exit = match &result {
                 Ok(a) => a.exit(),

@@ -152,3 +152,53 @@ dm_state "$DM_NAME" > "$OUT/state.after"
     # The apply path takes the journal's lock (creating an empty journal) before deciding under
     # it; a refusal writes no entry.
     assert not r.has("journal.jsonl") or r.file("journal.jsonl") == "", r.file("journal.jsonl")
+
+
+def test_metadata_lvm_cannot_read_never_proves_a_stale_uuid_ghost(kernel, dmheal_bin):
+    # Found by an adversary: the committed text gains an LV section with no id, checksums
+    # recomputed as LVM computes them. LVM then cannot read the VG at all. A heal reads only
+    # the LVs it asks about, but the section it skips must not be skipped unjudged: the VG is
+    # unreadable for dmheal too, and the removed LV's mapping is not proven a ghost.
+    r = kernel.run(r"""
+make_sr_vg
+lvcreate -q -y -n other -L 4m "$VG" >/dev/null
+table=$(dmsetup table "$DM_NAME")
+olduuid=$(dmsetup info -c --noheadings -o uuid "$DM_NAME" | tr -d ' ')
+lvremove -q -y "$VG/$LV" >/dev/null
+dmsetup create "$DM_NAME" --uuid "$olduuid" --table "$table"
+capture before "$DMHEAL" --json --xapi none heal "$DM_NAME"
+blockdev --flushbufs /dev/ubda
+"$PYTHON" - /dev/ubda <<'PY'
+import struct, sys, zlib
+crc = lambda data: zlib.crc32(data, 0xf597a6cf ^ 0xffffffff) ^ 0xffffffff  # LVM's
+with open(sys.argv[1], "r+b") as f:
+    f.seek(4096)
+    head = bytearray(f.read(512))
+    start, size = struct.unpack_from("<QQ", head, 24)
+    off, length, _, flags = struct.unpack_from("<QQII", head, 40)
+    f.seek(start + off)
+    text = f.read(length).split(b"\0")[0]
+    at = text.index(b"logical_volumes {\n") + len(b"logical_volumes {\n")
+    broken = b'\t\tno_id {\n\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]\n\t\t\tsegment_count = 0\n\t\t}\n'
+    new = text[:at] + broken + text[at:] + b"\0"
+    assert off + len(new) <= size
+    f.seek(start + off)
+    f.write(new)
+    struct.pack_into("<QQII", head, 40, off, len(new), crc(new), flags)
+    struct.pack_into("<I", head, 0, crc(bytes(head[4:])))
+    f.seek(4096)
+    f.write(head)
+PY
+capture lvs lvs "$VG"
+capture after "$DMHEAL" --json --xapi none heal "$DM_NAME" --apply
+capture inspect "$DMHEAL" --json --xapi none inspect "$DM_NAME"
+dm_state "$DM_NAME" > "$OUT/state.after"
+""", dmheal_bin)
+    assert r.rc == 0, r.output
+    assert load(r, "before")["action"] == "would-remove", load(r, "before")
+    assert rc(r, "lvs") != 0, "LVM still reads the damaged VG: the scenario proves nothing"
+    after = load(r, "after")
+    assert after["action"] == "refused", after
+    assert load(r, "inspect")["verdict"] != "ghost"
+    assert lvm_reason(after["inspection"])["code"] != "lvm_inactive"
+    assert r.file("state.after").strip() != "absent"

@@ -372,6 +372,13 @@ impl Reader {
 /// Readers killed and not yet reaped.
 static UNREAPED: std::sync::Mutex<Vec<Reader>> = std::sync::Mutex::new(Vec::new());
 
+/// Reap every reader that was let go and has ended since, without waiting for any: at the
+/// end of each operation, so that the last one of a call is not left a zombie until the next
+/// call starts a reader (SM's process may make no other).
+pub fn reap_ended_readers() {
+    reap_readers();
+}
+
 /// Reap every killed reader that has ended, without waiting for any.
 fn reap_readers() {
     if let Ok(mut pending) = UNREAPED.lock() {

@@ -84,10 +84,13 @@ impl LvFilter {
 /// filter cannot want are dropped as they close, so a heal that asks about one LV of
 /// thousands holds a few kilobytes instead of megabytes. What is kept is exactly what
 /// `volume_group_with` then parses with the same filter, and it gives the same answer as on
-/// the whole text: an LV section is dropped only when its name is not wanted and none of its
-/// strings is a wanted id (an id with an escape in it keeps the section: the parser decides).
-/// Dropped sections are checked for nothing but where they end — the parser skips an
-/// unwanted LV's section the same way. Fed in pieces of any size, byte for byte alike.
+/// the whole text: an LV section is dropped only when its name is not wanted and it has the
+/// shape LVM writes — its first key `id`, a plain string (no escape) that is not a wanted id.
+/// That is the point where the parser itself stops looking at an unwanted section and skips
+/// to its end, as the Reducer does; any other shape (no id, the id later or not a string,
+/// damage before it) is kept for the parser to judge, so a text LVM would reject is rejected
+/// here too. The whole text must be UTF-8, dropped parts included, as before. Fed in pieces of
+/// any size, byte for byte alike.
 pub struct Reducer<'f> {
     filter: Option<&'f LvFilter>,
     out: Vec<u8>,
@@ -102,6 +105,9 @@ pub struct Reducer<'f> {
     in_word: bool,
     /// The LV section being read, when its name is not wanted.
     lv: Option<Unwanted>,
+    /// Every byte so far is UTF-8, but for an incomplete character at the end (`partial`).
+    utf8: bool,
+    partial: Vec<u8>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -111,14 +117,51 @@ enum Lex {
     Str { escaped: bool },
 }
 
-/// An LV section the filter does not want by name, held until it closes: kept only if one of
-/// its strings turns out to be a wanted id.
+/// An LV section the filter does not want by name, held until it closes: dropped only if it
+/// turns out to have LVM's shape and an id nobody asked for.
 struct Unwanted {
     /// The section so far, from its name on.
     text: Vec<u8>,
     /// Where the string being read starts in `text`, and whether it has an escape.
     string: (usize, bool),
-    keep: bool,
+    shape: Shape,
+}
+
+/// How far an unwanted LV's section matches `id = "<plain string>"` as its first key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Start,
+    /// `i`, then `id`, read.
+    I,
+    Id,
+    /// `id` and blanks or comments: `=` must come next.
+    Equals,
+    /// `id =`: a string must come next.
+    Value,
+    /// Inside the id's string.
+    InId,
+    /// LVM's shape, with an id not wanted: the section goes.
+    Droppable,
+    /// Anything else, or a wanted id: the section stays.
+    Kept,
+}
+
+impl Shape {
+    /// The next byte of the section's own level (not inside a string or comment).
+    fn step(self, b: u8) -> Shape {
+        let blank = matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        match (self, b) {
+            (Shape::Droppable | Shape::Kept | Shape::InId, _) => self,
+            (Shape::Start | Shape::Equals | Shape::Value, _) if blank || b == b'#' => self,
+            (Shape::Start, b'i') => Shape::I,
+            (Shape::I, b'd') => Shape::Id,
+            (Shape::Id, b'=') => Shape::Value,
+            (Shape::Id, _) if blank || b == b'#' => Shape::Equals,
+            (Shape::Equals, b'=') => Shape::Value,
+            (Shape::Value, b'"') => Shape::InId,
+            _ => Shape::Kept,
+        }
+    }
 }
 
 impl<'f> Reducer<'f> {
@@ -132,6 +175,8 @@ impl<'f> Reducer<'f> {
             name: None,
             in_word: false,
             lv: None,
+            utf8: true,
+            partial: Vec::new(),
         }
     }
 
@@ -140,18 +185,54 @@ impl<'f> Reducer<'f> {
             self.out.extend_from_slice(bytes);
             return;
         }
+        self.check_utf8(bytes);
         for &b in bytes {
             self.byte(b);
         }
     }
 
-    /// The text kept; Err when it is not UTF-8.
+    /// The text kept; Err when the text is not UTF-8.
     pub fn finish(mut self) -> Result<String, String> {
         // A section still open at the end is kept, so that the parser says it is not closed.
         if let Some(lv) = self.lv.take() {
             self.out.extend_from_slice(&lv.text);
         }
+        if !self.utf8 || !self.partial.is_empty() {
+            return Err("metadata text is not UTF-8".to_string());
+        }
         String::from_utf8(self.out).map_err(|_| "metadata text is not UTF-8".to_string())
+    }
+
+    /// Whether the text so far is UTF-8, a piece at a time: a character cut by the end of a
+    /// piece is completed from the next.
+    fn check_utf8(&mut self, mut bytes: &[u8]) {
+        if !self.utf8 {
+            return;
+        }
+        if let Some(&lead) = self.partial.first() {
+            let width = match lead {
+                0xc0..=0xdf => 2,
+                0xe0..=0xef => 3,
+                _ => 4,
+            };
+            let more = (width - self.partial.len()).min(bytes.len());
+            self.partial.extend_from_slice(&bytes[..more]);
+            bytes = &bytes[more..];
+            if self.partial.len() < width {
+                return;
+            }
+            self.utf8 = std::str::from_utf8(&self.partial).is_ok();
+            self.partial.clear();
+            if !self.utf8 {
+                return;
+            }
+        }
+        if let Err(e) = std::str::from_utf8(bytes) {
+            match e.error_len() {
+                Some(_) => self.utf8 = false,
+                None => self.partial = bytes[e.valid_up_to()..].to_vec(),
+            }
+        }
     }
 
     fn byte(&mut self, b: u8) {
@@ -187,6 +268,11 @@ impl<'f> Reducer<'f> {
                 return;
             }
             Lex::Text => {}
+        }
+        if self.depth == 3 {
+            if let Some(lv) = &mut self.lv {
+                lv.shape = lv.shape.step(b);
+            }
         }
         let word = !matches!(
             b,
@@ -238,7 +324,7 @@ impl<'f> Reducer<'f> {
                     self.lv = Some(Unwanted {
                         text: self.out.split_off(start),
                         string: (0, false),
-                        keep: false,
+                        shape: Shape::Start,
                     });
                 }
             }
@@ -251,24 +337,30 @@ impl<'f> Reducer<'f> {
         self.depth = self.depth.saturating_sub(1);
         if self.depth == 2 {
             if let Some(lv) = self.lv.take() {
-                if lv.keep {
+                if lv.shape != Shape::Droppable {
                     self.out.extend_from_slice(&lv.text);
                 }
             }
         }
     }
 
-    /// A string inside an unwanted LV's section ended: a wanted id keeps the section.
+    /// A string inside an unwanted LV's section ended: if it is the section's id, the section
+    /// goes unless the id is wanted (or has an escape: the parser decides).
     fn string_read(&mut self) {
         let (Some(lv), Some(filter)) = (&mut self.lv, self.filter) else {
             return;
         };
-        if lv.keep || filter.ids.is_empty() {
+        if lv.shape != Shape::InId {
             return;
         }
         let (start, escaped) = lv.string;
         let content = &lv.text[start..lv.text.len() - 1];
-        lv.keep = escaped || std::str::from_utf8(content).map_or(true, |id| filter.wants_id(id));
+        let wanted = escaped || std::str::from_utf8(content).map_or(true, |id| filter.wants_id(id));
+        lv.shape = if wanted {
+            Shape::Kept
+        } else {
+            Shape::Droppable
+        };
     }
 }
 
@@ -818,6 +910,35 @@ VG_XenStorage-9a3c {
             SAMPLE[..SAMPLE.len() / 2].to_string(),
             SAMPLE.replace("segment_count = 0\n\t\t}", "segment_count = \"0\n\t\t}"),
         ];
+        // Another LV's section damaged where the parser still looks (up to its id): the whole
+        // text is refused, so the reduced one must be too (found by an adversary: LVM could
+        // not read such a VG, and a heal had proved a ghost on it).
+        let hidden = "\t\thidden_lv {\n\t\t\tid = \"HHHHHH-jZRq-DfaP-0000-1111-2222-333333\"\n";
+        let damaged = [
+            "\t\thidden_lv {\n",
+            "\t\thidden_lv {\n\t\t\tseg { id = \"HHHHHH-jZRq-DfaP-0000-1111-2222-333333\" }\n",
+            "\t\thidden_lv {\n\t\t\tid = 5\n",
+            "\t\thidden_lv {\n\t\t\tpe_start = 1.5\n\t\t\tid = \"HHHHHH-jZRq\"\n",
+            "\t\thidden_lv {\n\t\t\tstatus = VISIBLE\n\t\t\tid = \"HHHHHH-jZRq\"\n",
+            "\t\thidden_lv {\n\t\t\tgarbage words\n\t\t\tid = \"HHHHHH-jZRq\"\n",
+            "\t\thidden_lv {\n\t\t\tidx = \"HHHHHH-jZRq\"\n",
+            "\t\thidden_lv {\n\t\t\tid \"HHHHHH-jZRq\"\n",
+            "\t\thidden_lv {\n\t\t\tid = [\"HHHHHH-jZRq\"]\n",
+        ];
+        let mut texts = texts.to_vec();
+        for d in damaged {
+            let t = SAMPLE.replace(hidden, d);
+            assert_ne!(t, SAMPLE);
+            assert!(volume_group(&t).is_err(), "{d:?}");
+            texts.push(t);
+        }
+        // Still LVM's shape after a comment or on one line: dropped, and the answer the same.
+        for fine in [
+            "\t\thidden_lv { # a comment\n\t\t\tid=\"HHHHHH-jZRq-DfaP-0000-1111-2222-333333\"\n",
+            "\t\thidden_lv {\n\t\t\tid # a comment\n\t\t\t= \"HHHHHH-jZRq-DfaP-0000-1111-2222-333333\"\n",
+        ] {
+            texts.push(SAMPLE.replace(hidden, fine));
+        }
         let filters = [
             filter(&[], &[]),
             filter(&["hidden_lv"], &[]),
@@ -857,6 +978,34 @@ VG_XenStorage-9a3c {
             cut.contains("last_lv {") && !cut.contains("hidden_lv"),
             "{cut}"
         );
+        // LVM's shape with an id nobody asked for goes; the id after other keys stays.
+        assert!(
+            !cut.contains("VHD-0c1d2e3f") && cut.contains("escaped_id {"),
+            "{cut}"
+        );
+    }
+
+    /// Not UTF-8 anywhere, a dropped section included, is refused as the whole text was; a
+    /// character cut between two pieces is not.
+    #[test]
+    fn a_reduced_text_is_utf8_checked_whole() {
+        let f = filter(&["hidden_lv"], &[]);
+        let accented = SAMPLE.replace(
+            "creation_host = \"dom0\"",
+            "creation_host = \"d\u{f6}m\u{20ac}0\"",
+        );
+        assert_ne!(accented, SAMPLE);
+        for piece in 1..8 {
+            assert!(reduced(&accented, &f, piece).is_ok(), "{piece}");
+            let mut bytes = accented.clone().into_bytes();
+            let at = accented.rfind("d\u{f6}m").unwrap() + 1;
+            bytes[at] = 0xff; // inside the VHD LV's section, which is dropped
+            let mut r = Reducer::new(Some(&f));
+            for p in bytes.chunks(piece) {
+                r.feed(p);
+            }
+            assert!(r.finish().is_err(), "{piece}");
+        }
     }
 
     #[test]
@@ -870,15 +1019,14 @@ VG_XenStorage-9a3c {
         let text = SAMPLE.replace("\t\thidden_lv {", &format!("{lvs}\t\thidden_lv {{"));
         let f = filter(&["VHD-00001234"], &["ID0042jZRqDfaP000011112222333333"]);
         let cut = reduced(&text, &f, 65536).unwrap();
-        // SAMPLE's first LV stays too (a string with an escape: the parser decides), and the
-        // blanks between the LVs dropped.
+        // What stays besides: the blanks between the LVs dropped.
         assert!(
             cut.len() < text.len() / 20,
             "{} bytes kept of {}",
             cut.len(),
             text.len()
         );
-        assert_eq!(cut.matches("VHD-").count(), 3, "{cut}");
+        assert_eq!(cut.matches("VHD-").count(), 2, "{cut}");
         let vg = volume_group_with(&cut, Some(&f)).unwrap();
         let names: Vec<_> = vg.lvs.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["VHD-00000042", "VHD-00001234"]);
