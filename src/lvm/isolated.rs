@@ -75,8 +75,6 @@ impl IsolatedDevice {
         let started = Instant::now();
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a device path"))?;
-        // The list of descriptors the reader must close where close_range is missing.
-        let inherited = open_descriptors();
         let (req_r, req_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         // A pipe as large as a chunk: a chunk crosses in one write and one read instead of
@@ -88,7 +86,6 @@ impl IsolatedDevice {
             libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | direct,
             req_r.as_raw_fd(),
             rep_w.as_raw_fd(),
-            &inherited,
         )?;
         // SAFETY: the memory goes into the device right away, and from there only to the
         // queue of readers not yet reaped, which releases it once the reader is reaped.
@@ -395,16 +392,6 @@ fn reap_readers() {
     }
 }
 
-/// This process's open descriptors (from /proc/self/fd), for a kernel without close_range.
-fn open_descriptors() -> Vec<i32> {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +490,59 @@ mod tests {
         );
     }
 
+    /// The reader's descriptor table is its two pipe ends and nothing else, whether it closes
+    /// the rest with close_range or by walking /proc/self/fd (a 4.19 dom0): here with many of
+    /// ours open, an flock among them.
+    #[test]
+    fn the_reader_keeps_exactly_its_two_pipe_ends_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = nix::fcntl::Flock::lock(
+            File::create(dir.path().join("locked")).unwrap(),
+            nix::fcntl::FlockArg::LockExclusive,
+        )
+        .unwrap();
+        let many: Vec<File> = (0..300)
+            .map(|i| File::create(dir.path().join(format!("f{i}"))).unwrap())
+            .collect();
+        for walk in [false, true] {
+            let (req_r, req_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            // A FIFO nobody writes: its open blocks, so the reader stays to be looked at.
+            let fifo = dir.path().join(format!("dead-{walk}"));
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            let path = CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+            let memory =
+                ReaderMemory::new(&path, libc::O_RDONLY, req_r.as_raw_fd(), rep_w.as_raw_fd())
+                    .unwrap();
+            if walk {
+                memory.walk_fds();
+            }
+            let pid = unsafe { reader_process::start(&memory) }.unwrap();
+            let reader = Reader {
+                pid,
+                pidfd: pidfd_of(pid),
+                memory: Some(memory),
+            };
+            // It closes before it waits for its go byte, and says its pid after: once the pid
+            // is here, its table is final.
+            (&File::from(req_w)).write_all(&[1]).unwrap();
+            let mut said = [0u8; 8];
+            (&File::from(rep_r)).read_exact(&mut said).unwrap();
+            assert_eq!(i64::from_ne_bytes(said), pid as i64);
+            let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+                .collect();
+            fds.sort();
+            let mut pipes = vec![req_r.as_raw_fd(), rep_w.as_raw_fd()];
+            pipes.sort();
+            assert_eq!(fds, pipes, "walk {walk}");
+            reader.kill();
+            UNREAPED.lock().unwrap().push(reader);
+        }
+        drop((held, many));
+    }
+
     /// Whether `pid` is still in the process table (running, or a zombie nobody reaped).
     fn in_process_table(pid: libc::pid_t) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
@@ -585,14 +625,8 @@ mod tests {
         let (req_r, _req_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let (_rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let path = CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        let memory = ReaderMemory::new(
-            &path,
-            libc::O_RDONLY,
-            req_r.as_raw_fd(),
-            rep_w.as_raw_fd(),
-            &[],
-        )
-        .unwrap();
+        let memory =
+            ReaderMemory::new(&path, libc::O_RDONLY, req_r.as_raw_fd(), rep_w.as_raw_fd()).unwrap();
         let base = memory.base as usize;
         assert!(mapped_at(base));
         let pid = unsafe { reader_process::start(&memory) }.unwrap();

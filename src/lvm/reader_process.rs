@@ -42,6 +42,7 @@ mod nr {
     pub const WRITE: i64 = 1;
     pub const CLOSE: i64 = 3;
     pub const FSTAT: i64 = 5;
+    pub const GETDENTS64: i64 = 217;
     pub const PREAD64: i64 = 17;
     pub const CLONE: i64 = 56;
     pub const EXIT: i64 = 60;
@@ -83,10 +84,9 @@ struct Args {
     flags: i32,
     /// The device path, NUL-terminated.
     path: [u8; PATH_BYTES],
-    /// Descriptors open before the start (closed where close_range is missing): `fds_len` of
-    /// them at `fds`.
-    fds: *const i32,
-    fds_len: usize,
+    /// Close descriptors by walking /proc/self/fd even where close_range works (tests: the
+    /// walk is what a 4.19 dom0 runs).
+    walk_fds: bool,
     /// CHUNK bytes, page-aligned (O_DIRECT).
     buffer: *mut u8,
 }
@@ -108,19 +108,12 @@ unsafe impl Send for ReaderMemory {}
 
 impl ReaderMemory {
     /// A mapping with everything the reader of `path` needs, written in.
-    pub fn new(
-        path: &CStr,
-        flags: libc::c_int,
-        req_r: i32,
-        rep_w: i32,
-        inherited: &[i32],
-    ) -> io::Result<Self> {
+    pub fn new(path: &CStr, flags: libc::c_int, req_r: i32, rep_w: i32) -> io::Result<Self> {
         let path = path.to_bytes_with_nul();
         if path.len() > PATH_BYTES {
             return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
         }
-        let args_len =
-            (std::mem::size_of::<Args>() + std::mem::size_of_val(inherited)).div_ceil(PAGE) * PAGE;
+        let args_len = std::mem::size_of::<Args>().div_ceil(PAGE) * PAGE;
         let len = PAGE + STACK + args_len + CHUNK;
         // SAFETY: a new private anonymous mapping; nothing else refers to it.
         let base = unsafe {
@@ -151,24 +144,30 @@ impl ReaderMemory {
             unsafe { memory.release() };
             return Err(e);
         }
-        // SAFETY: args, then the descriptor list right after it, then the buffer: all inside
-        // the mapping (sized above), which nothing else uses yet.
+        // SAFETY: args, then the buffer: both inside the mapping (sized above), which nothing
+        // else uses yet.
         unsafe {
-            let fds = memory.args.add(1).cast::<i32>();
-            std::ptr::copy_nonoverlapping(inherited.as_ptr(), fds, inherited.len());
             let mut a = Args {
                 req_r,
                 rep_w,
                 flags,
                 path: [0; PATH_BYTES],
-                fds,
-                fds_len: inherited.len(),
+                walk_fds: false,
                 buffer: base.add(PAGE + STACK + args_len),
             };
             a.path[..path.len()].copy_from_slice(path);
             memory.args.write(a);
         }
         Ok(memory)
+    }
+
+    /// Make the reader close descriptors by walking /proc/self/fd, as where close_range is
+    /// missing.
+    #[cfg(test)]
+    pub(super) fn walk_fds(&self) {
+        // SAFETY: the arguments `new` wrote; no reader runs on them yet (tests call this
+        // before `start`).
+        unsafe { (*self.args).walk_fds = true };
     }
 
     /// Unmap it.
@@ -306,11 +305,13 @@ unsafe fn take(fd: i32, p: *mut u8, len: usize) -> bool {
     unsafe { transfer(nr::READ, fd, p, len) }
 }
 
-/// Close every descriptor but `keep` (in the reader's own table): close_range (Linux 5.9+)
-/// around them, else the list made before the start.
+/// Close every descriptor but `keep` (in the reader's own table, copied at the clone):
+/// close_range (Linux 5.9+) around them, else each one /proc/self/fd lists (XenServer 8's
+/// 4.19), which is exactly the table this reader holds, whatever other threads of the caller
+/// opened until the clone.
 ///
 /// # Safety
-/// In the reader only, with `a` its arguments.
+/// In the reader only, with `a` its arguments, before its buffer is used for reads.
 unsafe fn close_all_but(a: &Args, keep: [i32; 2]) {
     let (lo, hi) = (keep[0].min(keep[1]) as u32, keep[0].max(keep[1]) as u32);
     let ranges = [
@@ -318,27 +319,79 @@ unsafe fn close_all_but(a: &Args, keep: [i32; 2]) {
         (lo.wrapping_add(1), hi.wrapping_sub(1)),
         (hi.wrapping_add(1), u32::MAX),
     ];
-    let mut supported = true;
+    let mut supported = !a.walk_fds;
     for (first, last) in ranges {
-        if first > last || (first == 0 && lo == 0) {
+        if !supported || first > last || (first == 0 && lo == 0) {
             continue;
         }
         // SAFETY: close_range takes numbers only.
         if unsafe { syscall(nr::CLOSE_RANGE, [first as i64, last as i64, 0, 0]) } != 0 {
             supported = false;
-            break;
         }
     }
     if !supported {
-        for i in 0..a.fds_len {
-            // SAFETY: the list `ReaderMemory::new` wrote, fds_len long.
-            let fd = unsafe { *a.fds.add(i) };
-            if fd != keep[0] && fd != keep[1] {
-                // SAFETY: close takes a number only.
-                unsafe { syscall(nr::CLOSE, [fd as i64, 0, 0, 0]) };
+        // SAFETY: in the reader, its buffer free.
+        unsafe { close_listed_but(a, keep) };
+    }
+}
+
+/// Close every descriptor /proc/self/fd lists but `keep` (and the directory's own).
+///
+/// # Safety
+/// In the reader only; uses its buffer.
+unsafe fn close_listed_but(a: &Args, keep: [i32; 2]) {
+    let dir_path = b"/proc/self/fd\0";
+    let flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as i64;
+    // SAFETY: a NUL-terminated path in this binary's read-only data.
+    let dir = unsafe {
+        syscall(
+            nr::OPENAT,
+            [libc::AT_FDCWD as i64, dir_path.as_ptr() as i64, flags, 0],
+        )
+    };
+    if dir < 0 {
+        return;
+    }
+    loop {
+        // SAFETY: at most CHUNK bytes of directory entries into the buffer of our mapping.
+        let n = unsafe { syscall(nr::GETDENTS64, [dir, a.buffer as i64, CHUNK as i64, 0]) };
+        if n <= 0 {
+            break;
+        }
+        let mut at = 0usize;
+        while at < n as usize {
+            // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, then the name
+            // (NUL-terminated inside reclen). procfs names descriptors in decimal.
+            // SAFETY: entries the kernel wrote, each inside the n bytes read.
+            let entry = unsafe { a.buffer.add(at) };
+            let reclen = unsafe { std::ptr::read_unaligned(entry.add(16).cast::<u16>()) } as usize;
+            if reclen == 0 {
+                break;
             }
+            let mut fd: i64 = 0;
+            let mut digits = 0usize;
+            loop {
+                // SAFETY: inside the entry, whose name ends in a NUL.
+                let c = unsafe { *entry.add(19 + digits) };
+                if c == 0 {
+                    break;
+                }
+                if !c.is_ascii_digit() || digits == 9 {
+                    digits = 0; // ".", "..", or nothing a descriptor is called
+                    break;
+                }
+                fd = fd.wrapping_mul(10).wrapping_add((c - b'0') as i64);
+                digits = digits.wrapping_add(1);
+            }
+            if digits > 0 && fd != dir && fd != keep[0] as i64 && fd != keep[1] as i64 {
+                // SAFETY: close takes a number only.
+                unsafe { syscall(nr::CLOSE, [fd, 0, 0, 0]) };
+            }
+            at = at.wrapping_add(reclen);
         }
     }
+    // SAFETY: close takes a number only.
+    unsafe { syscall(nr::CLOSE, [dir, 0, 0, 0]) };
 }
 
 /// Send `[rc][mode][rdev]`, the answer to the open.
