@@ -164,13 +164,6 @@ impl IsolatedDevice {
         Ok(())
     }
 
-    /// One aligned read of `out.len()` bytes (at most CHUNK) at `offset`, into `out`.
-    fn read_chunk(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let started = Instant::now();
-        self.request(offset, out.len(), started)?;
-        self.read_reply_into(out, started)
-    }
-
     /// Ask for an aligned read of `len` bytes (at most CHUNK) at `offset`; Ok once the reader
     /// said it read all of them, which follow on the reply pipe.
     fn request(&self, offset: u64, len: usize, started: Instant) -> io::Result<()> {
@@ -204,41 +197,11 @@ impl IsolatedDevice {
 /// metadata area is megabytes of which a heal keeps a few hundred bytes.
 const PIECE: usize = 64 << 10;
 
-/// Ask the kernel to back `buf` with memory now, in one call, instead of one page fault per
-/// page as it is first written (a metadata area is megabytes; some kernels — user-mode Linux —
-/// make every fault costly). Advice only: a kernel without MADV_POPULATE_WRITE (Linux < 5.14)
-/// says EINVAL and the pages come by faults as usual.
-fn populate(buf: &mut [u8]) {
-    const MADV_POPULATE_WRITE: libc::c_int = 23;
-    let page = 4096usize;
-    let start = (buf.as_mut_ptr() as usize).div_ceil(page) * page;
-    let end = (buf.as_mut_ptr() as usize + buf.len()) / page * page;
-    if end > start {
-        // SAFETY: madvise on whole pages inside `buf`, which this function borrows mutably;
-        // MADV_POPULATE_WRITE only pre-faults those pages, it changes no byte of them.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, MADV_POPULATE_WRITE);
-        }
-    }
-}
-
 impl ReadAt for IsolatedDevice {
+    /// Labels and headers (a sector or so); the metadata text itself is streamed.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let a = ALIGN as u64;
-        let first = offset / a * a;
-        let end = (offset + len as u64).div_ceil(a) * a;
-        // One buffer, filled in place chunk by chunk (a metadata area is megabytes).
-        let mut data = vec![0u8; (end - first) as usize];
-        populate(&mut data);
-        let mut at = 0usize;
-        while at < data.len() {
-            let n = (data.len() - at).min(CHUNK);
-            self.read_chunk(first + at as u64, &mut data[at..at + n])?;
-            at += n;
-        }
-        let from = (offset - first) as usize;
-        data.truncate(from + len);
-        data.drain(..from);
+        let mut data = Vec::with_capacity(len);
+        self.read_each(offset, len, &mut |piece| data.extend_from_slice(piece))?;
         Ok(data)
     }
 
@@ -433,7 +396,7 @@ mod tests {
     }
 
     #[test]
-    fn streamed_reads_hand_over_exactly_the_bytes_read_at_gives() {
+    fn streamed_reads_hand_over_exactly_the_bytes_asked_for_in_bounded_pieces() {
         let data: Vec<u8> = (0..CHUNK * 2 + 3 * ALIGN)
             .map(|i| (i * 7 % 251) as u8)
             .collect();
@@ -452,7 +415,6 @@ mod tests {
             dev.read_each(offset, len, &mut |p| pieces.push(p.to_vec()))
                 .unwrap();
             assert!(pieces.iter().all(|p| !p.is_empty() && p.len() <= PIECE));
-            assert_eq!(pieces.concat(), dev.read_at(offset, len).unwrap());
             let o = offset as usize;
             assert_eq!(pieces.concat(), data[o..o + len], "{offset} {len}");
         }
